@@ -1,0 +1,29 @@
+//! `acqswitch` command line: thin layer over the library (parse args, start tracing, run).
+#![forbid(unsafe_code)]
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+use acqswitch::cli;
+
+#[derive(Parser)]
+#[command(name = "acqswitch", version, about = "Acquirer-facing payment message switch")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// ISO 8583 codec: decode and encode messages with a dialect file.
+    #[command(subcommand)]
+    Iso(cli::iso::IsoCommand),
+}
+
+fn main() -> ExitCode {
+    cli::init_tracing();
+    let args = Cli::parse();
+    match args.command {
+        Command::Iso(cmd) => cli::iso::run(cmd),
+    }
+}
