@@ -335,9 +335,9 @@ pub fn decode<'a>(spec: &Spec, input: &'a [u8]) -> Result<Message<'a>, DecodeErr
     if bitmap.get(1) {
         let before = rest;
         let (r, secondary) = word(rest).map_err(|e| at(&unwrap(e), Location::Bitmap(2)))?;
-        // An empty secondary bitmap would not re-encode to the same bytes.
-        let empty = secondary == 0 || (spec.tertiary && secondary == 1 << 63);
-        if empty {
+        // An empty secondary bitmap would not re-encode to the same bytes
+        // (one holding only bit 65 is checked through its tertiary bitmap).
+        if secondary == 0 {
             return Err(at(
                 &Fail::new(before, DecodeErrorKind::BadBitmap),
                 Location::Bitmap(2),
