@@ -11,7 +11,13 @@ fn dialects() -> Vec<Spec> {
         .iter()
         .map(|n| Spec::builtin(n).unwrap())
         .collect();
-    v.push(Spec::from_file(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/dialects/everything.toml")).unwrap());
+    v.push(
+        Spec::from_file(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/dialects/everything.toml"
+        ))
+        .unwrap(),
+    );
     v
 }
 
@@ -72,24 +78,52 @@ fn everything_dialect_vector() {
     spec.set_text(&mut m, 54, "123").unwrap();
     spec.set_text(&mut m, 100, "12345").unwrap();
     spec.set_text(&mut m, 130, "AB12").unwrap();
-    spec.set_subfields(&mut m, 48, &[("channel", SubValue::Text("EC")), ("eci", SubValue::Text("05"))]).unwrap();
+    spec.set_subfields(
+        &mut m,
+        48,
+        &[
+            ("channel", SubValue::Text("EC")),
+            ("eci", SubValue::Text("05")),
+        ],
+    )
+    .unwrap();
     spec.set_subfields(
         &mut m,
         126,
-        &[("9", SubValue::Text("00112233445566778899AABBCCDDEEFF00112233")), ("20", SubValue::Text("hi"))],
+        &[
+            (
+                "9",
+                SubValue::Text("00112233445566778899AABBCCDDEEFF00112233"),
+            ),
+            ("20", SubValue::Text("hi")),
+        ],
     )
     .unwrap();
-    spec.set_subfields(&mut m, 62, &[("0001", SubValue::Text("ABC")), ("0002", SubValue::Text("FF"))]).unwrap();
+    spec.set_subfields(
+        &mut m,
+        62,
+        &[
+            ("0001", SubValue::Text("ABC")),
+            ("0002", SubValue::Text("FF")),
+        ],
+    )
+    .unwrap();
     let wire = spec.encode_to_bytes(&m).unwrap();
     assert_eq!(&wire[..5], b"ISO01");
     assert_eq!(&wire[5..9], [0xF0, 0xF1, 0xF0, 0xF0]);
     let d = spec.decode(&wire).unwrap();
     assert_eq!(d, m);
     let bm = d.bitmap(true);
-    assert!(bm.get(1) && bm.get(65), "secondary and tertiary bitmaps present");
+    assert!(
+        bm.get(1) && bm.get(65),
+        "secondary and tertiary bitmaps present"
+    );
     assert_eq!(spec.text(&d, 35).unwrap(), "4895370012003478D2812");
     assert_eq!(spec.subfield_text(&d, 48, "eci").unwrap(), "05");
-    assert_eq!(spec.subfield_text(&d, 126, "9").unwrap(), "00112233445566778899AABBCCDDEEFF00112233");
+    assert_eq!(
+        spec.subfield_text(&d, 126, "9").unwrap(),
+        "00112233445566778899AABBCCDDEEFF00112233"
+    );
     assert_eq!(spec.subfield_text(&d, 62, "0001").unwrap(), "ABC");
     // Masked display hides the CAVV and the track, shows PAN 6/4.
     let shown = spec.display(&d).to_string();
@@ -112,11 +146,11 @@ fn ebcdic_and_bcd_field_vectors() {
     assert_eq!(primary, hex::decode("6000000020000000").unwrap());
     let fields = &wire[17..];
     let expected = [
-        hex::decode("F1F4").unwrap(),                             // EBCDIC LL = 14
-        hex::decode("F1F2F3F4F5F6F7F8F9F0F1F2F3F4").unwrap(),     // EBCDIC digits
-        hex::decode("000000").unwrap(),                           // BCD n6
-        hex::decode("06").unwrap(),                               // binary LL = 6 nibbles
-        hex::decode("1234D5").unwrap(),                           // BCD z, even length
+        hex::decode("F1F4").unwrap(),                         // EBCDIC LL = 14
+        hex::decode("F1F2F3F4F5F6F7F8F9F0F1F2F3F4").unwrap(), // EBCDIC digits
+        hex::decode("000000").unwrap(),                       // BCD n6
+        hex::decode("06").unwrap(),                           // binary LL = 6 nibbles
+        hex::decode("1234D5").unwrap(),                       // BCD z, even length
     ]
     .concat();
     assert_eq!(fields, &expected[..]);
@@ -132,7 +166,10 @@ fn sub_field_errors_name_the_sub_field() {
     let wire = spec.encode_to_bytes(&m).unwrap();
     let e = spec.decode(&wire).unwrap_err();
     assert_eq!(e.location, Location::Subfield { field: 48, sub: 2 });
-    assert!(matches!(e.kind, DecodeErrorKind::BadChar { byte: b'X', .. }));
+    assert!(matches!(
+        e.kind,
+        DecodeErrorKind::BadChar { byte: b'X', .. }
+    ));
     assert_eq!(e.offset, wire.len() - 1);
 }
 
@@ -140,8 +177,13 @@ fn sub_field_errors_name_the_sub_field() {
 fn lengths_over_maximum_are_refused_on_set() {
     let spec = Spec::builtin("cb2a").unwrap();
     let mut m = Message::new(Mti::AUTHORIZATION_REQUEST);
-    let e = spec.set_text(&mut m, 2, "12345678901234567890").unwrap_err();
-    assert_eq!(e.to_string(), "field 2: length 20 not allowed (fixed false, maximum 19)");
+    let e = spec
+        .set_text(&mut m, 2, "12345678901234567890")
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "field 2: length 20 not allowed (fixed false, maximum 19)"
+    );
     assert!(spec.set_text(&mut m, 1, "00").is_err());
     assert!(spec.set_text(&mut m, 5, "00").is_err());
 }

@@ -232,9 +232,11 @@ pub(crate) fn validate<'a>(subs: &Subfields, data: &'a [u8]) -> Result<(), Fail<
             let mut rest = data;
             while !rest.is_empty() {
                 let (r, e) = tlv_entry(layout)(rest).map_err(into_fail)?;
-                if let Some((_, ts)) = layout.tags.iter().find(|(t, _)| t.as_slice() == e.tag) {
+                let number = tag_number(e.tag);
+                if let Some(i) = layout.tag_numbers.iter().position(|t| *t == number) {
+                    let ts = &layout.tags[i].1;
                     check_tag_value(ts, e.value).map_err(|mut f| {
-                        f.sub = Some(tag_number(e.tag));
+                        f.sub = Some(number);
                         f
                     })?;
                 }
