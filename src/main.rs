@@ -22,6 +22,8 @@ enum Command {
     /// ISO 8583 codec: decode and encode messages with a dialect file.
     #[command(subcommand)]
     Iso(cli::iso::IsoCommand),
+    /// Self-contained demonstration on an embedded default (no setup).
+    Demo,
 }
 
 fn main() -> ExitCode {
@@ -29,5 +31,6 @@ fn main() -> ExitCode {
     let args = Cli::parse();
     match args.command {
         Command::Iso(cmd) => cli::iso::run(cmd),
+        Command::Demo => cli::demo::run(),
     }
 }

@@ -1,6 +1,7 @@
 //! Command-line front ends, one module per subcommand. Each exposes a clap
 //! `Args`/`Subcommand` type and a `run` function returning an exit code.
 
+pub mod demo;
 pub mod iso;
 
 /// Logs go to stderr so stdout stays machine-readable (JSON, bytes).
