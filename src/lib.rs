@@ -6,4 +6,6 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod iso8583;

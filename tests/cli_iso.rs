@@ -19,12 +19,22 @@ const DOC: &str = r#"{"t":"0100","2":"4895370012003478","4":"000000001000","11":
 
 #[test]
 fn encode_then_decode_masked_and_revealed() {
-    let enc = run(&["iso", "encode", "--spec", "cb2a", "--hex"], DOC.as_bytes());
-    assert!(enc.status.success(), "{}", String::from_utf8_lossy(&enc.stderr));
+    let enc = run(
+        &["iso", "encode", "--spec", "cb2a", "--hex"],
+        DOC.as_bytes(),
+    );
+    assert!(
+        enc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&enc.stderr)
+    );
     let hex = String::from_utf8(enc.stdout).unwrap();
     assert!(hex.starts_with("0100"), "{hex}");
 
-    let dec = run(&["iso", "decode", "--spec", "cb2a", "--hex"], hex.as_bytes());
+    let dec = run(
+        &["iso", "decode", "--spec", "cb2a", "--hex"],
+        hex.as_bytes(),
+    );
     assert!(dec.status.success());
     let doc: serde_json::Value = serde_json::from_slice(&dec.stdout).unwrap();
     assert_eq!(doc["t"], "0100");
@@ -34,7 +44,10 @@ fn encode_then_decode_masked_and_revealed() {
     let text = String::from_utf8_lossy(&dec.stdout);
     assert!(!text.contains("4895370012003478") && !text.contains("00112233445566778899"));
 
-    let rev = run(&["iso", "decode", "--spec", "cb2a", "--hex", "--reveal"], hex.as_bytes());
+    let rev = run(
+        &["iso", "decode", "--spec", "cb2a", "--hex", "--reveal"],
+        hex.as_bytes(),
+    );
     let doc: serde_json::Value = serde_json::from_slice(&rev.stdout).unwrap();
     assert_eq!(doc["2"], "4895370012003478");
     assert_eq!(doc["47"]["02"], "00112233445566778899AABBCCDDEEFF00112233");
@@ -43,7 +56,10 @@ fn encode_then_decode_masked_and_revealed() {
     let raw = run(&["iso", "encode", "--spec", "cb2a"], DOC.as_bytes());
     assert_eq!(hex::encode_upper(&raw.stdout), hex.trim());
     let dec_raw = run(&["iso", "decode", "--spec", "cb2a"], &raw.stdout);
-    assert_eq!(serde_json::from_slice::<serde_json::Value>(&dec_raw.stdout).unwrap()["11"], "000123");
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&dec_raw.stdout).unwrap()["11"],
+        "000123"
+    );
 }
 
 #[test]
@@ -54,12 +70,21 @@ fn bad_input_names_field_and_offset_and_prints_nothing() {
     assert!(!out.status.success());
     assert!(out.stdout.is_empty());
     let err = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(err.trim(), "error: field 2 at byte 20: length 25 over maximum 19");
+    assert_eq!(
+        err.trim(),
+        "error: field 2 at byte 20: length 25 over maximum 19"
+    );
 
-    let out = run(&["iso", "encode", "--spec", "cb2a"], br#"{"t":"0100","2":"48953700120034781234567"}"#);
+    let out = run(
+        &["iso", "encode", "--spec", "cb2a"],
+        br#"{"t":"0100","2":"48953700120034781234567"}"#,
+    );
     assert!(!out.status.success() && out.stdout.is_empty());
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("field 2") && !err.contains("4895370012003478"), "{err}");
+    assert!(
+        err.contains("field 2") && !err.contains("4895370012003478"),
+        "{err}"
+    );
 
     let out = run(&["iso", "decode", "--spec", "cb2a", "--hex"], b"01ZZ");
     assert!(!out.status.success() && out.stdout.is_empty());
@@ -72,8 +97,14 @@ fn bad_input_names_field_and_offset_and_prints_nothing() {
 #[test]
 fn decode_output_matches_pyiso8583_document_shape() {
     let doc = r#"{"t":"0800","7":"1123174500","11":"000001","70":"301"}"#;
-    let enc = run(&["iso", "encode", "--spec", "iso87binary", "--hex"], doc.as_bytes());
-    let dec = run(&["iso", "decode", "--spec", "iso87binary", "--hex"], &enc.stdout);
+    let enc = run(
+        &["iso", "encode", "--spec", "iso87binary", "--hex"],
+        doc.as_bytes(),
+    );
+    let dec = run(
+        &["iso", "decode", "--spec", "iso87binary", "--hex"],
+        &enc.stdout,
+    );
     let v: serde_json::Value = serde_json::from_slice(&dec.stdout).unwrap();
     assert_eq!(v["t"], "0800");
     assert_eq!(v["p"], "8220000000000000");

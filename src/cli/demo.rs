@@ -33,12 +33,27 @@ fn demo() -> Result<String, String> {
     let w = |out: &mut String, s: String| {
         let _ = writeln!(out, "{s}");
     };
-    w(&mut out, format!("dialect: {} ({})", spec.name, spec.description));
-    w(&mut out, "sample: Google Pay CRYPTOGRAM_3DS e-commerce authorization request".into());
+    w(
+        &mut out,
+        format!("dialect: {} ({})", spec.name, spec.description),
+    );
+    w(
+        &mut out,
+        "sample: Google Pay CRYPTOGRAM_3DS e-commerce authorization request".into(),
+    );
     w(&mut out, format!("masked: {}", spec.display(&decoded)));
-    w(&mut out, format!("wire ({} bytes): {}", wire.len(), masked_hex_note()));
+    w(
+        &mut out,
+        format!("wire ({} bytes): {}", wire.len(), masked_hex_note()),
+    );
     let doc = json::to_document(&spec, &decoded, false);
-    w(&mut out, format!("json: {}", serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?));
+    w(
+        &mut out,
+        format!(
+            "json: {}",
+            serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?
+        ),
+    );
     w(&mut out, "round trip: decode(encode(m)) == m".into());
     Ok(out)
 }
