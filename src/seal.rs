@@ -1,0 +1,1 @@
+//! Sips-style seal (in progress).
