@@ -18,6 +18,12 @@ enum Command {
     /// ISO 8583 codec: decode and encode messages with a dialect file.
     #[command(subcommand)]
     Iso(cli::iso::IsoCommand),
+    /// Google Pay tokens: decrypt, and make test tokens.
+    #[command(subcommand)]
+    Gpay(cli::gpay::GpayCommand),
+    /// Sips-style seal of JSON messages.
+    #[command(subcommand)]
+    Seal(cli::seal::SealCommand),
 }
 
 fn main() -> ExitCode {
@@ -25,5 +31,7 @@ fn main() -> ExitCode {
     let args = Cli::parse();
     match args.command {
         Command::Iso(cmd) => cli::iso::run(cmd),
+        Command::Gpay(cmd) => cli::gpay::run(cmd),
+        Command::Seal(cmd) => cli::seal::run(cmd),
     }
 }

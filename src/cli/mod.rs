@@ -1,7 +1,9 @@
 //! Command-line front ends, one module per subcommand. Each exposes a clap
 //! `Args`/`Subcommand` type and a `run` function returning an exit code.
 
+pub mod gpay;
 pub mod iso;
+pub mod seal;
 
 /// Logs go to stderr so stdout stays machine-readable (JSON, bytes).
 pub fn init_tracing() {

@@ -180,6 +180,13 @@ impl MerchantPrivateKey {
         Ok(Zeroizing::new(B64_PAD.encode(der.as_bytes())))
     }
 
+    /// PEM `PRIVATE KEY` (PKCS#8).
+    pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>, KeyError> {
+        self.secret
+            .to_pkcs8_pem(p256::pkcs8::LineEnding::LF)
+            .map_err(|_| KeyError::PrivateKey("cannot encode"))
+    }
+
     /// The matching public key (what the merchant registers with Google).
     pub fn public_key(&self) -> PublicKey {
         self.secret.public_key()
@@ -239,10 +246,7 @@ mod tests {
         let key = MerchantPrivateKey::parse(b64).unwrap();
         assert_eq!(format!("{key:?}"), "MerchantPrivateKey(****)");
         assert_eq!(key.to_pkcs8_base64().unwrap().as_str(), b64);
-        let pem = key
-            .secret()
-            .to_pkcs8_pem(p256::pkcs8::LineEnding::LF)
-            .unwrap();
+        let pem = key.to_pkcs8_pem().unwrap();
         let again = MerchantPrivateKey::parse(&pem).unwrap();
         assert_eq!(again.public_key(), key.public_key());
     }
