@@ -24,6 +24,12 @@ enum Command {
     Iso(cli::iso::IsoCommand),
     /// Self-contained demonstration on an embedded default (no setup).
     Demo,
+    /// Google Pay tokens: decrypt, and make test tokens.
+    #[command(subcommand)]
+    Gpay(cli::gpay::GpayCommand),
+    /// Sips-style seal of JSON messages.
+    #[command(subcommand)]
+    Seal(cli::seal::SealCommand),
 }
 
 fn main() -> ExitCode {
@@ -32,5 +38,7 @@ fn main() -> ExitCode {
     match args.command {
         Command::Iso(cmd) => cli::iso::run(cmd),
         Command::Demo => cli::demo::run(),
+        Command::Gpay(cmd) => cli::gpay::run(cmd),
+        Command::Seal(cmd) => cli::seal::run(cmd),
     }
 }

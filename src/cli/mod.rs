@@ -2,7 +2,9 @@
 //! `Args`/`Subcommand` type and a `run` function returning an exit code.
 
 pub mod demo;
+pub mod gpay;
 pub mod iso;
+pub mod seal;
 
 /// Logs go to stderr so stdout stays machine-readable (JSON, bytes).
 pub fn init_tracing() {
