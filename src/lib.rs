@@ -2,8 +2,10 @@
 //!
 //! # Layout
 //! - [`iso8583`]: ISO 8583 engine driven by dialect files (pure bytes <-> types, no I/O).
+//! - [`net`]: framing, acquirer links (request/response matching), connection pools.
 //! - [`cli`]: command-line front ends.
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod iso8583;
+pub mod net;
