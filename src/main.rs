@@ -7,7 +7,11 @@ use std::process::ExitCode;
 use acqswitch::cli;
 
 #[derive(Parser)]
-#[command(name = "acqswitch", version, about = "Acquirer-facing payment message switch")]
+#[command(
+    name = "acqswitch",
+    version,
+    about = "Acquirer-facing payment message switch"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

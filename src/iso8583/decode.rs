@@ -1,0 +1,388 @@
+//! Zero-copy decoder: small `nom` parsers, each named after what it parses,
+//! over a complete message (framing has already cut the frame).
+//!
+//! ```text
+//!  [header] MTI  primary-bitmap [secondary] [tertiary]  field field ...
+//!                                                        |
+//!                              [length prefix] data -----+
+//! ```
+//! Every field's length is checked against the dialect's maximum before its
+//! bytes are taken, so no input can make the decoder allocate more than one
+//! `Vec` of field slots per message.
+
+use nom::number::complete::{be_u16, be_u64, be_u8};
+use nom::IResult;
+
+use super::bitmap::Bitmap;
+use super::encoding::{bcd_filler, ebcdic_to_ascii, hex_value, Class, DataEncoding};
+use super::error::{DecodeError, DecodeErrorKind, Location};
+use super::field::{Field, Message};
+use super::mti::Mti;
+use super::spec::{BitmapEncoding, FieldSpec, LengthType, MtiEncoding, PrefixEncoding, Spec};
+use super::subfield;
+
+/// A parse failure: the input remaining where it went wrong, and what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Fail<'a> {
+    pub at: &'a [u8],
+    pub kind: DecodeErrorKind,
+    /// Set when a sub-field failed: its tag or position.
+    pub sub: Option<u32>,
+}
+
+impl<'a> Fail<'a> {
+    pub(crate) fn new(at: &'a [u8], kind: DecodeErrorKind) -> Fail<'a> {
+        Fail {
+            at,
+            kind,
+            sub: None,
+        }
+    }
+}
+
+impl<'a> nom::error::ParseError<&'a [u8]> for Fail<'a> {
+    fn from_error_kind(input: &'a [u8], _kind: nom::error::ErrorKind) -> Self {
+        // nom's own parsers here (be_u8, be_u16, be_u64) fail only on short input.
+        Fail::new(input, DecodeErrorKind::Truncated { needed: 1 })
+    }
+
+    fn append(_: &'a [u8], _: nom::error::ErrorKind, other: Self) -> Self {
+        other
+    }
+}
+
+pub(crate) type PResult<'a, T> = IResult<&'a [u8], T, Fail<'a>>;
+
+#[inline]
+pub(crate) fn fail<T>(at: &[u8], kind: DecodeErrorKind) -> PResult<'_, T> {
+    Err(nom::Err::Error(Fail::new(at, kind)))
+}
+
+/// Exactly `n` bytes, or `Truncated` saying how many are missing.
+#[inline]
+pub(crate) fn take_bytes(n: usize) -> impl Fn(&[u8]) -> PResult<'_, &[u8]> {
+    move |input: &[u8]| {
+        if input.len() >= n {
+            Ok((&input[n..], &input[..n]))
+        } else {
+            fail(
+                input,
+                DecodeErrorKind::Truncated {
+                    needed: n - input.len(),
+                },
+            )
+        }
+    }
+}
+
+/// Four MTI digits in the dialect's encoding.
+fn mti(encoding: MtiEncoding) -> impl Fn(&[u8]) -> PResult<'_, Mti> {
+    move |input: &[u8]| {
+        let mut d = [0u8; 4];
+        let rest = match encoding {
+            MtiEncoding::Ascii => {
+                let (rest, b) = take_bytes(4)(input)?;
+                d.copy_from_slice(b);
+                rest
+            }
+            MtiEncoding::Ebcdic => {
+                let (rest, b) = take_bytes(4)(input)?;
+                for (o, e) in d.iter_mut().zip(b) {
+                    *o = ebcdic_to_ascii(*e).unwrap_or(0);
+                }
+                rest
+            }
+            MtiEncoding::Bcd => {
+                let (rest, b) = take_bytes(2)(input)?;
+                d = [
+                    b'0' + (b[0] >> 4),
+                    b'0' + (b[0] & 0xF),
+                    b'0' + (b[1] >> 4),
+                    b'0' + (b[1] & 0xF),
+                ];
+                rest
+            }
+        };
+        if d.iter().all(u8::is_ascii_digit) {
+            Ok((rest, Mti::from_digits_unchecked(d)))
+        } else {
+            fail(input, DecodeErrorKind::BadMti)
+        }
+    }
+}
+
+/// One 64-bit bitmap word: 8 raw bytes or 16 uppercase hex characters.
+fn bitmap_word(encoding: BitmapEncoding) -> impl Fn(&[u8]) -> PResult<'_, u64> {
+    move |input: &[u8]| match encoding {
+        BitmapEncoding::Binary => be_u64::<&[u8], Fail>(input).or_else(|_| {
+            fail(
+                input,
+                DecodeErrorKind::Truncated {
+                    needed: 8 - input.len().min(8),
+                },
+            )
+        }),
+        BitmapEncoding::Hex => {
+            let (rest, b) = take_bytes(16)(input)?;
+            let mut w = 0u64;
+            for &c in b {
+                // Uppercase only: lowercase would not re-encode to the same bytes.
+                match hex_value(c) {
+                    Some(v) if !c.is_ascii_lowercase() => w = (w << 4) | u64::from(v),
+                    _ => return fail(input, DecodeErrorKind::BadBitmap),
+                }
+            }
+            Ok((rest, w))
+        }
+    }
+}
+
+/// Decimal digits of a length prefix in ASCII or EBCDIC.
+fn decimal_digits(digits: usize, ebcdic: bool) -> impl Fn(&[u8]) -> PResult<'_, usize> {
+    move |input: &[u8]| {
+        let (rest, b) = take_bytes(digits)(input)?;
+        let mut v = 0usize;
+        for &c in b {
+            let c = if ebcdic {
+                ebcdic_to_ascii(c).unwrap_or(0)
+            } else {
+                c
+            };
+            if !c.is_ascii_digit() {
+                return fail(input, DecodeErrorKind::BadLengthPrefix);
+            }
+            v = v * 10 + usize::from(c - b'0');
+        }
+        Ok((rest, v))
+    }
+}
+
+/// Packed-decimal length prefix of `bytes` bytes.
+fn bcd_length(bytes: usize) -> impl Fn(&[u8]) -> PResult<'_, usize> {
+    move |input: &[u8]| {
+        let (rest, b) = take_bytes(bytes)(input)?;
+        let mut v = 0usize;
+        for &byte in b {
+            let (hi, lo) = (byte >> 4, byte & 0xF);
+            if hi > 9 || lo > 9 {
+                return fail(input, DecodeErrorKind::BadLengthPrefix);
+            }
+            v = v * 100 + usize::from(hi) * 10 + usize::from(lo);
+        }
+        Ok((rest, v))
+    }
+}
+
+/// A field's length prefix, in the field's unit.
+fn length_prefix(spec: &FieldSpec) -> impl Fn(&[u8]) -> PResult<'_, usize> + '_ {
+    move |input: &[u8]| match spec.prefix {
+        PrefixEncoding::Ascii => decimal_digits(spec.length.digits(), false)(input),
+        PrefixEncoding::Ebcdic => decimal_digits(spec.length.digits(), true)(input),
+        PrefixEncoding::Bcd => bcd_length(spec.prefix_bytes)(input),
+        PrefixEncoding::Binary if spec.prefix_bytes == 1 => be_u8::<&[u8], Fail>(input)
+            .map(|(r, v)| (r, usize::from(v)))
+            .or_else(|_| fail(input, DecodeErrorKind::Truncated { needed: 1 })),
+        PrefixEncoding::Binary => be_u16::<&[u8], Fail>(input)
+            .map(|(r, v)| (r, usize::from(v)))
+            .or_else(|_| {
+                fail(
+                    input,
+                    DecodeErrorKind::Truncated {
+                        needed: 2 - input.len().min(2),
+                    },
+                )
+            }),
+    }
+}
+
+/// Checks a field's data against its class; the error points at the bad byte.
+pub(crate) fn check_content<'a>(
+    spec: &FieldSpec,
+    data: &'a [u8],
+    units: usize,
+) -> Result<(), Fail<'a>> {
+    match spec.encoding {
+        DataEncoding::Binary => Ok(()),
+        DataEncoding::Ascii => match spec.class.first_bad_char(data) {
+            None => Ok(()),
+            Some(i) => Err(Fail::new(
+                &data[i..],
+                DecodeErrorKind::BadChar {
+                    class: spec.class,
+                    byte: data[i],
+                },
+            )),
+        },
+        DataEncoding::Ebcdic => {
+            for (i, &e) in data.iter().enumerate() {
+                match ebcdic_to_ascii(e) {
+                    Some(c) if spec.class.allows_char(c) => {}
+                    _ => {
+                        return Err(Fail::new(
+                            &data[i..],
+                            DecodeErrorKind::BadChar {
+                                class: spec.class,
+                                byte: e,
+                            },
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        }
+        DataEncoding::Bcd => check_bcd(spec.class, spec, data, units),
+    }
+}
+
+fn check_bcd<'a>(
+    class: Class,
+    spec: &FieldSpec,
+    data: &'a [u8],
+    units: usize,
+) -> Result<(), Fail<'a>> {
+    let odd = units % 2 == 1;
+    let left_filler = odd && spec.pad == super::encoding::Pad::Left;
+    for (i, &b) in data.iter().enumerate() {
+        let (hi, lo) = (b >> 4, b & 0xF);
+        let hi_is_filler = left_filler && i == 0;
+        let lo_is_filler = odd && spec.pad == super::encoding::Pad::Right && i + 1 == data.len();
+        if (!hi_is_filler && !class.allows_nibble(hi))
+            || (!lo_is_filler && !class.allows_nibble(lo))
+        {
+            return Err(Fail::new(
+                &data[i..],
+                DecodeErrorKind::BadChar { class, byte: b },
+            ));
+        }
+    }
+    if let Some(f) = bcd_filler(data, units, spec.pad) {
+        if f != spec.filler {
+            let at = if spec.pad == super::encoding::Pad::Left {
+                data
+            } else {
+                &data[data.len() - 1..]
+            };
+            return Err(Fail::new(at, DecodeErrorKind::BadPadding { nibble: f }));
+        }
+    }
+    Ok(())
+}
+
+/// One field: length prefix (if variable), data, content check, and the
+/// sub-field structure if the field is a container.
+pub(crate) fn field_value<'s>(
+    spec: &'s FieldSpec,
+) -> impl for<'a> Fn(&'a [u8]) -> PResult<'a, Field<'a>> + 's {
+    move |input| {
+        let (rest, units) = if spec.length == LengthType::Fixed {
+            (input, spec.max)
+        } else {
+            let (rest, units) = length_prefix(spec)(input)?;
+            if units > spec.max {
+                return fail(
+                    input,
+                    DecodeErrorKind::LengthOverMax {
+                        len: units,
+                        max: spec.max,
+                    },
+                );
+            }
+            (rest, units)
+        };
+        let (rest, data) = take_bytes(spec.wire_len(units))(rest)?;
+        check_content(spec, data, units).map_err(nom::Err::Error)?;
+        if let Some(subs) = &spec.subfields {
+            subfield::validate(subs, data).map_err(nom::Err::Error)?;
+        }
+        // `units` fits u16: the dialect caps max at 9999.
+        Ok((rest, Field::borrowed(data, units as u16)))
+    }
+}
+
+/// Byte offset of `at` within `input` (`at` is always a sub-slice of it;
+/// anything else is clamped to the end).
+pub(crate) fn offset_in(input: &[u8], at: &[u8]) -> usize {
+    let start = input.as_ptr() as usize;
+    (at.as_ptr() as usize)
+        .checked_sub(start)
+        .map_or(input.len(), |o| o.min(input.len()))
+}
+
+/// Decodes one whole message; every byte must belong to it.
+pub fn decode<'a>(spec: &Spec, input: &'a [u8]) -> Result<Message<'a>, DecodeError> {
+    let at = |fail: &Fail<'_>, location: Location| DecodeError {
+        location: match (location, fail.sub) {
+            (Location::Field(field), Some(sub)) => Location::Subfield { field, sub },
+            (l, _) => l,
+        },
+        offset: offset_in(input, fail.at),
+        kind: fail.kind,
+    };
+    let unwrap = |e: nom::Err<Fail<'a>>| match e {
+        nom::Err::Error(f) | nom::Err::Failure(f) => f,
+        // Complete parsers never ask for more input.
+        nom::Err::Incomplete(_) => Fail::new(&[], DecodeErrorKind::Truncated { needed: 1 }),
+    };
+
+    let (rest, header) =
+        take_bytes(spec.header_len)(input).map_err(|e| at(&unwrap(e), Location::Header))?;
+    let (rest, mti) = mti(spec.mti)(rest).map_err(|e| at(&unwrap(e), Location::Mti))?;
+
+    let word = bitmap_word(spec.bitmap);
+    let mut bitmap = Bitmap::default();
+    let (mut rest, primary) = word(rest).map_err(|e| at(&unwrap(e), Location::Bitmap(1)))?;
+    bitmap.set_word(0, primary);
+    if bitmap.get(1) {
+        let before = rest;
+        let (r, secondary) = word(rest).map_err(|e| at(&unwrap(e), Location::Bitmap(2)))?;
+        // An empty secondary bitmap would not re-encode to the same bytes.
+        let empty = secondary == 0 || (spec.tertiary && secondary == 1 << 63);
+        if empty {
+            return Err(at(
+                &Fail::new(before, DecodeErrorKind::BadBitmap),
+                Location::Bitmap(2),
+            ));
+        }
+        bitmap.set_word(1, secondary);
+        rest = r;
+        if spec.tertiary && bitmap.get(65) {
+            let before = rest;
+            let (r, tertiary) = word(rest).map_err(|e| at(&unwrap(e), Location::Bitmap(3)))?;
+            if tertiary == 0 {
+                return Err(at(
+                    &Fail::new(before, DecodeErrorKind::BadBitmap),
+                    Location::Bitmap(3),
+                ));
+            }
+            bitmap.set_word(2, tertiary);
+            rest = r;
+        }
+    }
+
+    let count = (bitmap.word(0).count_ones()
+        + bitmap.word(1).count_ones()
+        + bitmap.word(2).count_ones()) as usize;
+    let mut msg = Message::with_capacity(header, mti, count);
+    for n in bitmap.iter() {
+        if n == 1 || (n == 65 && spec.tertiary) {
+            continue;
+        }
+        let Some(fs) = spec.field(n) else {
+            return Err(at(
+                &Fail::new(rest, DecodeErrorKind::FieldNotInDialect),
+                Location::Field(n),
+            ));
+        };
+        let (r, field) = field_value(fs)(rest).map_err(|e| at(&unwrap(e), Location::Field(n)))?;
+        msg.push_in_order(n, field);
+        rest = r;
+    }
+    if !rest.is_empty() {
+        let last = msg.fields().last().map_or(0, |(n, _)| n);
+        return Err(at(
+            &Fail::new(rest, DecodeErrorKind::TrailingBytes { count: rest.len() }),
+            Location::Field(last),
+        ));
+    }
+    Ok(msg)
+}

@@ -1,0 +1,217 @@
+//! Decoded messages. A [`Message`] borrows the frame it was decoded from:
+//! each [`Field`] is a slice of the frame holding the field's wire data
+//! (length prefix excluded). Logical values (digits of a BCD field, hex of a
+//! binary one) are produced on demand by [`super::Spec::text`]; owning the
+//! data is an explicit [`Message::into_owned`].
+
+use std::borrow::Cow;
+
+use super::bitmap::Bitmap;
+use super::mti::Mti;
+
+/// One data element as it is on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field<'a> {
+    raw: Cow<'a, [u8]>,
+    /// Length in the field's unit (nibbles for BCD), as the prefix said.
+    units: u16,
+}
+
+impl<'a> Field<'a> {
+    pub(crate) fn borrowed(raw: &'a [u8], units: u16) -> Field<'a> {
+        Field {
+            raw: Cow::Borrowed(raw),
+            units,
+        }
+    }
+
+    pub(crate) fn owned(raw: Vec<u8>, units: u16) -> Field<'static> {
+        Field {
+            raw: Cow::Owned(raw),
+            units,
+        }
+    }
+
+    /// The field's wire data, without its length prefix.
+    #[inline]
+    pub fn raw(&self) -> &[u8] {
+        &self.raw
+    }
+
+    /// Length in the field's unit (characters, nibbles or bytes).
+    #[inline]
+    pub fn units(&self) -> usize {
+        self.units as usize
+    }
+
+    /// Whether the data borrows the decoded frame.
+    pub fn is_borrowed(&self) -> bool {
+        matches!(self.raw, Cow::Borrowed(_))
+    }
+
+    pub fn into_owned(self) -> Field<'static> {
+        Field {
+            raw: Cow::Owned(self.raw.into_owned()),
+            units: self.units,
+        }
+    }
+}
+
+/// An ISO 8583 message: header, MTI and data elements in field order.
+///
+/// `Debug` never shows field data (it may hold card data): use
+/// [`super::Spec::display`] for a masked view.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Message<'a> {
+    header: Cow<'a, [u8]>,
+    mti: Mti,
+    /// Sorted by field number, no duplicates.
+    fields: Vec<(u16, Field<'a>)>,
+}
+
+impl<'a> Message<'a> {
+    /// An empty message with no header.
+    pub fn new(mti: Mti) -> Message<'static> {
+        Message {
+            header: Cow::Borrowed(&[]),
+            mti,
+            fields: Vec::new(),
+        }
+    }
+
+    pub(crate) fn with_capacity(header: &'a [u8], mti: Mti, n: usize) -> Message<'a> {
+        Message {
+            header: Cow::Borrowed(header),
+            mti,
+            fields: Vec::with_capacity(n),
+        }
+    }
+
+    /// Appends a field known to come after every present one (decoder).
+    #[inline]
+    pub(crate) fn push_in_order(&mut self, n: u16, f: Field<'a>) {
+        debug_assert!(self.fields.last().is_none_or(|(last, _)| *last < n));
+        self.fields.push((n, f));
+    }
+
+    pub fn mti(&self) -> Mti {
+        self.mti
+    }
+
+    pub fn set_mti(&mut self, mti: Mti) {
+        self.mti = mti;
+    }
+
+    /// The fixed header bytes (empty when the dialect has none).
+    pub fn header(&self) -> &[u8] {
+        &self.header
+    }
+
+    pub fn set_header(&mut self, header: Vec<u8>) {
+        self.header = Cow::Owned(header);
+    }
+
+    /// Data element `n`, if present.
+    #[inline]
+    pub fn field(&self, n: u16) -> Option<&Field<'a>> {
+        self.fields
+            .binary_search_by_key(&n, |(k, _)| *k)
+            .ok()
+            .map(|i| &self.fields[i].1)
+    }
+
+    pub fn has(&self, n: u16) -> bool {
+        self.field(n).is_some()
+    }
+
+    /// Puts a field's wire data in place (replacing any previous value).
+    /// Prefer [`super::Spec::set_text`], which validates against the dialect.
+    pub fn insert(&mut self, n: u16, f: Field<'a>) {
+        match self.fields.binary_search_by_key(&n, |(k, _)| *k) {
+            Ok(i) => self.fields[i].1 = f,
+            Err(i) => self.fields.insert(i, (n, f)),
+        }
+    }
+
+    pub fn remove(&mut self, n: u16) -> Option<Field<'a>> {
+        match self.fields.binary_search_by_key(&n, |(k, _)| *k) {
+            Ok(i) => Some(self.fields.remove(i).1),
+            Err(_) => None,
+        }
+    }
+
+    /// Present fields in ascending order.
+    pub fn fields(&self) -> impl Iterator<Item = (u16, &Field<'a>)> + '_ {
+        self.fields.iter().map(|(n, f)| (*n, f))
+    }
+
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// The bitmap this message encodes to (bits 1 and 65 included as needed).
+    pub fn bitmap(&self, tertiary: bool) -> Bitmap {
+        let mut b = Bitmap::default();
+        for (n, _) in &self.fields {
+            b.set(*n);
+        }
+        if b.word(2) != 0 && tertiary {
+            b.set(65);
+        }
+        if b.word(1) != 0 {
+            b.set(1);
+        }
+        b
+    }
+
+    /// Copies all borrowed data so the message outlives its frame.
+    pub fn into_owned(self) -> Message<'static> {
+        Message {
+            header: Cow::Owned(self.header.into_owned()),
+            mti: self.mti,
+            fields: self
+                .fields
+                .into_iter()
+                .map(|(n, f)| (n, f.into_owned()))
+                .collect(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Message<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let numbers: Vec<u16> = self.fields.iter().map(|(n, _)| *n).collect();
+        f.debug_struct("Message")
+            .field("mti", &self.mti)
+            .field("fields", &numbers)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_keeps_order_and_replaces() {
+        let mut m = Message::new(Mti::AUTHORIZATION_REQUEST);
+        m.insert(11, Field::owned(b"000001".to_vec(), 6));
+        m.insert(3, Field::owned(b"000000".to_vec(), 6));
+        m.insert(70, Field::owned(b"001".to_vec(), 3));
+        m.insert(11, Field::owned(b"000002".to_vec(), 6));
+        let order: Vec<u16> = m.fields().map(|(n, _)| n).collect();
+        assert_eq!(order, [3, 11, 70]);
+        assert_eq!(m.field(11).unwrap().raw(), b"000002");
+        let bm = m.bitmap(false);
+        assert!(bm.get(1) && bm.get(3) && bm.get(70) && !bm.get(65));
+        assert_eq!(m.remove(3).unwrap().raw(), b"000000");
+        assert!(!m.has(3));
+        // Debug shows field numbers, never data.
+        let dbg = format!("{m:?}");
+        assert!(dbg.contains("[11, 70]") && !dbg.contains("000002"), "{dbg}");
+    }
+}

@@ -1,0 +1,653 @@
+//! Sub-field containers: BER-TLV (DE 55), simple TLV (national/private
+//! data), fixed-position parts and bitmap-driven sub-fields (DE 126 style).
+//!
+//! The decoder only validates a container's structure (no allocation); the
+//! entries are walked on demand, borrowing the field's data. Unknown tags
+//! are kept: they are part of the field's bytes, which are never rebuilt.
+
+use bytes::BufMut;
+
+use super::decode::{fail, field_value, take_bytes, Fail, PResult};
+use super::encode::write_field;
+use super::error::{DecodeErrorKind, Location, ValueError};
+use super::field::Field;
+use super::spec::{FieldSpec, Subfields, TagSpec, TlvLayout, TlvPartEncoding};
+use super::value::encode_text;
+
+/// One BER-TLV data object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BerObject<'a> {
+    /// Tag bytes as a number (`0x9F26`).
+    pub tag: u32,
+    pub tag_bytes: &'a [u8],
+    /// Constructed objects hold further objects in `value`.
+    pub constructed: bool,
+    pub value: &'a [u8],
+}
+
+/// A BER-TLV tag: one byte, or more when the low five bits are all set;
+/// subsequent bytes continue while their top bit is set. At most 4 bytes.
+fn ber_tag(input: &[u8]) -> PResult<'_, (u32, &[u8], bool)> {
+    let (_, first) = take_bytes(1)(input)?;
+    let first = first[0];
+    let mut len = 1;
+    if first & 0x1F == 0x1F {
+        loop {
+            let (_, b) = take_bytes(len + 1)(input)?;
+            len += 1;
+            if b[len - 1] & 0x80 == 0 {
+                break;
+            }
+            if len == 4 {
+                return fail(input, DecodeErrorKind::BadTlv);
+            }
+        }
+    }
+    let (rest, bytes) = take_bytes(len)(input)?;
+    let tag = bytes.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b));
+    Ok((rest, (tag, bytes, first & 0x20 != 0)))
+}
+
+/// A BER length: short form (< 0x80) or long form 0x81..=0x83.
+fn ber_length(input: &[u8]) -> PResult<'_, usize> {
+    let (rest, b) = take_bytes(1)(input)?;
+    match b[0] {
+        n @ 0..=0x7F => Ok((rest, usize::from(n))),
+        0x81..=0x83 => {
+            let (rest, bytes) = take_bytes(usize::from(b[0] & 0x7F))(rest)?;
+            Ok((
+                rest,
+                bytes
+                    .iter()
+                    .fold(0usize, |acc, b| (acc << 8) | usize::from(*b)),
+            ))
+        }
+        _ => fail(input, DecodeErrorKind::BadTlv),
+    }
+}
+
+fn ber_object(input: &[u8]) -> PResult<'_, BerObject<'_>> {
+    let (rest, (tag, tag_bytes, constructed)) = ber_tag(input)?;
+    let (rest, len) = ber_length(rest)?;
+    let (rest, value) = take_bytes(len)(rest)?;
+    Ok((
+        rest,
+        BerObject {
+            tag,
+            tag_bytes,
+            constructed,
+            value,
+        },
+    ))
+}
+
+/// The objects of a BER-TLV sequence, in order. Stops at the first
+/// malformed object (validated data never has one).
+pub fn ber_objects(data: &[u8]) -> impl Iterator<Item = BerObject<'_>> {
+    let mut rest = data;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        match ber_object(rest) {
+            Ok((r, obj)) => {
+                rest = r;
+                Some(obj)
+            }
+            Err(_) => {
+                rest = &[];
+                None
+            }
+        }
+    })
+}
+
+fn validate_ber<'a>(
+    data: &'a [u8],
+    depth: u8,
+    max_depth: u8,
+    tags: &[(u32, TagSpec)],
+) -> Result<(), Fail<'a>> {
+    if depth > max_depth {
+        return Err(Fail::new(
+            data,
+            DecodeErrorKind::TlvTooDeep { max: max_depth },
+        ));
+    }
+    let mut rest = data;
+    while !rest.is_empty() {
+        let (r, obj) = ber_object(rest).map_err(into_fail)?;
+        let with_sub = |mut f: Fail<'a>| {
+            f.sub.get_or_insert(obj.tag);
+            f
+        };
+        if obj.constructed {
+            validate_ber(obj.value, depth + 1, max_depth, tags).map_err(with_sub)?;
+        } else if let Some((_, ts)) = tags.iter().find(|(t, _)| *t == obj.tag) {
+            check_tag_value(ts, obj.value).map_err(with_sub)?;
+        }
+        rest = r;
+    }
+    Ok(())
+}
+
+fn check_tag_value<'a>(ts: &TagSpec, value: &'a [u8]) -> Result<(), Fail<'a>> {
+    if value.len() > ts.max {
+        return Err(Fail::new(
+            value,
+            DecodeErrorKind::LengthOverMax {
+                len: value.len(),
+                max: ts.max,
+            },
+        ));
+    }
+    if ts.encoding != super::encoding::DataEncoding::Binary {
+        if let Some(i) = ts.class.first_bad_char(value) {
+            return Err(Fail::new(
+                &value[i..],
+                DecodeErrorKind::BadChar {
+                    class: ts.class,
+                    byte: value[i],
+                },
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn into_fail(e: nom::Err<Fail<'_>>) -> Fail<'_> {
+    match e {
+        nom::Err::Error(f) | nom::Err::Failure(f) => f,
+        nom::Err::Incomplete(_) => Fail::new(&[], DecodeErrorKind::Truncated { needed: 1 }),
+    }
+}
+
+/// One simple-TLV entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlvEntry<'a> {
+    pub tag: &'a [u8],
+    pub value: &'a [u8],
+}
+
+fn tlv_length(layout: &TlvLayout) -> impl Fn(&[u8]) -> PResult<'_, usize> + '_ {
+    move |input| {
+        let (rest, b) = take_bytes(layout.length_width)(input)?;
+        let mut v = 0usize;
+        for &c in b {
+            v = match layout.length_encoding {
+                TlvPartEncoding::Ascii if c.is_ascii_digit() => v * 10 + usize::from(c - b'0'),
+                TlvPartEncoding::Bcd if c >> 4 <= 9 && c & 0xF <= 9 => {
+                    v * 100 + usize::from(c >> 4) * 10 + usize::from(c & 0xF)
+                }
+                TlvPartEncoding::Binary => (v << 8) | usize::from(c),
+                _ => return fail(input, DecodeErrorKind::BadTlv),
+            };
+        }
+        Ok((rest, v))
+    }
+}
+
+fn tlv_entry(layout: &TlvLayout) -> impl Fn(&[u8]) -> PResult<'_, TlvEntry<'_>> + '_ {
+    move |input| {
+        let (rest, tag) = take_bytes(layout.tag_width)(input)?;
+        let (rest, len) = tlv_length(layout)(rest)?;
+        let (rest, value) = take_bytes(len)(rest)?;
+        Ok((rest, TlvEntry { tag, value }))
+    }
+}
+
+/// The entries of a simple-TLV container, in order.
+pub fn tlv_entries<'a>(
+    layout: &'a TlvLayout,
+    data: &'a [u8],
+) -> impl Iterator<Item = TlvEntry<'a>> + 'a {
+    let mut rest = data;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        match tlv_entry(layout)(rest) {
+            Ok((r, e)) => {
+                rest = r;
+                Some(e)
+            }
+            Err(_) => {
+                rest = &[];
+                None
+            }
+        }
+    })
+}
+
+/// Sub-field key of a tag for errors: its bytes as a big-endian number.
+fn tag_number(tag: &[u8]) -> u32 {
+    tag.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b))
+}
+
+/// Walks a container without allocating; the error points into `data`.
+pub(crate) fn validate<'a>(subs: &Subfields, data: &'a [u8]) -> Result<(), Fail<'a>> {
+    match subs {
+        Subfields::BerTlv { max_depth, tags } => validate_ber(data, 1, *max_depth, tags),
+        Subfields::Tlv(layout) => {
+            let mut rest = data;
+            while !rest.is_empty() {
+                let (r, e) = tlv_entry(layout)(rest).map_err(into_fail)?;
+                if let Some((_, ts)) = layout.tags.iter().find(|(t, _)| t.as_slice() == e.tag) {
+                    check_tag_value(ts, e.value).map_err(|mut f| {
+                        f.sub = Some(tag_number(e.tag));
+                        f
+                    })?;
+                }
+                rest = r;
+            }
+            Ok(())
+        }
+        Subfields::Fixed { parts } => {
+            let mut rest = data;
+            for (i, (_, spec)) in parts.iter().enumerate() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (r, _) = field_value(spec)(rest).map_err(|e| {
+                    let mut f = into_fail(e);
+                    f.sub = Some(i as u32 + 1);
+                    f
+                })?;
+                rest = r;
+            }
+            trailing(rest)
+        }
+        Subfields::Bitmap {
+            bitmap_bytes,
+            fields,
+        } => {
+            let (mut rest, bitmap) = take_bytes(*bitmap_bytes)(data).map_err(into_fail)?;
+            for n in set_bits(bitmap) {
+                let Some(spec) = fields.get(n).and_then(Option::as_ref) else {
+                    let mut f = Fail::new(rest, DecodeErrorKind::FieldNotInDialect);
+                    f.sub = Some(n as u32);
+                    return Err(f);
+                };
+                let (r, _) = field_value(spec)(rest).map_err(|e| {
+                    let mut f = into_fail(e);
+                    f.sub = Some(n as u32);
+                    f
+                })?;
+                rest = r;
+            }
+            trailing(rest)
+        }
+    }
+}
+
+fn trailing(rest: &[u8]) -> Result<(), Fail<'_>> {
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        Err(Fail::new(
+            rest,
+            DecodeErrorKind::TrailingBytes { count: rest.len() },
+        ))
+    }
+}
+
+/// Set bits of a big-endian bitmap, 1-based.
+fn set_bits(bitmap: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    (0..bitmap.len() * 8)
+        .filter(move |i| bitmap[i / 8] & (0x80 >> (i % 8)) != 0)
+        .map(|i| i + 1)
+}
+
+/// The parts of a fixed-position container that are present, in order.
+pub fn fixed_parts<'a>(
+    parts: &'a [(String, FieldSpec)],
+    data: &'a [u8],
+) -> Vec<(&'a str, &'a FieldSpec, Field<'a>)> {
+    let mut out = Vec::with_capacity(parts.len());
+    let mut rest = data;
+    for (id, spec) in parts {
+        if rest.is_empty() {
+            break;
+        }
+        match field_value(spec)(rest) {
+            Ok((r, f)) => {
+                out.push((id.as_str(), spec, f));
+                rest = r;
+            }
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// The sub-fields of a bitmap-driven container that are present, in order.
+pub fn bitmap_subfields<'a>(
+    bitmap_bytes: usize,
+    fields: &'a [Option<FieldSpec>],
+    data: &'a [u8],
+) -> Vec<(usize, &'a FieldSpec, Field<'a>)> {
+    let mut out = Vec::new();
+    let Some(bitmap) = data.get(..bitmap_bytes) else {
+        return out;
+    };
+    let mut rest = &data[bitmap_bytes..];
+    for n in set_bits(bitmap) {
+        let Some(spec) = fields.get(n).and_then(Option::as_ref) else {
+            break;
+        };
+        match field_value(spec)(rest) {
+            Ok((r, f)) => {
+                out.push((n, spec, f));
+                rest = r;
+            }
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Building containers.
+
+/// A value given for a sub-field when building a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubValue<'v> {
+    /// Text in the sub-field's logical form (hex for binary values).
+    Text(&'v str),
+    /// The entries of a constructed BER-TLV object.
+    Nested(Vec<(&'v str, SubValue<'v>)>),
+}
+
+/// Builds a container's data from `(key, value)` entries, keys being BER
+/// tags in hex, TLV tag labels, part ids or sub-field numbers.
+pub(crate) fn build(
+    subs: &Subfields,
+    field: u16,
+    entries: &[(&str, SubValue<'_>)],
+    out: &mut Vec<u8>,
+) -> Result<(), ValueError> {
+    let loc = |sub: u32| Location::Subfield { field, sub };
+    fn need_text<'v>(v: &SubValue<'v>, location: Location) -> Result<&'v str, ValueError> {
+        match v {
+            SubValue::Text(t) => Ok(t),
+            SubValue::Nested(_) => Err(ValueError::NeedsString(location)),
+        }
+    }
+    match subs {
+        Subfields::BerTlv { max_depth, tags } => {
+            build_ber(entries, field, 1, *max_depth, tags, out)
+        }
+        Subfields::Tlv(layout) => {
+            for (key, v) in entries {
+                let (tag, ts) = match layout.tags.iter().find(|(_, ts)| ts.label == *key) {
+                    Some((tag, ts)) => (tag.clone(), Some(ts)),
+                    None => (parse_tlv_tag(layout, key, field)?, None),
+                };
+                let sub = tag_number(&tag);
+                let text = need_text(v, loc(sub))?;
+                let value = match ts {
+                    Some(ts) => tag_value(ts, text, loc(sub))?,
+                    // Unknown tags: taken as the container's own encoding.
+                    None if layout.tag_encoding == TlvPartEncoding::Binary && is_hex(text) => {
+                        hex::decode(text).map_err(|_| ValueError::BadHex(loc(sub)))?
+                    }
+                    None => text.as_bytes().to_vec(),
+                };
+                out.extend_from_slice(&tag);
+                write_tlv_length(layout, value.len(), loc(sub), out)?;
+                out.extend_from_slice(&value);
+            }
+            Ok(())
+        }
+        Subfields::Fixed { parts } => {
+            let mut given = entries.iter().peekable();
+            let mut missing = false;
+            for (i, (id, spec)) in parts.iter().enumerate() {
+                let sub = i as u32 + 1;
+                match given.peek() {
+                    Some((k, v)) if *k == id.as_str() => {
+                        if missing {
+                            return Err(ValueError::Invalid {
+                                location: loc(sub),
+                                reason: "a part cannot follow a missing one",
+                            });
+                        }
+                        let f = encode_text(spec, loc(sub), need_text(v, loc(sub))?)?;
+                        out.extend_from_slice(f.raw());
+                        given.next();
+                    }
+                    _ => missing = true,
+                }
+            }
+            if given.next().is_some() {
+                return Err(ValueError::Invalid {
+                    location: Location::Field(field),
+                    reason: "unknown part id, or parts not in dialect order",
+                });
+            }
+            Ok(())
+        }
+        Subfields::Bitmap {
+            bitmap_bytes,
+            fields,
+        } => {
+            let mut numbered: Vec<(usize, &SubValue<'_>)> = Vec::with_capacity(entries.len());
+            for (k, v) in entries {
+                let n: usize = k.parse().map_err(|_| ValueError::Invalid {
+                    location: Location::Field(field),
+                    reason: "bitmap sub-field keys are numbers",
+                })?;
+                numbered.push((n, v));
+            }
+            numbered.sort_by_key(|(n, _)| *n);
+            let start = out.len();
+            out.resize(start + bitmap_bytes, 0);
+            for (n, v) in numbered {
+                let spec = fields
+                    .get(n)
+                    .and_then(Option::as_ref)
+                    .ok_or(ValueError::NotInDialect(loc(n as u32)))?;
+                out[start + (n - 1) / 8] |= 0x80 >> ((n - 1) % 8);
+                let f = encode_text(spec, loc(n as u32), need_text(v, loc(n as u32))?)?;
+                let mut buf = bytes::BytesMut::new();
+                write_field(spec, &f, &mut buf).map_err(|_| ValueError::Invalid {
+                    location: loc(n as u32),
+                    reason: "value does not fit the sub-field",
+                })?;
+                out.put_slice(&buf);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn is_hex(s: &str) -> bool {
+    s.len() % 2 == 0 && s.bytes().all(|c| c.is_ascii_hexdigit())
+}
+
+fn parse_tlv_tag(layout: &TlvLayout, key: &str, field: u16) -> Result<Vec<u8>, ValueError> {
+    let bytes = match layout.tag_encoding {
+        TlvPartEncoding::Binary => {
+            hex::decode(key).map_err(|_| ValueError::BadHex(Location::Field(field)))?
+        }
+        _ => key.as_bytes().to_vec(),
+    };
+    if bytes.len() != layout.tag_width {
+        return Err(ValueError::Invalid {
+            location: Location::Field(field),
+            reason: "tag does not have the container's tag width",
+        });
+    }
+    Ok(bytes)
+}
+
+fn tag_value(ts: &TagSpec, text: &str, location: Location) -> Result<Vec<u8>, ValueError> {
+    let value = match ts.encoding {
+        super::encoding::DataEncoding::Binary => {
+            hex::decode(text).map_err(|_| ValueError::BadHex(location))?
+        }
+        _ => {
+            if let Some(index) = ts.class.first_bad_char(text.as_bytes()) {
+                return Err(ValueError::BadChar {
+                    location,
+                    index,
+                    class: ts.class.name(),
+                });
+            }
+            text.as_bytes().to_vec()
+        }
+    };
+    if value.len() > ts.max {
+        return Err(ValueError::BadLength {
+            location,
+            len: value.len(),
+            fixed: false,
+            max: ts.max,
+        });
+    }
+    Ok(value)
+}
+
+fn write_tlv_length(
+    layout: &TlvLayout,
+    len: usize,
+    location: Location,
+    out: &mut Vec<u8>,
+) -> Result<(), ValueError> {
+    let w = layout.length_width;
+    let too_long = || ValueError::BadLength {
+        location,
+        len,
+        fixed: false,
+        max: 0,
+    };
+    match layout.length_encoding {
+        TlvPartEncoding::Ascii => {
+            if len >= 10usize.pow(w as u32) {
+                return Err(too_long());
+            }
+            out.extend_from_slice(format!("{len:0w$}").as_bytes());
+        }
+        TlvPartEncoding::Bcd => {
+            if len >= 100usize.pow(w as u32) {
+                return Err(too_long());
+            }
+            let digits = format!("{len:0width$}", width = 2 * w);
+            super::encoding::pack_bcd(digits.as_bytes(), super::encoding::Pad::Left, 0, out);
+        }
+        TlvPartEncoding::Binary => {
+            if w < 8 && len >= 1usize << (8 * w) {
+                return Err(too_long());
+            }
+            out.extend_from_slice(&(len as u64).to_be_bytes()[8 - w..]);
+        }
+    }
+    Ok(())
+}
+
+fn build_ber(
+    entries: &[(&str, SubValue<'_>)],
+    field: u16,
+    depth: u8,
+    max_depth: u8,
+    tags: &[(u32, TagSpec)],
+    out: &mut Vec<u8>,
+) -> Result<(), ValueError> {
+    for (key, v) in entries {
+        let tag_bytes = hex::decode(key).map_err(|_| ValueError::BadHex(Location::Field(field)))?;
+        let (_, (tag, parsed, constructed)) =
+            ber_tag(&tag_bytes).map_err(|_| ValueError::Invalid {
+                location: Location::Field(field),
+                reason: "not a BER-TLV tag",
+            })?;
+        let location = Location::Subfield { field, sub: tag };
+        if parsed.len() != tag_bytes.len() {
+            return Err(ValueError::Invalid {
+                location,
+                reason: "not a BER-TLV tag",
+            });
+        }
+        let value = match (v, constructed) {
+            (SubValue::Nested(inner), true) => {
+                if depth >= max_depth {
+                    return Err(ValueError::Invalid {
+                        location,
+                        reason: "BER-TLV nested too deeply",
+                    });
+                }
+                let mut buf = Vec::new();
+                build_ber(inner, field, depth + 1, max_depth, tags, &mut buf)?;
+                buf
+            }
+            (SubValue::Text(t), _) => {
+                let bytes = hex::decode(t).map_err(|_| ValueError::BadHex(location))?;
+                if let Some((_, ts)) = tags.iter().find(|(t, _)| *t == tag) {
+                    if bytes.len() > ts.max {
+                        return Err(ValueError::BadLength {
+                            location,
+                            len: bytes.len(),
+                            fixed: false,
+                            max: ts.max,
+                        });
+                    }
+                }
+                bytes
+            }
+            (SubValue::Nested(_), false) => return Err(ValueError::NeedsString(location)),
+        };
+        out.extend_from_slice(&tag_bytes);
+        match value.len() {
+            n @ 0..=0x7F => out.push(n as u8),
+            n @ 0x80..=0xFF => out.extend_from_slice(&[0x81, n as u8]),
+            n @ 0x100..=0xFFFF => out.extend_from_slice(&[0x82, (n >> 8) as u8, n as u8]),
+            _ => {
+                return Err(ValueError::BadLength {
+                    location,
+                    len: value.len(),
+                    fixed: false,
+                    max: 0xFFFF,
+                })
+            }
+        }
+        out.extend_from_slice(&value);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ber_tags_and_lengths() {
+        let data = hex::decode("9F2608AABBCCDDEEFF00115F2A020978").unwrap();
+        let objs: Vec<_> = ber_objects(&data).collect();
+        assert_eq!(objs.len(), 2);
+        assert_eq!(objs[0].tag, 0x9F26);
+        assert_eq!(objs[0].value.len(), 8);
+        assert_eq!(objs[1].tag, 0x5F2A);
+        assert_eq!(objs[1].value, [0x09, 0x78]);
+
+        let long = [&[0x9F, 0x10, 0x81, 0x80][..], &[0u8; 128]].concat();
+        let objs: Vec<_> = ber_objects(&long).collect();
+        assert_eq!(objs[0].value.len(), 128);
+        // 0x84 length form is refused.
+        assert!(ber_length(&[0x84, 0, 0, 0, 1]).is_err());
+        // A tag of more than four bytes is refused.
+        assert!(ber_tag(&[0x1F, 0x81, 0x81, 0x81, 0x01]).is_err());
+    }
+
+    #[test]
+    fn ber_depth_limit() {
+        // 70 03 71 01 00 ... nested constructed objects.
+        let mut v = vec![0x5A, 0x01, 0x00];
+        for _ in 0..5 {
+            let mut outer = vec![0x70, v.len() as u8];
+            outer.extend_from_slice(&v);
+            v = outer;
+        }
+        assert!(validate_ber(&v, 1, 8, &[]).is_ok());
+        let e = validate_ber(&v, 1, 3, &[]).unwrap_err();
+        assert_eq!(e.kind, DecodeErrorKind::TlvTooDeep { max: 3 });
+    }
+}

@@ -1,0 +1,207 @@
+//! Engine tests: literal hex vectors per field type, error locations, and
+//! round trips on the shipped dialects.
+
+use super::*;
+
+fn wallet_auth(spec: &Spec) -> Message<'static> {
+    let mut m = Message::new(Mti::AUTHORIZATION_REQUEST);
+    spec.set_text(&mut m, 2, "4895370012003478").unwrap();
+    spec.set_text(&mut m, 3, "000000").unwrap();
+    spec.set_text(&mut m, 4, "000000001000").unwrap();
+    spec.set_text(&mut m, 11, "000123").unwrap();
+    m
+}
+
+#[test]
+fn iso87ascii_hex_vector() {
+    let spec = Spec::builtin("iso87ascii").unwrap();
+    let m = wallet_auth(&spec);
+    let wire = spec.encode_to_bytes(&m).unwrap();
+    // MTI, hex bitmap (fields 2,3,4,11), LL PAN, n6, n12, n6.
+    assert_eq!(
+        &wire[..],
+        &b"01007020000000000000164895370012003478000000000000001000000123"[..]
+    );
+    let d = spec.decode(&wire).unwrap();
+    assert_eq!(d, m);
+    assert!(d.field(2).unwrap().is_borrowed());
+}
+
+#[test]
+fn iso87binary_hex_vector() {
+    let spec = Spec::builtin("iso87binary").unwrap();
+    let mut m = wallet_auth(&spec);
+    spec.set_text(&mut m, 52, "0123456789ABCDEF").unwrap();
+    spec.set_text(&mut m, 70, "301").unwrap();
+    let wire = spec.encode_to_bytes(&m).unwrap();
+    let expected = [
+        &b"0100"[..],
+        &hex::decode("F020000000001000").unwrap(),
+        &hex::decode("0400000000000000").unwrap(),
+        b"164895370012003478000000000000001000000123",
+        &hex::decode("0123456789ABCDEF").unwrap(),
+        b"301",
+    ]
+    .concat();
+    assert_eq!(&wire[..], &expected[..]);
+    assert_eq!(spec.decode(&wire).unwrap(), m);
+}
+
+#[test]
+fn cb2a_bcd_vector() {
+    let spec = Spec::builtin("cb2a").unwrap();
+    let mut m = Message::new(Mti::AUTHORIZATION_REQUEST);
+    spec.set_text(&mut m, 2, "489537001200347").unwrap(); // odd length: left filler
+    spec.set_text(&mut m, 11, "000123").unwrap();
+    let wire = spec.encode_to_bytes(&m).unwrap();
+    let expected = hex::decode(concat!(
+        "0100",             // BCD MTI
+        "4020000000000000", // fields 2, 11
+        "15",               // BCD LL prefix: 15 nibbles
+        "0489537001200347", // left-padded with 0
+        "000123",
+    ))
+    .unwrap();
+    assert_eq!(&wire[..], &expected[..]);
+    let d = spec.decode(&wire).unwrap();
+    assert_eq!(spec.text(&d, 2).unwrap(), "489537001200347");
+}
+
+fn decode_err(spec: &Spec, wire: &[u8]) -> DecodeError {
+    spec.decode(wire).unwrap_err()
+}
+
+#[test]
+fn errors_name_field_offset_and_kind() {
+    let spec = Spec::builtin("iso87ascii").unwrap();
+    let good = spec.encode_to_bytes(&wallet_auth(&spec)).unwrap().to_vec();
+
+    // Truncated inside field 11.
+    let e = decode_err(&spec, &good[..good.len() - 2]);
+    assert_eq!(e.location, Location::Field(11));
+    assert_eq!(e.offset, good.len() - 6);
+    assert_eq!(e.kind, DecodeErrorKind::Truncated { needed: 2 });
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "field 11 at byte {}: truncated: 2 more byte(s) expected",
+            good.len() - 6
+        )
+    );
+
+    // Length over maximum in field 2 (LL = 25 > 19).
+    let mut bad = good.clone();
+    bad[20..22].copy_from_slice(b"25");
+    let e = decode_err(&spec, &bad);
+    assert_eq!((e.location, e.offset), (Location::Field(2), 20));
+    assert_eq!(e.kind, DecodeErrorKind::LengthOverMax { len: 25, max: 19 });
+
+    // Bad character for class n inside field 4.
+    let mut bad = good.clone();
+    let f4 = 20 + 2 + 16 + 6;
+    bad[f4 + 3] = b'X';
+    let e = decode_err(&spec, &bad);
+    assert_eq!((e.location, e.offset), (Location::Field(4), f4 + 3));
+    assert!(matches!(
+        e.kind,
+        DecodeErrorKind::BadChar { byte: b'X', .. }
+    ));
+
+    // Bad bitmap hex.
+    let mut bad = good.clone();
+    bad[4] = b'G';
+    assert_eq!(decode_err(&spec, &bad).kind, DecodeErrorKind::BadBitmap);
+
+    // Trailing bytes.
+    let mut bad = good.clone();
+    bad.extend_from_slice(b"99");
+    let e = decode_err(&spec, &bad);
+    assert_eq!(e.kind, DecodeErrorKind::TrailingBytes { count: 2 });
+    assert_eq!(e.offset, good.len());
+
+    // Bad MTI, empty input.
+    assert_eq!(decode_err(&spec, b"01X0").kind, DecodeErrorKind::BadMti);
+    assert_eq!(
+        decode_err(&spec, b"").kind,
+        DecodeErrorKind::Truncated { needed: 4 }
+    );
+}
+
+#[test]
+fn empty_secondary_bitmap_is_refused() {
+    let spec = Spec::builtin("iso87binary").unwrap();
+    let wire = [&b"0800"[..], &[0x80, 0, 0, 0, 0, 0, 0, 0], &[0; 8]].concat();
+    let e = decode_err(&spec, &wire);
+    assert_eq!(
+        (e.location, e.offset, e.kind),
+        (Location::Bitmap(2), 12, DecodeErrorKind::BadBitmap)
+    );
+}
+
+#[test]
+fn field_not_in_dialect() {
+    let spec = Spec::builtin("cb2a").unwrap();
+    // Bit 5 set: cb2a does not define field 5.
+    let wire = hex::decode("01000800000000000000").unwrap();
+    let e = decode_err(&spec, &wire);
+    assert_eq!(
+        (e.location, e.kind),
+        (Location::Field(5), DecodeErrorKind::FieldNotInDialect)
+    );
+}
+
+#[test]
+fn ber_tlv_container_round_trips_unknown_tags() {
+    let spec = Spec::builtin("iso87binary").unwrap();
+    let mut m = Message::new(Mti::AUTHORIZATION_REQUEST);
+    spec.set_subfields(
+        &mut m,
+        55,
+        &[
+            ("9F26", SubValue::Text("1122334455667788")),
+            ("DF51", SubValue::Text("00")), // not in the dialect's tag list
+            (
+                "70",
+                SubValue::Nested(vec![("5A", SubValue::Text("4895370012003478"))]),
+            ),
+        ],
+    )
+    .unwrap();
+    let wire = spec.encode_to_bytes(&m).unwrap();
+    let d = spec.decode(&wire).unwrap();
+    assert_eq!(spec.subfield_text(&d, 55, "DF51").unwrap(), "00");
+    assert_eq!(
+        spec.subfield_text(&d, 55, "9F26").unwrap(),
+        "1122334455667788"
+    );
+    let doc = json::to_document(&spec, &d, false);
+    assert_eq!(doc["55"]["9F26"], "****************");
+    assert_eq!(doc["55"]["70"]["5A"], "489537******3478"); // tag 5A is a PAN
+    let doc = json::to_document(&spec, &d, true);
+    assert_eq!(doc["55"]["70"]["5A"], "4895370012003478");
+    let back = json::from_document(&spec, &doc).unwrap();
+    assert_eq!(spec.encode_to_bytes(&back).unwrap(), wire);
+}
+
+#[test]
+fn malformed_tlv_names_sub_field() {
+    let spec = Spec::builtin("iso87binary").unwrap();
+    let mut m = Message::new(Mti::AUTHORIZATION_REQUEST);
+    // 9F26 announces 8 bytes but only 2 follow.
+    spec.set_text(&mut m, 55, "9F26081122").unwrap();
+    let wire = spec.encode_to_bytes(&m).unwrap();
+    let e = decode_err(&spec, &wire);
+    assert_eq!(e.location, Location::Field(55));
+    assert_eq!(e.kind, DecodeErrorKind::Truncated { needed: 6 });
+}
+
+#[test]
+fn display_masks_sensitive_fields() {
+    let spec = Spec::builtin("cb2a").unwrap();
+    let mut m = Message::new(Mti::AUTHORIZATION_REQUEST);
+    spec.set_text(&mut m, 2, "4895370012003478").unwrap();
+    spec.set_text(&mut m, 14, "2812").unwrap();
+    let shown = spec.display(&m).to_string();
+    assert!(shown.contains("2=489537******3478"), "{shown}");
+    assert!(!shown.contains("4895370012003478"));
+}
