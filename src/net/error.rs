@@ -36,3 +36,61 @@ pub enum FramingError {
     #[error("i/o: {0}")]
     Io(#[from] io::Error),
 }
+
+/// A message that could not be encoded or decoded on a link.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    #[error("encode: {0}")]
+    Encode(#[from] crate::iso8583::EncodeError),
+    #[error("decode: {0}")]
+    Decode(#[from] crate::iso8583::DecodeError),
+    #[error("value: {0}")]
+    Value(#[from] crate::iso8583::ValueError),
+    #[error("framing: {0}")]
+    Framing(#[from] FramingError),
+    #[error("match key: {0}")]
+    Key(#[from] super::key::KeyError),
+}
+
+/// The outcome of one request that got no response. Each variant says what
+/// the caller may do next.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LinkError {
+    /// Written, but not answered within the request timeout. The acquirer may
+    /// have acted on it: a candidate for reversal.
+    #[error("no response within the request timeout")]
+    Timeout,
+    /// The link (or every ready link) has `max_in_flight` requests pending.
+    /// Nothing was sent; retry later.
+    #[error("link busy: too many requests in flight")]
+    Busy,
+    /// The link dropped after the request was written. The acquirer may have
+    /// acted on it: a candidate for reversal.
+    #[error("link dropped with the request in flight")]
+    Disconnected,
+    /// No link was ready, or the request was still queued when its link
+    /// dropped. Nothing was sent; safe to retry.
+    #[error("no ready link to the acquirer")]
+    NoReadyLink,
+    /// A request with the same match key is in flight; nothing was sent.
+    #[error("a request with the same match key is already in flight")]
+    DuplicateKey,
+    /// All 999,999 STANs are in flight.
+    #[error("no free STAN")]
+    StanExhausted,
+    /// The request could not be encoded (nothing was sent).
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The pool is shutting down.
+    #[error("pool is shut down")]
+    Shutdown,
+}
+
+impl LinkError {
+    /// Whether the request may have reached the acquirer.
+    pub fn maybe_delivered(&self) -> bool {
+        matches!(self, LinkError::Timeout | LinkError::Disconnected)
+    }
+}

@@ -20,8 +20,17 @@ pub mod backoff;
 pub mod duration_serde;
 pub mod error;
 pub mod framing;
+pub mod key;
+pub mod link;
 pub mod matcher;
+pub mod pool;
 pub mod stan;
 
-pub use error::FramingError;
+pub use error::{CodecError, FramingError, LinkError};
 pub use framing::{Frame, FrameCodec, FramingConfig, LengthStyle};
+pub use key::{MatchKey, MatchKeyConfig};
+pub use link::{
+    LinkMetrics, LinkState, MetricsSnapshot, Response, Unmatched, UnmatchedHandler, UnmatchedKind,
+};
+pub use pool::{Health, Pool, PoolConfig};
+pub use stan::{Stan, StanAllocator, StanLease};
