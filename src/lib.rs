@@ -4,10 +4,12 @@
 //! - [`iso8583`]: ISO 8583 engine driven by dialect files (pure bytes <-> types, no I/O).
 //! - [`net`]: framing, acquirer links (request/response matching), connection pools.
 //! - [`sim`]: acquirer simulator (pure rules + thin tokio server), for tests and the CLI.
+//! - [`load`]: load generator behind `acqswitch load` (bounded in count and time).
 //! - [`cli`]: command-line front ends.
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod iso8583;
+pub mod load;
 pub mod net;
 pub mod sim;

@@ -22,6 +22,10 @@ enum Command {
     /// ISO 8583 codec: decode and encode messages with a dialect file.
     #[command(subcommand)]
     Iso(cli::iso::IsoCommand),
+    /// Acquirer simulator: answers authorizations, reversals and 0800s.
+    Sim(cli::sim::SimArgs),
+    /// Load generator: drives a pool against a (loopback) simulator.
+    Load(cli::load::LoadArgs),
 }
 
 fn main() -> ExitCode {
@@ -29,5 +33,7 @@ fn main() -> ExitCode {
     let args = Cli::parse();
     match args.command {
         Command::Iso(cmd) => cli::iso::run(cmd),
+        Command::Sim(args) => cli::sim::run(args),
+        Command::Load(args) => cli::load::run(args),
     }
 }

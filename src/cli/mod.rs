@@ -2,6 +2,8 @@
 //! `Args`/`Subcommand` type and a `run` function returning an exit code.
 
 pub mod iso;
+pub mod load;
+pub mod sim;
 
 /// Logs go to stderr so stdout stays machine-readable (JSON, bytes).
 pub fn init_tracing() {
