@@ -205,7 +205,7 @@ async fn worker(
                 let us = t0.elapsed().as_micros().max(1) as u64;
                 match result {
                     Ok(resp) => {
-                        if resp.response_code().as_deref() == Some("00") {
+                        if resp.response_code() == Some("00") {
                             ok += 1;
                             let _ = hist.record(us);
                         } else {

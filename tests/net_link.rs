@@ -417,7 +417,7 @@ async fn other_framings_with_tpdu() {
         .await;
         let s = Arc::clone(pool.spec());
         let resp = pool.send(auth(&s, 100)).await.unwrap();
-        assert_eq!(resp.response_code().as_deref(), Some("00"));
+        assert_eq!(resp.response_code(), Some("00"));
         pool.shutdown().await;
     }
 }

@@ -43,7 +43,7 @@ use tokio_util::codec::Decoder;
 use super::backoff::Backoff;
 use super::error::{CodecError, LinkError};
 use super::framing::{Frame, FrameCodec};
-use super::key::{MatchKey, MatchKeyConfig};
+use super::key::{KeyHasherBuilder, MatchKey, MatchKeyConfig};
 use super::matcher::{InsertError, Match, Matcher, StrayKind};
 use super::pool::PoolConfig;
 use super::stan::{StanAllocator, StanLease};
@@ -156,6 +156,8 @@ pub struct Response {
     header: Bytes,
     body: Bytes,
     spec: Arc<Spec>,
+    /// DE 39 as text, read while the link had the message decoded.
+    rc: Option<([u8; 4], u8)>,
 }
 
 impl Response {
@@ -169,10 +171,10 @@ impl Response {
         Ok(self.spec.decode(&self.body)?.into_owned())
     }
 
-    /// The logical value of DE 39, if present.
-    pub fn response_code(&self) -> Option<String> {
-        let m = self.spec.decode(&self.body).ok()?;
-        self.spec.text(&m, 39).map(|c| c.into_owned())
+    /// The logical value of DE 39 (up to 4 characters), if present.
+    pub fn response_code(&self) -> Option<&str> {
+        let (buf, len) = self.rc.as_ref()?;
+        std::str::from_utf8(&buf[..usize::from(*len)]).ok()
     }
 
     /// The encoded message (no framing).
@@ -587,7 +589,7 @@ struct Connection<'a> {
     ctx: &'a LinkContext,
     shared: &'a LinkShared,
     codec: FrameCodec,
-    matcher: Matcher<MatchKey, Pending>,
+    matcher: Matcher<MatchKey, Pending, KeyHasherBuilder>,
     rbuf: BytesMut,
     wbuf: BytesMut,
     state: LinkState,
@@ -836,10 +838,17 @@ impl<'a> Connection<'a> {
         match outcome {
             Match::Matched(Pending::Caller { reply, .. }) => {
                 LinkMetrics::inc(&self.shared.metrics.matched);
+                let rc = spec.text(&msg, 39).and_then(|c| {
+                    let b = c.as_bytes();
+                    let mut buf = [0u8; 4];
+                    buf.get_mut(..b.len())?.copy_from_slice(b);
+                    Some((buf, b.len() as u8))
+                });
                 let _ = reply.send(Ok(Response {
                     header,
                     body,
                     spec: Arc::clone(&self.ctx.spec),
+                    rc,
                 }));
             }
             Match::Matched(Pending::SignOn(_)) => {

@@ -20,8 +20,9 @@
 //! forgotten since) [`StrayKind::Unknown`].
 
 use std::cmp::Ordering;
+use std::collections::hash_map::RandomState;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 use std::time::Instant;
 
 /// Why a response matched no pending request.
@@ -100,28 +101,29 @@ impl<K> Ord for Deadline<K> {
     }
 }
 
-/// The pending table. See the module documentation.
+/// The pending table. See the module documentation. `S` is the hasher of
+/// the two tables (the link uses a fast seeded one for [`super::MatchKey`]).
 #[derive(Debug)]
-pub struct Matcher<K, T> {
-    pending: HashMap<K, Pending<T>>,
+pub struct Matcher<K, T, S = RandomState> {
+    pending: HashMap<K, Pending<T>, S>,
     /// Deadlines with lazy deletion: an entry whose `seq` no longer matches
     /// the pending entry is stale. Compacted when stale entries dominate.
     deadlines: BinaryHeap<Deadline<K>>,
-    finished: HashMap<K, (Finished, u64)>,
+    finished: HashMap<K, (Finished, u64), S>,
     finished_order: VecDeque<(K, u64)>,
     capacity: usize,
     remember: usize,
     seq: u64,
 }
 
-impl<K: Hash + Eq + Clone, T> Matcher<K, T> {
+impl<K: Hash + Eq + Clone, T, S: BuildHasher + Default> Matcher<K, T, S> {
     /// `capacity`: requests in flight at most. `remember`: how many finished
     /// keys are kept to tell late and duplicate responses from unknown ones.
     pub fn new(capacity: usize, remember: usize) -> Self {
         Matcher {
-            pending: HashMap::with_capacity(capacity.min(4096)),
+            pending: HashMap::with_capacity_and_hasher(capacity.min(4096), S::default()),
             deadlines: BinaryHeap::new(),
-            finished: HashMap::new(),
+            finished: HashMap::with_hasher(S::default()),
             finished_order: VecDeque::new(),
             capacity,
             remember,
@@ -267,7 +269,7 @@ mod tests {
     #[test]
     fn matches_in_any_order() {
         let now = t0();
-        let mut m = Matcher::new(10, 10);
+        let mut m: Matcher<_, _> = Matcher::new(10, 10);
         for k in 0..5u32 {
             m.insert(k, k * 10, now + Duration::from_secs(1)).unwrap();
         }
@@ -281,7 +283,7 @@ mod tests {
     #[test]
     fn duplicate_key_is_rejected_not_overwritten() {
         let now = t0();
-        let mut m = Matcher::new(10, 10);
+        let mut m: Matcher<_, _> = Matcher::new(10, 10);
         m.insert("k", 1, now).unwrap();
         assert_eq!(m.insert("k", 2, now), Err(InsertError::Duplicate(2)));
         assert_eq!(m.on_response(&"k"), Match::Matched(1));
@@ -292,7 +294,7 @@ mod tests {
     #[test]
     fn capacity_bound() {
         let now = t0();
-        let mut m = Matcher::new(2, 0);
+        let mut m: Matcher<_, _> = Matcher::new(2, 0);
         m.insert(1, (), now).unwrap();
         m.insert(2, (), now).unwrap();
         assert!(m.is_full());
@@ -303,7 +305,7 @@ mod tests {
     fn timeouts_in_deadline_order_then_late() {
         let now = t0();
         let s = Duration::from_secs(1);
-        let mut m = Matcher::new(10, 10);
+        let mut m: Matcher<_, _> = Matcher::new(10, 10);
         m.insert(1, 'a', now + 3 * s).unwrap();
         m.insert(2, 'b', now + s).unwrap();
         m.insert(3, 'c', now + 2 * s).unwrap();
@@ -324,7 +326,7 @@ mod tests {
     #[test]
     fn forgotten_keys_become_unknown() {
         let now = t0();
-        let mut m = Matcher::new(10, 2);
+        let mut m: Matcher<_, _> = Matcher::new(10, 2);
         for k in 0..3 {
             m.insert(k, (), now).unwrap();
             assert_eq!(m.on_response(&k), Match::Matched(()));
@@ -336,7 +338,7 @@ mod tests {
     #[test]
     fn drain_returns_everything_pending() {
         let now = t0();
-        let mut m = Matcher::new(10, 10);
+        let mut m: Matcher<_, _> = Matcher::new(10, 10);
         for k in 0..4 {
             m.insert(k, k, now).unwrap();
         }
@@ -351,7 +353,7 @@ mod tests {
     #[test]
     fn heap_stays_bounded_under_churn() {
         let now = t0();
-        let mut m = Matcher::new(10, 0);
+        let mut m: Matcher<_, _> = Matcher::new(10, 0);
         m.insert(u32::MAX, (), now + Duration::from_secs(60))
             .unwrap();
         for k in 0..100_000u32 {
