@@ -30,6 +30,10 @@ enum Command {
     /// Sips-style seal of JSON messages.
     #[command(subcommand)]
     Seal(cli::seal::SealCommand),
+    /// Acquirer simulator: answers authorizations, reversals and 0800s.
+    Sim(cli::sim::SimArgs),
+    /// Load generator: drives a pool against a (loopback) simulator.
+    Load(cli::load::LoadArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,5 +44,7 @@ fn main() -> ExitCode {
         Command::Demo => cli::demo::run(),
         Command::Gpay(cmd) => cli::gpay::run(cmd),
         Command::Seal(cmd) => cli::seal::run(cmd),
+        Command::Sim(args) => cli::sim::run(args),
+        Command::Load(args) => cli::load::run(args),
     }
 }

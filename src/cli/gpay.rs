@@ -196,7 +196,9 @@ fn test_token(args: TestTokenArgs) -> ExitCode {
         None => StdRng::from_entropy(),
     };
     let details = match args.auth_method {
-        Auth::PanOnly => PaymentMethodDetails::pan_only(pan, args.expiration_month, args.expiration_year),
+        Auth::PanOnly => {
+            PaymentMethodDetails::pan_only(pan, args.expiration_month, args.expiration_year)
+        }
         Auth::Cryptogram3ds => PaymentMethodDetails::cryptogram_3ds(
             pan,
             args.expiration_month,
@@ -218,7 +220,10 @@ fn test_token(args: TestTokenArgs) -> ExitCode {
     };
     let token = testkeys::sender(args.protocol_version.into())
         .map_err(|e| e.to_string())
-        .and_then(|s| s.seal_payment(&payment, &mut rng).map_err(|e| e.to_string()));
+        .and_then(|s| {
+            s.seal_payment(&payment, &mut rng)
+                .map_err(|e| e.to_string())
+        });
     match token {
         Ok(t) => {
             println!("{t}");

@@ -4,7 +4,9 @@
 pub mod demo;
 pub mod gpay;
 pub mod iso;
+pub mod load;
 pub mod seal;
+pub mod sim;
 
 /// Logs go to stderr so stdout stays machine-readable (JSON, bytes).
 pub fn init_tracing() {

@@ -88,7 +88,9 @@ impl IntermediateKeyCache {
         let mut inner = self.lock();
         inner.tick += 1;
         let last_used = inner.tick;
-        inner.entries.retain(|e| e.valid_until_ms > now_ms && e.id != id);
+        inner
+            .entries
+            .retain(|e| e.valid_until_ms > now_ms && e.id != id);
         if inner.entries.len() >= self.capacity {
             if let Some(lru) = inner
                 .entries

@@ -91,7 +91,11 @@ pub(crate) fn compute_tag(keys: &DemKeys, ciphertext: &[u8]) -> Result<[u8; TAG_
 }
 
 /// Constant-time comparison of the received tag with the computed one.
-pub(crate) fn tag_matches(keys: &DemKeys, ciphertext: &[u8], tag: &[u8]) -> Result<bool, TokenError> {
+pub(crate) fn tag_matches(
+    keys: &DemKeys,
+    ciphertext: &[u8],
+    tag: &[u8],
+) -> Result<bool, TokenError> {
     let computed = compute_tag(keys, ciphertext)?;
     Ok(bool::from(computed.as_slice().ct_eq(tag)))
 }
@@ -134,7 +138,10 @@ mod tests {
         let mut not_on_curve = [0u8; 65];
         not_on_curve[0] = 4;
         not_on_curve[64] = 1;
-        assert_eq!(parse_ephemeral_key(&not_on_curve).unwrap_err(), TokenError::EphemeralKey);
+        assert_eq!(
+            parse_ephemeral_key(&not_on_curve).unwrap_err(),
+            TokenError::EphemeralKey
+        );
         let compressed_prefix = [2u8; 65];
         assert!(parse_ephemeral_key(&compressed_prefix).is_err());
     }

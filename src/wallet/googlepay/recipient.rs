@@ -18,7 +18,9 @@ use zeroize::Zeroizing;
 use super::cache::{cache_id, IntermediateKeyCache, DEFAULT_CAPACITY};
 use super::crypto;
 use super::error::{KeyError, TokenError};
-use super::keys::{not_expired, verifying_key_from_spki_b64, MerchantPrivateKey, RootSigningKey, RootSigningKeys};
+use super::keys::{
+    not_expired, verifying_key_from_spki_b64, MerchantPrivateKey, RootSigningKey, RootSigningKeys,
+};
 use super::payment::{parse_payload, DecryptedPayment};
 use super::token::{
     b64_decode, length_value, parse_json, parse_ms, IntermediateSigningKey, ProtocolVersion,
@@ -95,7 +97,9 @@ impl GooglePayRecipient {
         }
         let roots = config.root_keys.for_version(config.protocol_version);
         if roots.is_empty() {
-            return Err(KeyError::NoRootKeyForVersion(config.protocol_version.as_str()));
+            return Err(KeyError::NoRootKeyForVersion(
+                config.protocol_version.as_str(),
+            ));
         }
         Ok(GooglePayRecipient {
             recipient_id: config.recipient_id,
@@ -129,11 +133,16 @@ impl GooglePayRecipient {
 
     /// Verifies and decrypts, returning the plaintext whatever it is (Tink's
     /// `unseal`): if it is a JSON object with `messageExpiration`, that is checked.
-    pub fn unseal_plaintext(&self, token_json: &str, now_ms: u64) -> Result<Zeroizing<Vec<u8>>, TokenError> {
+    pub fn unseal_plaintext(
+        &self,
+        token_json: &str,
+        now_ms: u64,
+    ) -> Result<Zeroizing<Vec<u8>>, TokenError> {
         let plaintext = self.open(token_json, now_ms)?;
         if let Ok(exp) = serde_json::from_slice::<ExpirationOnly<'_>>(&plaintext) {
             if let Some(e) = exp.message_expiration {
-                let e = parse_ms(&e, "messageExpiration").map_err(|_| TokenError::Payload("messageExpiration"))?;
+                let e = parse_ms(&e, "messageExpiration")
+                    .map_err(|_| TokenError::Payload("messageExpiration"))?;
                 if e <= now_ms {
                     return Err(TokenError::MessageExpired);
                 }
@@ -163,12 +172,19 @@ impl GooglePayRecipient {
         let version = self.version.as_str();
         let (claimed, signature, signed_message, intermediate) = match self.version {
             ProtocolVersion::EcV1 => {
-                let t: TokenV1 = parse_json(token_json, "token").map_err(|e| self.version_hint(token_json, e))?;
+                let t: TokenV1 = parse_json(token_json, "token")
+                    .map_err(|e| self.version_hint(token_json, e))?;
                 (t.protocol_version, t.signature, t.signed_message, None)
             }
             ProtocolVersion::EcV2 => {
-                let t: TokenV2 = parse_json(token_json, "token").map_err(|e| self.version_hint(token_json, e))?;
-                (t.protocol_version, t.signature, t.signed_message, Some(t.intermediate_signing_key))
+                let t: TokenV2 = parse_json(token_json, "token")
+                    .map_err(|e| self.version_hint(token_json, e))?;
+                (
+                    t.protocol_version,
+                    t.signature,
+                    t.signed_message,
+                    Some(t.intermediate_signing_key),
+                )
             }
         };
         if claimed != version {
@@ -213,7 +229,11 @@ impl GooglePayRecipient {
     }
 
     /// Step 2 for ECv2: the intermediate key, from the cache or verified now.
-    fn intermediate_key(&self, isk: &IntermediateSigningKey, now_ms: u64) -> Result<VerifyingKey, TokenError> {
+    fn intermediate_key(
+        &self,
+        isk: &IntermediateSigningKey,
+        now_ms: u64,
+    ) -> Result<VerifyingKey, TokenError> {
         let id = cache_id(&isk.signed_key, &isk.signatures);
         if let Some(key) = self.cache.get(&id, now_ms) {
             return Ok(key);
@@ -227,9 +247,16 @@ impl GooglePayRecipient {
             signatures.push(b64_decode(s, "intermediateSigningKey.signatures")?);
         }
         let signed_bytes = length_value(&[SENDER_ID, self.version.as_str(), &isk.signed_key]);
-        let parsed: Vec<_> = signatures.iter().filter_map(|s| crypto::parse_signature(s)).collect();
+        let parsed: Vec<_> = signatures
+            .iter()
+            .filter_map(|s| crypto::parse_signature(s))
+            .collect();
         let root = valid
-            .find(|r| parsed.iter().any(|sig| crypto::verify(&r.key, &signed_bytes, sig)))
+            .find(|r| {
+                parsed
+                    .iter()
+                    .any(|sig| crypto::verify(&r.key, &signed_bytes, sig))
+            })
             .ok_or(TokenError::IntermediateKeySignature)?;
 
         let signed_key: SignedKey = parse_json(&isk.signed_key, "signedKey")?;
@@ -239,7 +266,9 @@ impl GooglePayRecipient {
         }
         let key = verifying_key_from_spki_b64(&signed_key.key_value)
             .ok_or(TokenError::Format("signedKey.keyValue"))?;
-        let valid_until = root.key_expiration_ms.map_or(expiration, |r| r.min(expiration));
+        let valid_until = root
+            .key_expiration_ms
+            .map_or(expiration, |r| r.min(expiration));
         self.cache.insert(id, key, valid_until, now_ms);
         Ok(key)
     }
@@ -256,7 +285,8 @@ impl GooglePayRecipient {
             return Err(TokenError::Tag);
         }
         for key in &self.private_keys {
-            let keys = crypto::derive_keys(self.version, key.secret(), &ephemeral, &ephemeral_bytes)?;
+            let keys =
+                crypto::derive_keys(self.version, key.secret(), &ephemeral, &ephemeral_bytes)?;
             if crypto::tag_matches(&keys, &ciphertext, &tag)? {
                 let mut plaintext = Zeroizing::new(ciphertext);
                 crypto::aes_ctr_apply(&keys, &mut plaintext)?;
@@ -285,11 +315,17 @@ mod tests {
             private_keys: vec![],
             root_keys: RootSigningKeys::default(),
         };
-        assert_eq!(GooglePayRecipient::new(cfg.clone()).unwrap_err(), KeyError::NoPrivateKey);
+        assert_eq!(
+            GooglePayRecipient::new(cfg.clone()).unwrap_err(),
+            KeyError::NoPrivateKey
+        );
         let cfg = RecipientConfig {
             recipient_id: String::new(),
             ..cfg
         };
-        assert_eq!(GooglePayRecipient::new(cfg).unwrap_err(), KeyError::RecipientId);
+        assert_eq!(
+            GooglePayRecipient::new(cfg).unwrap_err(),
+            KeyError::RecipientId
+        );
     }
 }

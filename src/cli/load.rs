@@ -1,0 +1,140 @@
+//! `acqswitch load`: drives a pool against a simulator and prints one JSON
+//! line: `{"requests":N,"ok":N,"errors":N,"seconds":S,"throughput_per_s":X,
+//! "p50_us":X,"p99_us":X,"p999_us":X}`.
+use std::net::ToSocketAddrs;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::iso8583::Spec;
+use crate::load::{authorization_template, LoadConfig, Progress};
+use crate::net::duration_serde;
+use crate::net::{FramingConfig, Pool, PoolConfig};
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Simulator address (loopback only).
+    #[arg(long)]
+    pub target: String,
+    /// Dialect: a built-in name (cb2a, iso87ascii, iso87binary) or a file.
+    #[arg(long, default_value = "cb2a")]
+    pub spec: String,
+    /// Framing, as for `acqswitch sim`.
+    #[arg(long, default_value = "two_byte_binary", value_parser = FramingConfig::parse_cli)]
+    pub framing: FramingConfig,
+    /// Authorizations to send.
+    #[arg(long, default_value_t = 100_000)]
+    pub requests: u64,
+    /// Requests in flight.
+    #[arg(long, default_value_t = 256)]
+    pub concurrency: usize,
+    /// TCP connections.
+    #[arg(long, default_value_t = 4)]
+    pub links: usize,
+    /// Per-request timeout.
+    #[arg(long, default_value = "5s", value_parser = duration_serde::parse)]
+    pub timeout: Duration,
+    /// Stop issuing requests after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    pub max_seconds: u64,
+    /// Amount in minor units (cents 00 = approved by the simulator).
+    #[arg(long, default_value_t = 1000)]
+    pub amount: u64,
+    /// Runtime worker threads (1 = single-threaded runtime).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+pub fn run(args: LoadArgs) -> ExitCode {
+    match run_inner(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_inner(args: LoadArgs) -> Result<ExitCode, String> {
+    // This tool only ever talks to a local simulator.
+    let addrs: Vec<_> = args
+        .target
+        .to_socket_addrs()
+        .map_err(|e| format!("target {}: {e}", args.target))?
+        .collect();
+    if addrs.is_empty() || !addrs.iter().all(|a| a.ip().is_loopback()) {
+        return Err(format!("target {} is not a loopback address", args.target));
+    }
+    let spec = Arc::new(Spec::load(&args.spec).map_err(|e| e.to_string())?);
+    let template = authorization_template(&spec, args.amount).map_err(|e| e.to_string())?;
+    let pool_cfg = PoolConfig {
+        links: args.links,
+        primary: addrs[0].to_string(),
+        request_timeout: args.timeout,
+        max_in_flight_per_link: args.concurrency.max(1),
+        echo_interval: None,
+        framing: args.framing,
+        ..PoolConfig::default()
+    };
+    let cfg = LoadConfig {
+        requests: args.requests,
+        concurrency: args.concurrency.max(1),
+        workers: args.threads.max(1),
+        max_duration: Duration::from_secs(args.max_seconds),
+        template,
+    };
+    let rt = super::sim::runtime(args.threads).map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let pool = Pool::start(pool_cfg, spec).map_err(|e| e.to_string())?;
+        tokio::time::timeout(Duration::from_secs(10), pool.wait_ready(args.links))
+            .await
+            .map_err(|_| format!("links to {} not ready within 10 s", args.target))?;
+        let progress = Arc::new(Progress::default());
+        let bar = if args.quiet {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(args.requests)
+        };
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:40}] {pos}/{len} {per_sec} errors: {msg}",
+            )
+            .map_err(|e| e.to_string())?,
+        );
+        let ticker = {
+            let (bar, progress) = (bar.clone(), Arc::clone(&progress));
+            tokio::spawn(async move {
+                loop {
+                    bar.set_position(progress.done.load(Ordering::Relaxed));
+                    bar.set_message(progress.errors.load(Ordering::Relaxed).to_string());
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            })
+        };
+        let result = crate::load::run(&pool, &cfg, progress).await;
+        ticker.abort();
+        bar.finish_and_clear();
+        let (report, errors) = result.map_err(|e| e.to_string())?;
+        eprintln!(
+            "errors by kind: {}",
+            serde_json::to_string(&errors).map_err(|e| e.to_string())?
+        );
+        println!(
+            "{}",
+            serde_json::to_string(&report).map_err(|e| e.to_string())?
+        );
+        pool.shutdown().await;
+        Ok(if report.errors == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    })
+}

@@ -1,0 +1,36 @@
+//! The async shell around the ISO 8583 engine: framing, acquirer links, pools.
+//!
+//! # Layout
+//! - [`framing`]: length-header codecs (tokio-util `Decoder`/`Encoder`), one per
+//!   header style, chosen per acquirer in configuration.
+//! - [`matcher`]: I/O-free pending table that pairs responses with requests,
+//!   expires them (`poll_timeout(now)`) and classifies strays (late, duplicate,
+//!   unknown).
+//! - [`stan`]: per-acquirer STAN allocator (000001-999999, wrapping, never
+//!   reusing a STAN still in flight).
+//! - [`backoff`]: exponential backoff with jitter, RNG passed in.
+//! - [`key`]: the configurable match key (default: response MTI + DE 11 + DE 41).
+//! - [`link`]: one task owns one TCP connection; callers send
+//!   `(request, oneshot::Sender)` over an `mpsc`.
+//! - [`pool`]: N links per acquirer, least-in-flight selection, reconnect,
+//!   primary/secondary failover, health.
+//! - [`error`]: one error enum per layer ([`FramingError`], [`LinkError`]).
+
+pub mod backoff;
+pub mod duration_serde;
+pub mod error;
+pub mod framing;
+pub mod key;
+pub mod link;
+pub mod matcher;
+pub mod pool;
+pub mod stan;
+
+pub use error::{CodecError, FramingError, LinkError};
+pub use framing::{Frame, FrameCodec, FramingConfig, LengthStyle};
+pub use key::{MatchKey, MatchKeyConfig};
+pub use link::{
+    LinkMetrics, LinkState, MetricsSnapshot, Response, Unmatched, UnmatchedHandler, UnmatchedKind,
+};
+pub use pool::{Health, Pool, PoolConfig};
+pub use stan::{Stan, StanAllocator, StanLease};

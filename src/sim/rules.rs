@@ -1,0 +1,564 @@
+//! The simulator's behaviour as a pure function: [`respond`] takes a decoded
+//! request and the simulator state and returns what to do. No sockets, no
+//! clock; randomness comes from the seeded RNG in [`SimState`].
+//!
+//! Default rules (as acquirer test platforms behave), on the cents of DE 4:
+//!
+//! | cents | DE 39 | meaning                                      |
+//! |-------|-------|----------------------------------------------|
+//! | 00    | 00    | approved, DE 38 authorization id, DE 37 RRN |
+//! | 05    | 05    | do not honour                                |
+//! | 99    | 96    | system malfunction (technical failure)       |
+//! | other | 00    | approved                                     |
+//!
+//! 0400/0420 reversals mark the original (found by DE 90's STAN, else DE 11,
+//! with DE 41) as reversed and are answered 00. 0800s are answered 0810 with
+//! DE 39 = 00. Other requests are answered with DE 39 = 12.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use crate::iso8583::{Message, Mti, Spec};
+
+/// Added latency per response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Latency {
+    #[default]
+    None,
+    Fixed(Duration),
+    /// Uniformly random between the two bounds.
+    Uniform(Duration, Duration),
+}
+
+/// Fault injection. Counters ("every n-th") run over financial requests
+/// (01xx, 02xx, 04xx) only, so sign-on and echo are never disturbed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Faults {
+    pub latency: Latency,
+    /// Responses come back reversed within windows of this many requests
+    /// (response i is delayed by `(window - 1 - i % window) * reorder_step`).
+    pub out_of_order: Option<usize>,
+    pub reorder_step: Duration,
+    /// Every n-th financial request gets no response.
+    pub no_response_every: Option<u64>,
+    /// Every n-th financial request is answered twice.
+    pub duplicate_every: Option<u64>,
+    /// The n-th financial request (after the last drop) is not answered and
+    /// the connection is closed.
+    pub drop_after: Option<u64>,
+    /// Every n-th financial request gets a frame that does not decode.
+    pub garbage_every: Option<u64>,
+    /// Answer sign-on (DE 70 = 001) with DE 39 = 91.
+    pub refuse_sign_on: bool,
+    /// Never answer echo tests (DE 70 = 301).
+    pub ignore_echo: bool,
+}
+
+/// What the server must do for one request, in order.
+#[derive(Debug)]
+pub enum Action<'a> {
+    /// Send `msg` after `delay`.
+    Reply { msg: Message<'a>, delay: Duration },
+    /// Send a well-framed frame whose content is not a message.
+    Garbage { delay: Duration },
+    /// Close the connection (after writing what is already queued).
+    Close,
+}
+
+/// Final state of an authorization in the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TxStatus {
+    Approved,
+    Reversed,
+}
+
+/// One approved authorization.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LedgerEntry {
+    pub terminal: String,
+    pub stan: String,
+    pub rrn: String,
+    pub auth_id: String,
+    /// Minor units.
+    pub amount: u64,
+    pub status: TxStatus,
+}
+
+/// Approved and reversed transactions, keyed by (terminal id, STAN); the
+/// oldest are forgotten beyond `capacity`.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    entries: HashMap<(String, String), LedgerEntry>,
+    order: VecDeque<(String, String)>,
+    capacity: usize,
+    /// Reversals whose original was not found.
+    pub unmatched_reversals: u64,
+}
+
+impl Ledger {
+    pub fn new(capacity: usize) -> Self {
+        Ledger {
+            capacity,
+            ..Default::default()
+        }
+    }
+
+    pub fn get(&self, terminal: &str, stan: &str) -> Option<&LedgerEntry> {
+        self.entries.get(&(terminal.to_owned(), stan.to_owned()))
+    }
+
+    /// Entries, oldest first.
+    pub fn entries(&self) -> Vec<LedgerEntry> {
+        self.order
+            .iter()
+            .filter_map(|k| self.entries.get(k).cloned())
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn insert(&mut self, e: LedgerEntry) {
+        if self.capacity == 0 {
+            return;
+        }
+        let key = (e.terminal.clone(), e.stan.clone());
+        if self.entries.insert(key.clone(), e).is_none() {
+            self.order.push_back(key);
+        }
+        while self.order.len() > self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.entries.remove(&old);
+            }
+        }
+    }
+
+    fn reverse(&mut self, terminal: &str, stan: &str) -> bool {
+        match self
+            .entries
+            .get_mut(&(terminal.to_owned(), stan.to_owned()))
+        {
+            Some(e) => {
+                e.status = TxStatus::Reversed;
+                true
+            }
+            None => {
+                self.unmatched_reversals += 1;
+                false
+            }
+        }
+    }
+}
+
+/// Counters of what the simulator saw and did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SimCounts {
+    pub received: u64,
+    pub approved: u64,
+    pub refused: u64,
+    pub failed: u64,
+    pub reversals: u64,
+    pub network: u64,
+    pub responses_received: u64,
+    pub no_response: u64,
+    pub duplicates: u64,
+    pub garbage: u64,
+    pub drops: u64,
+    pub undecodable: u64,
+}
+
+/// Everything [`respond`] reads and changes.
+#[derive(Debug)]
+pub struct SimState {
+    pub faults: Faults,
+    pub ledger: Ledger,
+    pub counts: SimCounts,
+    records: VecDeque<Message<'static>>,
+    record_capacity: usize,
+    rng: StdRng,
+    financial: u64,
+    since_drop: u64,
+    next_auth: u64,
+    next_rrn: u64,
+}
+
+impl SimState {
+    pub fn new(faults: Faults, record_capacity: usize, ledger_capacity: usize, seed: u64) -> Self {
+        SimState {
+            faults,
+            ledger: Ledger::new(ledger_capacity),
+            counts: SimCounts::default(),
+            records: VecDeque::new(),
+            record_capacity,
+            rng: StdRng::seed_from_u64(seed),
+            financial: 0,
+            since_drop: 0,
+            next_auth: 0,
+            next_rrn: 0,
+        }
+    }
+
+    /// The last decoded messages received (requests and responses), oldest
+    /// first, owned.
+    pub fn records(&self) -> impl Iterator<Item = &Message<'static>> {
+        self.records.iter()
+    }
+
+    fn record(&mut self, msg: &Message<'_>) {
+        if self.record_capacity == 0 {
+            return;
+        }
+        if self.records.len() == self.record_capacity {
+            self.records.pop_front();
+        }
+        self.records.push_back(msg.clone().into_owned());
+    }
+
+    fn latency(&mut self) -> Duration {
+        match self.faults.latency {
+            Latency::None => Duration::ZERO,
+            Latency::Fixed(d) => d,
+            Latency::Uniform(a, b) if b > a => self.rng.gen_range(a..=b),
+            Latency::Uniform(a, _) => a,
+        }
+    }
+}
+
+fn every(n: Option<u64>, seq: u64) -> bool {
+    matches!(n, Some(n) if n > 0 && seq % n == 0)
+}
+
+/// Fields echoed from request to response when present.
+const ECHOED: &[u16] = &[3, 4, 7, 11, 12, 13, 32, 37, 41, 42, 49];
+
+/// The simulator's answer to one decoded message.
+pub fn respond<'a>(spec: &Spec, req: &Message<'a>, state: &mut SimState) -> Vec<Action<'a>> {
+    state.record(req);
+    let mti = req.mti();
+    let Some(resp_mti) = mti.response() else {
+        // A response to one of our own 0800s.
+        state.counts.responses_received += 1;
+        return Vec::new();
+    };
+    state.counts.received += 1;
+    let class = mti.digits()[1];
+    if class == b'8' {
+        return network(spec, req, resp_mti, state);
+    }
+    if !matches!(class, b'1' | b'2' | b'4') {
+        let mut resp = echo_fields(req, resp_mti);
+        let _ = spec.set_text(&mut resp, 39, "12");
+        return vec![Action::Reply {
+            msg: resp,
+            delay: Duration::ZERO,
+        }];
+    }
+
+    state.financial += 1;
+    state.since_drop += 1;
+    let seq = state.financial;
+    let faults = state.faults.clone();
+    if matches!(faults.drop_after, Some(n) if n > 0 && state.since_drop >= n) {
+        state.since_drop = 0;
+        state.counts.drops += 1;
+        return vec![Action::Close];
+    }
+    let mut delay = state.latency();
+    if let Some(w) = faults.out_of_order.filter(|&w| w > 1) {
+        let idx = ((seq - 1) % w as u64) as u32;
+        delay += faults.reorder_step * (w as u32 - 1 - idx);
+    }
+    if every(faults.no_response_every, seq) {
+        state.counts.no_response += 1;
+        return Vec::new();
+    }
+    if every(faults.garbage_every, seq) {
+        state.counts.garbage += 1;
+        return vec![Action::Garbage { delay }];
+    }
+
+    let resp = if class == b'4' {
+        reversal(spec, req, resp_mti, state)
+    } else {
+        authorization(spec, req, resp_mti, state)
+    };
+    if every(faults.duplicate_every, seq) {
+        state.counts.duplicates += 1;
+        vec![
+            Action::Reply {
+                msg: resp.clone(),
+                delay,
+            },
+            Action::Reply { msg: resp, delay },
+        ]
+    } else {
+        vec![Action::Reply { msg: resp, delay }]
+    }
+}
+
+fn echo_fields<'a>(req: &Message<'a>, mti: Mti) -> Message<'a> {
+    let mut resp = Message::new(mti);
+    for &n in ECHOED {
+        if let Some(f) = req.field(n) {
+            resp.insert(n, f.clone());
+        }
+    }
+    resp
+}
+
+fn network<'a>(
+    spec: &Spec,
+    req: &Message<'a>,
+    resp_mti: Mti,
+    state: &mut SimState,
+) -> Vec<Action<'a>> {
+    state.counts.network += 1;
+    let code = spec
+        .text(req, 70)
+        .map(|c| c.into_owned())
+        .unwrap_or_default();
+    if code == "301" && state.faults.ignore_echo {
+        return Vec::new();
+    }
+    let mut resp = req.clone();
+    resp.set_mti(resp_mti);
+    let rc = if code == "001" && state.faults.refuse_sign_on {
+        "91"
+    } else {
+        "00"
+    };
+    let _ = spec.set_text(&mut resp, 39, rc);
+    vec![Action::Reply {
+        msg: resp,
+        delay: Duration::ZERO,
+    }]
+}
+
+fn authorization<'a>(
+    spec: &Spec,
+    req: &Message<'a>,
+    resp_mti: Mti,
+    state: &mut SimState,
+) -> Message<'a> {
+    let mut resp = echo_fields(req, resp_mti);
+    let amount = spec
+        .text(req, 4)
+        .map(|a| a.into_owned())
+        .unwrap_or_default();
+    let cents = amount.get(amount.len().saturating_sub(2)..).unwrap_or("");
+    let rc = match cents {
+        "05" => "05",
+        "99" => "96",
+        _ => "00",
+    };
+    let rrn = match spec.text(req, 37) {
+        Some(r) => r.into_owned(),
+        None => {
+            state.next_rrn += 1;
+            let r = format!("{:012}", state.next_rrn % 1_000_000_000_000);
+            let _ = spec.set_text(&mut resp, 37, &r);
+            r
+        }
+    };
+    let _ = spec.set_text(&mut resp, 39, rc);
+    match rc {
+        "00" => {
+            state.counts.approved += 1;
+            state.next_auth += 1;
+            let auth_id = format!("{:06}", state.next_auth % 1_000_000);
+            let _ = spec.set_text(&mut resp, 38, &auth_id);
+            let text = |n| {
+                spec.text(req, n)
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default()
+            };
+            state.ledger.insert(LedgerEntry {
+                terminal: text(41),
+                stan: text(11),
+                rrn,
+                auth_id,
+                amount: amount.parse().unwrap_or(0),
+                status: TxStatus::Approved,
+            });
+        }
+        "05" => state.counts.refused += 1,
+        _ => state.counts.failed += 1,
+    }
+    resp
+}
+
+fn reversal<'a>(
+    spec: &Spec,
+    req: &Message<'a>,
+    resp_mti: Mti,
+    state: &mut SimState,
+) -> Message<'a> {
+    state.counts.reversals += 1;
+    let text = |n| spec.text(req, n).map(|t| t.into_owned());
+    // DE 90: original MTI (4) + original STAN (6) + ...
+    let stan = text(90)
+        .and_then(|d| d.get(4..10).map(str::to_owned))
+        .or_else(|| text(11))
+        .unwrap_or_default();
+    let terminal = text(41).unwrap_or_default();
+    state.ledger.reverse(&terminal, &stan);
+    let mut resp = echo_fields(req, resp_mti);
+    let _ = spec.set_text(&mut resp, 39, "00");
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> Spec {
+        Spec::builtin("cb2a").unwrap()
+    }
+
+    fn auth(spec: &Spec, stan: &str, amount: &str) -> Message<'static> {
+        let mut m = Message::new(Mti::AUTHORIZATION_REQUEST);
+        spec.set_text(&mut m, 4, amount).unwrap();
+        spec.set_text(&mut m, 11, stan).unwrap();
+        spec.set_text(&mut m, 41, "TERM0001").unwrap();
+        m
+    }
+
+    fn reply<'a>(actions: &'a [Action<'a>]) -> &'a Message<'a> {
+        match actions {
+            [Action::Reply { msg, .. }] => msg,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn amount_rules() {
+        let spec = spec();
+        let mut st = SimState::new(Faults::default(), 8, 100, 1);
+        for (amount, rc) in [
+            ("000000001000", "00"),
+            ("000000001005", "05"),
+            ("000000001099", "96"),
+            ("000000001042", "00"),
+        ] {
+            let req = auth(&spec, "000001", amount);
+            let a = respond(&spec, &req, &mut st);
+            let r = reply(&a);
+            assert_eq!(r.mti(), Mti::AUTHORIZATION_RESPONSE);
+            assert_eq!(spec.text(r, 39).unwrap(), rc, "{amount}");
+            assert_eq!(spec.text(r, 11).unwrap(), "000001");
+            assert_eq!(spec.text(r, 41).unwrap(), "TERM0001");
+            assert_eq!(spec.text(r, 37).unwrap().len(), 12);
+            assert_eq!(r.has(38), rc == "00");
+        }
+        assert_eq!(st.counts.approved, 2);
+        assert_eq!(st.counts.refused, 1);
+        assert_eq!(st.counts.failed, 1);
+        assert_eq!(st.records().count(), 4);
+    }
+
+    #[test]
+    fn reversal_marks_ledger() {
+        let spec = spec();
+        let mut st = SimState::new(Faults::default(), 0, 100, 1);
+        respond(&spec, &auth(&spec, "000007", "000000000500"), &mut st);
+        assert_eq!(
+            st.ledger.get("TERM0001", "000007").unwrap().status,
+            TxStatus::Approved
+        );
+        let mut rev = auth(&spec, "000008", "000000000500");
+        rev.set_mti(Mti::REVERSAL_REQUEST);
+        spec.set_text(&mut rev, 90, &format!("0100000007{}", "0".repeat(32)))
+            .unwrap();
+        let a = respond(&spec, &rev, &mut st);
+        assert_eq!(reply(&a).mti(), Mti::REVERSAL_RESPONSE);
+        assert_eq!(
+            st.ledger.get("TERM0001", "000007").unwrap().status,
+            TxStatus::Reversed
+        );
+        assert_eq!(st.ledger.unmatched_reversals, 0);
+    }
+
+    #[test]
+    fn network_management() {
+        let spec = spec();
+        let mut st = SimState::new(
+            Faults {
+                ignore_echo: true,
+                ..Faults::default()
+            },
+            0,
+            0,
+            1,
+        );
+        let mut m = Message::new(Mti::NETWORK_REQUEST);
+        spec.set_text(&mut m, 11, "000001").unwrap();
+        spec.set_text(&mut m, 70, "001").unwrap();
+        let a = respond(&spec, &m, &mut st);
+        assert_eq!(spec.text(reply(&a), 39).unwrap(), "00");
+        assert_eq!(spec.text(reply(&a), 70).unwrap(), "001");
+        spec.set_text(&mut m, 70, "301").unwrap();
+        assert!(respond(&spec, &m, &mut st).is_empty());
+    }
+
+    #[test]
+    fn faults_by_sequence() {
+        let spec = spec();
+        let faults = Faults {
+            no_response_every: Some(3),
+            duplicate_every: Some(4),
+            garbage_every: Some(5),
+            drop_after: Some(7),
+            ..Faults::default()
+        };
+        let mut st = SimState::new(faults, 0, 0, 1);
+        let kinds: Vec<String> = (1..=8)
+            .map(|i| {
+                let req = auth(&spec, &format!("{i:06}"), "000000000100");
+                let a = respond(&spec, &req, &mut st);
+                match a.as_slice() {
+                    [] => "none".into(),
+                    [Action::Close] => "close".into(),
+                    [Action::Garbage { .. }] => "garbage".into(),
+                    [Action::Reply { .. }] => "reply".into(),
+                    [Action::Reply { .. }, Action::Reply { .. }] => "dup".into(),
+                    other => format!("{other:?}"),
+                }
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["reply", "reply", "none", "dup", "garbage", "none", "close", "dup"]
+        );
+    }
+
+    #[test]
+    fn out_of_order_delays_reverse_each_window() {
+        let spec = spec();
+        let faults = Faults {
+            out_of_order: Some(3),
+            reorder_step: Duration::from_millis(1),
+            ..Faults::default()
+        };
+        let mut st = SimState::new(faults, 0, 0, 1);
+        let delays: Vec<u128> = (1..=4)
+            .map(|i| {
+                let req = auth(&spec, &format!("{i:06}"), "000000000100");
+                match respond(&spec, &req, &mut st).as_slice() {
+                    [Action::Reply { delay, .. }] => delay.as_millis(),
+                    other => panic!("{other:?}"),
+                }
+            })
+            .collect();
+        assert_eq!(delays, [2, 1, 0, 2]);
+    }
+}

@@ -1,0 +1,426 @@
+//! The thin tokio server around [`respond`]: accepts connections, decodes
+//! frames, applies the actions, batches writes.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::Interest;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::time::Instant;
+use tokio_util::codec::Decoder;
+
+use super::rules::{respond, Action, Faults, LedgerEntry, SimCounts, SimState};
+use crate::iso8583::{Message, Mti, Spec};
+use crate::net::framing::{Frame, FrameCodec, FramingConfig};
+use crate::net::link::transmission_datetime;
+use crate::net::FramingError;
+
+/// Bytes of the garbage frame body: not an MTI in any dialect.
+const GARBAGE: &[u8] = b"\xFF\xFFgarbage\x00";
+
+/// How to start a simulator.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub spec: Arc<Spec>,
+    /// `127.0.0.1:0` by default (an ephemeral port; see [`SimHandle::addr`]).
+    pub listen: SocketAddr,
+    pub framing: FramingConfig,
+    pub faults: Faults,
+    /// How many decoded messages to keep for [`SimHandle::records`].
+    pub record: usize,
+    /// How many ledger entries to keep.
+    pub ledger_capacity: usize,
+    pub seed: u64,
+}
+
+impl SimConfig {
+    pub fn new(spec: Arc<Spec>) -> Self {
+        SimConfig {
+            spec,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            framing: FramingConfig::default(),
+            faults: Faults::default(),
+            record: 256,
+            ledger_capacity: 100_000,
+            seed: 1,
+        }
+    }
+}
+
+struct Shared {
+    spec: Arc<Spec>,
+    codec: FrameCodec,
+    state: Mutex<SimState>,
+    /// Woken after each batch of messages is processed.
+    progress: Notify,
+    conns: Mutex<Vec<mpsc::UnboundedSender<Command>>>,
+    accepted: AtomicU64,
+    next_stan: AtomicU64,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, SimState> {
+        // A panic elsewhere cannot leave the counters half-updated in a way
+        // that matters to a test double: keep going.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+enum Command {
+    Send(Bytes),
+    Close,
+}
+
+/// A running simulator.
+pub struct SimHandle {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Entry point; see [`Simulator::start`].
+pub struct Simulator;
+
+impl Simulator {
+    /// Binds `cfg.listen` and serves in the background.
+    pub async fn start(cfg: SimConfig) -> Result<SimHandle, SimError> {
+        let codec = cfg.framing.codec()?;
+        let listener = TcpListener::bind(cfg.listen).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            spec: cfg.spec,
+            codec,
+            state: Mutex::new(SimState::new(
+                cfg.faults,
+                cfg.record,
+                cfg.ledger_capacity,
+                cfg.seed,
+            )),
+            progress: Notify::new(),
+            conns: Mutex::new(Vec::new()),
+            accepted: AtomicU64::new(0),
+            next_stan: AtomicU64::new(900_000),
+        });
+        let (shutdown, rx) = watch::channel(false);
+        let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), rx));
+        Ok(SimHandle {
+            addr,
+            shared,
+            shutdown,
+            task: Some(task),
+        })
+    }
+}
+
+/// Why the simulator could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("framing: {0}")]
+    Framing(#[from] FramingError),
+    #[error("encode: {0}")]
+    Encode(#[from] crate::iso8583::EncodeError),
+}
+
+impl SimHandle {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Approved and reversed transactions, oldest first.
+    pub fn ledger(&self) -> Vec<LedgerEntry> {
+        self.shared.state().ledger.entries()
+    }
+
+    /// The ledger entry of (terminal id, STAN).
+    pub fn ledger_entry(&self, terminal: &str, stan: &str) -> Option<LedgerEntry> {
+        self.shared.state().ledger.get(terminal, stan).cloned()
+    }
+
+    /// The last decoded messages received, oldest first.
+    pub fn records(&self) -> Vec<Message<'static>> {
+        self.shared.state().records().cloned().collect()
+    }
+
+    pub fn counts(&self) -> SimCounts {
+        self.shared.state().counts
+    }
+
+    /// Connections accepted so far.
+    pub fn connections_accepted(&self) -> u64 {
+        self.shared.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Changes fault injection for the messages that follow.
+    pub fn set_faults(&self, faults: Faults) {
+        self.shared.state().faults = faults;
+    }
+
+    /// Reads the state under the lock (for assertions).
+    pub fn with_state<R>(&self, f: impl FnOnce(&SimState) -> R) -> R {
+        f(&self.shared.state())
+    }
+
+    /// Waits until `pred` holds on the state; re-checked after every batch
+    /// of messages. Bound it with `tokio::time::timeout`.
+    pub async fn wait_until(&self, pred: impl Fn(&SimState) -> bool) {
+        loop {
+            let notified = self.shared.progress.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if pred(&self.shared.state()) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Sends an 0800 with DE 70 = `code` on every open connection (the
+    /// acquirer's own network management); returns how many got it.
+    pub fn send_network(&self, code: &str) -> usize {
+        let spec = &self.shared.spec;
+        let mut m = Message::new(Mti::NETWORK_REQUEST);
+        let stan = self.shared.next_stan.fetch_add(1, Ordering::Relaxed) % 999_999 + 1;
+        let built = (|| {
+            if spec.field(7).is_some() {
+                spec.set_text(&mut m, 7, &transmission_datetime(SystemTime::now()))?;
+            }
+            spec.set_text(&mut m, 11, &format!("{stan:06}"))?;
+            spec.set_text(&mut m, 70, code)
+        })();
+        let mut frame = BytesMut::new();
+        let start = self.shared.codec.begin(&mut frame);
+        if built.is_err() || spec.encode(&m, &mut frame).is_err() {
+            return 0;
+        }
+        if self.shared.codec.finish(&mut frame, start).is_err() {
+            return 0;
+        }
+        self.broadcast(|| Command::Send(frame.clone().freeze()))
+    }
+
+    /// Closes every open connection now.
+    pub fn drop_connections(&self) -> usize {
+        self.broadcast(|| Command::Close)
+    }
+
+    fn broadcast(&self, cmd: impl Fn() -> Command) -> usize {
+        let mut conns = self.shared.conns.lock().unwrap_or_else(|p| p.into_inner());
+        conns.retain(|c| !c.is_closed());
+        conns.iter().filter(|c| c.send(cmd()).is_ok()).count()
+    }
+
+    /// Stops accepting and closes every connection.
+    pub async fn shutdown(mut self) {
+        self.shutdown.send_replace(true);
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        self.shutdown.send_replace(true);
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut conns = Vec::new();
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    shared.accepted.fetch_add(1, Ordering::Relaxed);
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    shared.conns.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
+                    let shared = Arc::clone(&shared);
+                    let shutdown = shutdown.clone();
+                    conns.push(tokio::spawn(async move {
+                        match serve(stream, &shared, rx, shutdown).await {
+                            Ok(()) => tracing::debug!(%peer, "sim connection closed"),
+                            Err(e) => tracing::debug!(%peer, error = %e, "sim connection ended"),
+                        }
+                        shared.progress.notify_waiters();
+                    }));
+                    conns.retain(|c: &tokio::task::JoinHandle<()>| !c.is_finished());
+                }
+                Err(e) => tracing::warn!(error = %e, "sim accept failed"),
+            },
+            r = shutdown.changed() => if r.is_err() || *shutdown.borrow() { break },
+        }
+    }
+    drop(listener);
+    for c in conns {
+        let _ = c.await;
+    }
+}
+
+/// A response waiting for its injected latency.
+struct Delayed {
+    at: Instant,
+    seq: u64,
+    frame: Bytes,
+}
+
+impl PartialEq for Delayed {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Delayed {}
+impl PartialOrd for Delayed {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Delayed {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(o.at, o.seq))
+    }
+}
+
+async fn serve(
+    stream: TcpStream,
+    shared: &Shared,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), SimError> {
+    let mut codec = shared.codec.clone();
+    let mut rbuf = BytesMut::with_capacity(64 * 1024);
+    let mut wbuf = BytesMut::with_capacity(64 * 1024);
+    let mut delayed: BinaryHeap<Reverse<Delayed>> = BinaryHeap::new();
+    let mut seq = 0u64;
+    let mut closing = false;
+    let sleep = tokio::time::sleep(Duration::from_secs(86_400));
+    tokio::pin!(sleep);
+    loop {
+        if !wbuf.is_empty() {
+            match stream.try_write(&wbuf) {
+                Ok(n) => wbuf.advance(n),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(SimError::Io(e)),
+            }
+        }
+        if closing && wbuf.is_empty() {
+            return Ok(());
+        }
+        let next = delayed.peek().map(|Reverse(d)| d.at);
+        if let Some(at) = next {
+            if sleep.deadline() != at {
+                sleep.as_mut().reset(at);
+            }
+        }
+        let interest = if wbuf.is_empty() {
+            Interest::READABLE
+        } else {
+            Interest::READABLE | Interest::WRITABLE
+        };
+        tokio::select! {
+            r = stream.ready(interest), if !closing => {
+                let r = r?;
+                if !(r.is_readable() || r.is_read_closed()) {
+                    continue;
+                }
+                for _ in 0..8 {
+                    if rbuf.capacity() - rbuf.len() < 16 * 1024 {
+                        rbuf.reserve(64 * 1024);
+                    }
+                    match stream.try_read_buf(&mut rbuf) {
+                        Ok(0) => return Ok(()),
+                        Ok(_) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(SimError::Io(e)),
+                    }
+                    let now = Instant::now();
+                    let mut state = shared.state();
+                    loop {
+                        let (header, body) = match codec.decode(&mut rbuf)? {
+                            None => break,
+                            Some(Frame::KeepAlive) => continue,
+                            Some(Frame::Message { header, body }) => (header, body),
+                        };
+                        let msg = match shared.spec.decode(&body) {
+                            Ok(m) => m,
+                            Err(e) => {
+                                state.counts.undecodable += 1;
+                                tracing::warn!(error = %e, "sim: undecodable request");
+                                continue;
+                            }
+                        };
+                        for action in respond(&shared.spec, &msg, &mut state) {
+                            let (frame, delay) = match action {
+                                Action::Reply { msg, delay } if delay.is_zero() => {
+                                    let start = codec.begin_with_header(&mut wbuf, &header);
+                                    shared.spec.encode(&msg, &mut wbuf)?;
+                                    codec.finish(&mut wbuf, start)?;
+                                    continue;
+                                }
+                                Action::Reply { msg, delay } => {
+                                    let mut f = BytesMut::new();
+                                    let start = codec.begin_with_header(&mut f, &header);
+                                    shared.spec.encode(&msg, &mut f)?;
+                                    codec.finish(&mut f, start)?;
+                                    (f.freeze(), delay)
+                                }
+                                Action::Garbage { delay } => {
+                                    let mut f = BytesMut::new();
+                                    let start = codec.begin_with_header(&mut f, &header);
+                                    f.extend_from_slice(GARBAGE);
+                                    codec.finish(&mut f, start)?;
+                                    (f.freeze(), delay)
+                                }
+                                Action::Close => {
+                                    closing = true;
+                                    break;
+                                }
+                            };
+                            if delay.is_zero() {
+                                wbuf.extend_from_slice(&frame);
+                            } else {
+                                seq += 1;
+                                delayed.push(Reverse(Delayed { at: now + delay, seq, frame }));
+                            }
+                        }
+                        if closing {
+                            break;
+                        }
+                    }
+                    drop(state);
+                    shared.progress.notify_waiters();
+                    if closing {
+                        delayed.clear();
+                        break;
+                    }
+                }
+            }
+            _ = &mut sleep, if next.is_some() => {
+                let now = Instant::now();
+                while delayed.peek().is_some_and(|Reverse(d)| d.at <= now) {
+                    if let Some(Reverse(d)) = delayed.pop() {
+                        wbuf.extend_from_slice(&d.frame);
+                    }
+                }
+            }
+            cmd = commands.recv() => match cmd {
+                Some(Command::Send(frame)) => wbuf.extend_from_slice(&frame),
+                Some(Command::Close) | None => return Ok(()),
+            },
+            _ = shutdown.changed() => return Ok(()),
+        }
+    }
+}
