@@ -96,3 +96,112 @@ pub fn iso_document(data: &[u8]) {
         }
     }
 }
+
+/// A byte stream cut at arbitrary points must frame exactly as the whole
+/// stream does, and every message frame must re-encode to the same bytes.
+/// Byte 0 picks the framing (style, TPDU header, self-counting length),
+/// byte 1 the cut points' seed; the rest is the stream.
+pub fn framing_split(data: &[u8]) {
+    use crate::net::framing::{Frame, FramingConfig, LengthStyle};
+    use tokio_util::codec::{Decoder, Encoder};
+
+    let [mode, seed, stream @ ..] = data else {
+        return;
+    };
+    let style = [
+        LengthStyle::TwoByteBinary,
+        LengthStyle::FourByteAscii,
+        LengthStyle::TwoByteBcd,
+        LengthStyle::FourByteBinary,
+    ][usize::from(mode & 3)];
+    let mut cfg = FramingConfig::new(style);
+    if mode & 4 != 0 {
+        cfg = cfg.with_header(&[0x60, 0x00, 0x01, 0x00, 0x00]);
+    }
+    cfg.length_includes_self = mode & 8 != 0;
+    cfg.max_frame = 2048;
+    let Ok(codec) = cfg.codec() else { return };
+
+    // Reference: the whole stream in one buffer.
+    let run = |cuts: &mut dyn FnMut(usize) -> usize| {
+        let mut dec = codec.clone();
+        let mut buf = bytes::BytesMut::new();
+        let mut frames = Vec::new();
+        let mut pos = 0;
+        while pos < stream.len() {
+            let take = cuts(stream.len() - pos).clamp(1, stream.len() - pos);
+            buf.extend_from_slice(&stream[pos..pos + take]);
+            pos += take;
+            loop {
+                match dec.decode(&mut buf) {
+                    Ok(Some(f)) => frames.push(Ok(f)),
+                    Ok(None) => break,
+                    Err(e) => {
+                        frames.push(Err(e.to_string()));
+                        return frames;
+                    }
+                }
+            }
+        }
+        frames
+    };
+    let whole = run(&mut |left| left);
+    let mut x = u32::from(*seed) | 1;
+    let split = run(&mut |_| {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        (x % 17) as usize
+    });
+    assert_eq!(whole, split, "framing depends on how the stream was cut");
+    for frame in whole.into_iter().flatten() {
+        if let Frame::Message { header, body } = frame {
+            let mut enc = codec.clone();
+            let mut out = bytes::BytesMut::new();
+            if enc.encode(body.clone(), &mut out).is_ok() {
+                let mut dec = codec.clone();
+                match dec.decode(&mut out) {
+                    Ok(Some(Frame::Message {
+                        body: b2,
+                        header: h2,
+                    })) => {
+                        assert_eq!(b2, body);
+                        assert_eq!(h2.len(), header.len());
+                    }
+                    other => panic!("re-encoded frame does not decode: {other:?}"),
+                }
+            }
+        }
+    }
+}
+
+/// Arbitrary bytes as the contents of the cb2a containers: DE 55 (BER-TLV),
+/// DE 47 (binary national TLV) and DE 59 (ASCII national TLV). Whatever
+/// decodes must re-encode to the same bytes (unknown tags kept).
+pub fn tlv_containers(data: &[u8]) {
+    use crate::iso8583::{Field, Message, Mti};
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
+    let spec = dialect("cb2a");
+    let n = [55u16, 47, 59][usize::from(which % 3)];
+    if rest.len() > 255 {
+        return;
+    }
+    let mut msg = Message::new(Mti::AUTHORIZATION_REQUEST);
+    msg.insert(n, Field::owned(rest.to_vec(), rest.len() as u16));
+    let Ok(wire) = spec.encode_to_bytes(&msg) else {
+        return;
+    };
+    iso_decode(spec, &wire);
+}
+
+/// Google Pay token parser and decryptor on arbitrary bytes.
+pub fn gpay_token(data: &[u8]) {
+    crate::wallet::googlepay::fuzz_token(data);
+}
+
+/// The seal calculator on arbitrary JSON.
+pub fn seal(data: &[u8]) {
+    crate::seal::fuzz_seal(data);
+}

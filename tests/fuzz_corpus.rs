@@ -53,6 +53,26 @@ fn replay_spec_load() {
 }
 
 #[test]
+fn replay_framing_split() {
+    replay("framing_split", fuzzing::framing_split);
+}
+
+#[test]
+fn replay_tlv_containers() {
+    replay("tlv_containers", fuzzing::tlv_containers);
+}
+
+#[test]
+fn replay_gpay_token() {
+    replay("gpay_token", fuzzing::gpay_token);
+}
+
+#[test]
+fn replay_seal() {
+    replay("seal", fuzzing::seal);
+}
+
+#[test]
 fn write_seeds() {
     if std::env::var_os("ACQSWITCH_WRITE_FUZZ_SEEDS").is_none() {
         return;
@@ -86,6 +106,72 @@ fn write_seeds() {
             .find(|(n, _)| n == name)
             .unwrap();
         fs::write(dir("spec_load").join(name), text).unwrap();
+    }
+    // Framing: a few encoded messages back to back, per framing mode.
+    let spec = Spec::builtin("cb2a").unwrap();
+    let wire = spec
+        .encode_to_bytes(&sample::wallet_authorization_cb2a(&spec).unwrap())
+        .unwrap();
+    for mode in 0u8..16 {
+        let mut stream = vec![mode, 7];
+        for _ in 0..3 {
+            let len = wire.len() + if mode & 4 != 0 { 5 } else { 0 };
+            let prefix_len = if mode & 1 == 1 { 4 } else { 2 };
+            let value = len + if mode & 8 != 0 { prefix_len } else { 0 };
+            match mode & 3 {
+                0 => stream.extend_from_slice(&(value as u16).to_be_bytes()),
+                1 => stream.extend_from_slice(format!("{value:04}").as_bytes()),
+                2 => stream.extend_from_slice(&[
+                    (((value / 1000) << 4) | ((value / 100) % 10)) as u8,
+                    ((((value / 10) % 10) << 4) | (value % 10)) as u8,
+                ]),
+                _ => stream.extend_from_slice(&(value as u32).to_be_bytes()),
+            }
+            if mode & 4 != 0 {
+                stream.extend_from_slice(&[0x60, 0, 1, 0, 0]);
+            }
+            stream.extend_from_slice(&wire);
+        }
+        fs::write(dir("framing_split").join(format!("mode-{mode}")), &stream).unwrap();
+    }
+    // TLV containers: the sample's DE 47, a nested DE 55, an ASCII DE 59.
+    let msg = sample::wallet_authorization_cb2a(&spec).unwrap();
+    let mut de47 = vec![1u8];
+    de47.extend_from_slice(msg.field(47).unwrap().raw());
+    fs::write(dir("tlv_containers").join("de47"), &de47).unwrap();
+    let de55 = hex::decode("009F2608112233445566778870075A054895370012").unwrap();
+    fs::write(dir("tlv_containers").join("de55"), &de55).unwrap();
+    fs::write(
+        dir("tlv_containers").join("de59"),
+        b"\x020100003ABC0200002XY",
+    )
+    .unwrap();
+    // Tokens and seals: the public vectors and known answers.
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let read_json = |p: &str| -> serde_json::Value {
+        serde_json::from_slice(&fs::read(data.join(p)).unwrap()).unwrap()
+    };
+    let vectors = read_json("googlepay/public_vectors.json");
+    for (k, v) in vectors.as_object().unwrap() {
+        if k.ends_with("_token") {
+            fs::write(dir("gpay_token").join(k), v.to_string()).unwrap();
+        }
+    }
+    let kat = read_json("seal/kat.json");
+    let mut walk = vec![&kat];
+    let mut i = 0;
+    while let Some(v) = walk.pop() {
+        match v {
+            serde_json::Value::Object(m) => {
+                if m.len() > 1 {
+                    fs::write(dir("seal").join(format!("kat-{i}")), v.to_string()).unwrap();
+                    i += 1;
+                }
+                walk.extend(m.values());
+            }
+            serde_json::Value::Array(a) => walk.extend(a.iter()),
+            _ => {}
+        }
     }
     let everything =
         fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/dialects/everything.toml"))
