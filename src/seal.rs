@@ -177,7 +177,11 @@ pub fn compute(message: &Value, secret: &SealSecret, algorithm: SealAlgorithm) -
 }
 
 /// [`compute`] on JSON text.
-pub fn compute_json(json: &str, secret: &SealSecret, algorithm: SealAlgorithm) -> Result<String, SealError> {
+pub fn compute_json(
+    json: &str,
+    secret: &SealSecret,
+    algorithm: SealAlgorithm,
+) -> Result<String, SealError> {
     Ok(compute(&parse(json)?, secret, algorithm))
 }
 
@@ -242,7 +246,11 @@ mod tests {
         let seal = compute(&m, &secret, SealAlgorithm::HmacSha256);
         m["seal"] = json!(seal);
         assert!(verify(&m, &secret, SealAlgorithm::HmacSha256));
-        assert!(!verify(&m, &SealSecret::new("K"), SealAlgorithm::HmacSha256));
+        assert!(!verify(
+            &m,
+            &SealSecret::new("K"),
+            SealAlgorithm::HmacSha256
+        ));
         assert!(!verify(&m, &secret, SealAlgorithm::Sha256));
         m["amount"] = json!(3);
         assert!(!verify(&m, &secret, SealAlgorithm::HmacSha256));
@@ -252,7 +260,10 @@ mod tests {
 
     #[test]
     fn algorithm_names() {
-        assert_eq!(SealAlgorithm::of_message(&json!({})).unwrap(), SealAlgorithm::HmacSha256);
+        assert_eq!(
+            SealAlgorithm::of_message(&json!({})).unwrap(),
+            SealAlgorithm::HmacSha256
+        );
         assert_eq!(
             SealAlgorithm::of_message(&json!({"sealAlgorithm":"SHA-256"})).unwrap(),
             SealAlgorithm::Sha256
@@ -262,7 +273,14 @@ mod tests {
 
     #[test]
     fn fuzz_entry_survives_odd_input() {
-        for input in [&b""[..], b"\xff", b"[[[[", b"1e999999", b"{\"seal\":1}", b"null"] {
+        for input in [
+            &b""[..],
+            b"\xff",
+            b"[[[[",
+            b"1e999999",
+            b"{\"seal\":1}",
+            b"null",
+        ] {
             fuzz_seal(input);
         }
     }

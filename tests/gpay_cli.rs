@@ -19,7 +19,12 @@ fn run(args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -36,10 +41,23 @@ fn decrypt_args<'a>(key: &'a str, roots: &'a str, extra: &[&'a str]) -> Vec<&'a 
     decrypt_args_at(key, roots, NOW_MS, extra)
 }
 
-fn decrypt_args_at<'a>(key: &'a str, roots: &'a str, now: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+fn decrypt_args_at<'a>(
+    key: &'a str,
+    roots: &'a str,
+    now: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
     let mut a = vec![
-        "gpay", "decrypt", "--recipient-id", "someRecipient", "--private-key", key,
-        "--root-keys", roots, "--now-ms", now,
+        "gpay",
+        "decrypt",
+        "--recipient-id",
+        "someRecipient",
+        "--private-key",
+        key,
+        "--root-keys",
+        roots,
+        "--now-ms",
+        now,
     ];
     a.extend_from_slice(extra);
     a
@@ -52,7 +70,11 @@ fn decrypt_vector_masked_and_revealed() {
     let token = serde_json::from_str::<Value>(VECTORS).unwrap()["ecv2_token"].to_string();
 
     let out = run(&decrypt_args(&key, &roots, &[]), &token);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(!stdout.contains("4111111111111111") && !stderr.contains("4111111111111111"));
@@ -77,8 +99,16 @@ fn failures_print_response_code_and_exit_non_zero() {
     let cases: [(&str, Vec<&str>, &str); 4] = [
         (tampered.as_str(), decrypt_args(&key, &roots, &[]), "12"),
         ("not json", decrypt_args(&key, &roots, &[]), "30"),
-        (token.as_str(), decrypt_args_at(&key, &roots, "1879409613939", &[]), "12"),
-        (token.as_str(), decrypt_args(&key, "/nonexistent/roots.json", &[]), "03"),
+        (
+            token.as_str(),
+            decrypt_args_at(&key, &roots, "1879409613939", &[]),
+            "12",
+        ),
+        (
+            token.as_str(),
+            decrypt_args(&key, "/nonexistent/roots.json", &[]),
+            "03",
+        ),
     ];
     for (stdin, args, code) in cases {
         let out = run(&args, stdin);
@@ -95,11 +125,28 @@ fn test_token_round_trips_through_decrypt_with_test_keys() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
     assert!(run(&["gpay", "test-keys", "--dir", d], "").status.success());
-    for (version, auth) in [("ECv2", "CRYPTOGRAM_3DS"), ("ECv2", "PAN_ONLY"), ("ECv1", "PAN_ONLY")] {
+    for (version, auth) in [
+        ("ECv2", "CRYPTOGRAM_3DS"),
+        ("ECv2", "PAN_ONLY"),
+        ("ECv1", "PAN_ONLY"),
+    ] {
         let out = run(
-            &["gpay", "test-token", "--protocol-version", version, "--auth-method", auth,
-              "--pan", "5204731600014792", "--now-ms", NOW_MS, "--seed", "9",
-              "--gateway-merchant-id", "gw-1"],
+            &[
+                "gpay",
+                "test-token",
+                "--protocol-version",
+                version,
+                "--auth-method",
+                auth,
+                "--pan",
+                "5204731600014792",
+                "--now-ms",
+                NOW_MS,
+                "--seed",
+                "9",
+                "--gateway-merchant-id",
+                "gw-1",
+            ],
             "",
         );
         assert!(out.status.success());
@@ -108,12 +155,28 @@ fn test_token_round_trips_through_decrypt_with_test_keys() {
             let key = format!("{d}/{key}");
             let roots = format!("{d}/root_keys.json");
             let out = run(
-                &["gpay", "decrypt", "--recipient-id", "merchant:acqswitch-demo",
-                  "--private-key", &key, "--root-keys", &roots, "--now-ms", NOW_MS,
-                  "--protocol-version", version, "--reveal"],
+                &[
+                    "gpay",
+                    "decrypt",
+                    "--recipient-id",
+                    "merchant:acqswitch-demo",
+                    "--private-key",
+                    &key,
+                    "--root-keys",
+                    &roots,
+                    "--now-ms",
+                    NOW_MS,
+                    "--protocol-version",
+                    version,
+                    "--reveal",
+                ],
                 &token,
             );
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
             let v: Value = serde_json::from_slice(&out.stdout).unwrap();
             assert_eq!(v["paymentMethodDetails"]["pan"], "5204731600014792");
             assert_eq!(v["paymentMethodDetails"]["authMethod"], auth);

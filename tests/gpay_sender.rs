@@ -38,14 +38,25 @@ fn payment(auth: AuthMethod, exp_ms: u64) -> DecryptedPayment {
 fn sender_tokens_look_like_googles() {
     let sender = testkeys::sender(ProtocolVersion::EcV2).unwrap();
     let token = sender
-        .seal_payment(&payment(AuthMethod::Cryptogram3ds, NOW_MS + 1), &mut StdRng::seed_from_u64(1))
+        .seal_payment(
+            &payment(AuthMethod::Cryptogram3ds, NOW_MS + 1),
+            &mut StdRng::seed_from_u64(1),
+        )
         .unwrap();
     // Google's serialiser escapes '=' inside the nested JSON strings.
     assert!(token.contains("\\\\u003d"), "{token}");
     assert!(!token.contains("4895370012003478"));
     let v: serde_json::Value = serde_json::from_str(&token).unwrap();
     let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
-    assert_eq!(keys, ["signature", "intermediateSigningKey", "protocolVersion", "signedMessage"]);
+    assert_eq!(
+        keys,
+        [
+            "signature",
+            "intermediateSigningKey",
+            "protocolVersion",
+            "signedMessage"
+        ]
+    );
 }
 
 #[test]
@@ -54,11 +65,20 @@ fn message_expiry_uses_the_injected_clock() {
         let sender = testkeys::sender(version).unwrap();
         let r = testkeys::recipient(version).unwrap();
         let token = sender
-            .seal_payment(&payment(AuthMethod::PanOnly, NOW_MS), &mut StdRng::seed_from_u64(2))
+            .seal_payment(
+                &payment(AuthMethod::PanOnly, NOW_MS),
+                &mut StdRng::seed_from_u64(2),
+            )
             .unwrap();
         assert!(r.unseal(&token, NOW_MS - 1).is_ok());
-        assert_eq!(r.unseal(&token, NOW_MS).unwrap_err(), TokenError::MessageExpired);
-        assert_eq!(r.unseal_plaintext(&token, NOW_MS).unwrap_err(), TokenError::MessageExpired);
+        assert_eq!(
+            r.unseal(&token, NOW_MS).unwrap_err(),
+            TokenError::MessageExpired
+        );
+        assert_eq!(
+            r.unseal_plaintext(&token, NOW_MS).unwrap_err(),
+            TokenError::MessageExpired
+        );
     }
 }
 
@@ -70,14 +90,20 @@ fn rotation_tries_every_merchant_key() {
     let r = GooglePayRecipient::new(cfg).unwrap();
     let sender = testkeys::sender(ProtocolVersion::EcV2).unwrap();
     let token = sender
-        .seal_payment(&payment(AuthMethod::PanOnly, NOW_MS + 1), &mut StdRng::seed_from_u64(3))
+        .seal_payment(
+            &payment(AuthMethod::PanOnly, NOW_MS + 1),
+            &mut StdRng::seed_from_u64(3),
+        )
         .unwrap();
     assert!(r.unseal(&token, NOW_MS).is_ok());
     // A recipient holding only the other key cannot decrypt: invalid tag.
     let mut cfg = testkeys::recipient_config(ProtocolVersion::EcV2).unwrap();
     cfg.private_keys = vec![old];
     let only_old = GooglePayRecipient::new(cfg).unwrap();
-    assert_eq!(only_old.unseal(&token, NOW_MS).unwrap_err(), TokenError::Tag);
+    assert_eq!(
+        only_old.unseal(&token, NOW_MS).unwrap_err(),
+        TokenError::Tag
+    );
 }
 
 #[test]
@@ -93,9 +119,14 @@ fn expired_intermediate_key_and_untrusted_root_are_rejected() {
     .unwrap();
     let r = testkeys::recipient(ProtocolVersion::EcV2).unwrap();
     let p = payment(AuthMethod::PanOnly, NOW_MS + 10);
-    let token = short_lived.seal_payment(&p, &mut StdRng::seed_from_u64(4)).unwrap();
+    let token = short_lived
+        .seal_payment(&p, &mut StdRng::seed_from_u64(4))
+        .unwrap();
     assert!(r.unseal(&token, NOW_MS - 1).is_ok());
-    assert_eq!(r.unseal(&token, NOW_MS).unwrap_err(), TokenError::IntermediateKeyExpired);
+    assert_eq!(
+        r.unseal(&token, NOW_MS).unwrap_err(),
+        TokenError::IntermediateKeyExpired
+    );
 
     let rogue = TestTokenSender::ecv2(
         testkeys::RECIPIENT_ID,
@@ -105,8 +136,13 @@ fn expired_intermediate_key_and_untrusted_root_are_rejected() {
         merchant,
     )
     .unwrap();
-    let token = rogue.seal_payment(&p, &mut StdRng::seed_from_u64(5)).unwrap();
-    assert_eq!(r.unseal(&token, NOW_MS).unwrap_err(), TokenError::IntermediateKeySignature);
+    let token = rogue
+        .seal_payment(&p, &mut StdRng::seed_from_u64(5))
+        .unwrap();
+    assert_eq!(
+        r.unseal(&token, NOW_MS).unwrap_err(),
+        TokenError::IntermediateKeySignature
+    );
 }
 
 #[test]

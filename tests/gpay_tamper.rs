@@ -4,8 +4,8 @@
 //! re-signed after the change, reach the tag and ephemeral key checks.
 
 use acqswitch::wallet::googlepay::{
-    testkeys, EncryptedParts, GooglePayRecipient, MerchantPrivateKey, Pan, PaymentMethodDetails,
-    ProtocolVersion, RecipientConfig, RootSigningKeys, TokenError, DecryptedPayment,
+    testkeys, DecryptedPayment, EncryptedParts, GooglePayRecipient, MerchantPrivateKey, Pan,
+    PaymentMethodDetails, ProtocolVersion, RecipientConfig, RootSigningKeys, TokenError,
 };
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -37,7 +37,11 @@ fn vector_recipient() -> GooglePayRecipient {
 
 /// Each single-bit change of `bytes` (all 8 bits when `all_bits`, else bit 0).
 fn flips(bytes: &[u8], all_bits: bool) -> impl Iterator<Item = Vec<u8>> + '_ {
-    let bits: &[u8] = if all_bits { &[1, 2, 4, 8, 16, 32, 64, 128] } else { &[1] };
+    let bits: &[u8] = if all_bits {
+        &[1, 2, 4, 8, 16, 32, 64, 128]
+    } else {
+        &[1]
+    };
     (0..bytes.len()).flat_map(move |i| {
         bits.iter().map(move |b| {
             let mut v = bytes.to_vec();
@@ -62,7 +66,10 @@ fn every_raw_byte_of_the_vector_token_matters() {
         let mut t = token.clone().into_bytes();
         t[i] = if t[i] == b'A' { b'0' } else { b'A' };
         let t = String::from_utf8(t).unwrap();
-        assert!(r.unseal(&t, NOW_MS).is_err(), "accepted a change at byte {i}");
+        assert!(
+            r.unseal(&t, NOW_MS).is_err(),
+            "accepted a change at byte {i}"
+        );
         count += 1;
     }
     assert_eq!(count, token.len());
@@ -77,21 +84,27 @@ fn vector_signature_signed_key_and_signed_message_changes_are_rejected() {
         assert!(expected.contains(&err), "unexpected {err:?}");
     };
 
-    let sig = STANDARD.decode(original["signature"].as_str().unwrap()).unwrap();
+    let sig = STANDARD
+        .decode(original["signature"].as_str().unwrap())
+        .unwrap();
     for s in flips(&sig, true) {
         let mut t = original.clone();
         t["signature"] = json!(STANDARD.encode(s));
         check(&t, &[TokenError::MessageSignature]);
     }
 
-    let key_sig = original["intermediateSigningKey"]["signatures"][0].as_str().unwrap();
+    let key_sig = original["intermediateSigningKey"]["signatures"][0]
+        .as_str()
+        .unwrap();
     for s in flips(&STANDARD.decode(key_sig).unwrap(), true) {
         let mut t = original.clone();
         t["intermediateSigningKey"]["signatures"][0] = json!(STANDARD.encode(s));
         check(&t, &[TokenError::IntermediateKeySignature]);
     }
 
-    let signed_key = original["intermediateSigningKey"]["signedKey"].as_str().unwrap();
+    let signed_key = original["intermediateSigningKey"]["signedKey"]
+        .as_str()
+        .unwrap();
     for s in text_flips(signed_key) {
         let mut t = original.clone();
         t["intermediateSigningKey"]["signedKey"] = json!(s);
@@ -141,23 +154,42 @@ fn resigned_changes_to_tag_ephemeral_key_and_ciphertext_are_rejected() {
             let t = sender.sign_signed_message(&p.to_signed_message()).unwrap();
             r.unseal(&t, NOW_MS).unwrap_err()
         };
-        assert!(r.unseal(&sender.sign_signed_message(&parts.to_signed_message()).unwrap(), NOW_MS).is_ok());
+        assert!(r
+            .unseal(
+                &sender
+                    .sign_signed_message(&parts.to_signed_message())
+                    .unwrap(),
+                NOW_MS
+            )
+            .is_ok());
 
         // Every bit for ECv2; ECv1 shares the code path, so one bit per byte.
         let all_bits = version == ProtocolVersion::EcV2;
         for tag in flips(&parts.tag, all_bits) {
-            let p = EncryptedParts { tag, ..parts.clone() };
+            let p = EncryptedParts {
+                tag,
+                ..parts.clone()
+            };
             assert_eq!(resealed(&p), TokenError::Tag);
         }
         for ct in flips(&parts.encrypted_message, false) {
-            let p = EncryptedParts { encrypted_message: ct, ..parts.clone() };
+            let p = EncryptedParts {
+                encrypted_message: ct,
+                ..parts.clone()
+            };
             assert_eq!(resealed(&p), TokenError::Tag);
         }
         for eph in flips(&parts.ephemeral_public_key, all_bits) {
-            let p = EncryptedParts { ephemeral_public_key: eph, ..parts.clone() };
+            let p = EncryptedParts {
+                ephemeral_public_key: eph,
+                ..parts.clone()
+            };
             let err = resealed(&p);
             assert!(
-                matches!(err, TokenError::Tag | TokenError::EphemeralKey | TokenError::Format(_)),
+                matches!(
+                    err,
+                    TokenError::Tag | TokenError::EphemeralKey | TokenError::Format(_)
+                ),
                 "{err:?}"
             );
         }
@@ -188,8 +220,15 @@ fn structure_changes_are_malformed_data() {
         assert_eq!(err.response_code(), "30", "{err:?}");
     }
     for junk in ["", "null", "[]", "{}", "\"x\"", "{\"protocolVersion\":1}"] {
-        assert_eq!(r.unseal(junk, NOW_MS).unwrap_err().response_code(), "30", "{junk}");
+        assert_eq!(
+            r.unseal(junk, NOW_MS).unwrap_err().response_code(),
+            "30",
+            "{junk}"
+        );
     }
     let huge = format!("{{\"x\":\"{}\"}}", "a".repeat(70_000));
-    assert!(matches!(r.unseal(&huge, NOW_MS).unwrap_err(), TokenError::TooLarge { .. }));
+    assert!(matches!(
+        r.unseal(&huge, NOW_MS).unwrap_err(),
+        TokenError::TooLarge { .. }
+    ));
 }

@@ -38,9 +38,20 @@ fn token(name: &str) -> String {
 fn ecv1_tink_vector_decrypts() {
     let r = recipient(ProtocolVersion::EcV1);
     let plaintext = r.unseal_plaintext(&token("ecv1_token"), NOW_MS).unwrap();
-    assert_eq!(&plaintext[..], vectors()["ecv1_expected_plaintext"].as_str().unwrap().as_bytes());
+    assert_eq!(
+        &plaintext[..],
+        vectors()["ecv1_expected_plaintext"]
+            .as_str()
+            .unwrap()
+            .as_bytes()
+    );
     // Not a card payload, so the typed API refuses it as malformed data.
-    assert_eq!(r.unseal(&token("ecv1_token"), NOW_MS).unwrap_err().response_code(), "30");
+    assert_eq!(
+        r.unseal(&token("ecv1_token"), NOW_MS)
+            .unwrap_err()
+            .response_code(),
+        "30"
+    );
 }
 
 #[test]
@@ -49,8 +60,14 @@ fn ecv2_vector_decrypts_to_expected_card() {
     let p = r.unseal(&token("ecv2_token"), NOW_MS).unwrap();
     let e = &vectors()["ecv2_expected"];
     assert_eq!(p.details.pan.reveal(), e["pan"].as_str().unwrap());
-    assert_eq!(u64::from(p.details.expiration_month), e["expirationMonth"].as_u64().unwrap());
-    assert_eq!(u64::from(p.details.expiration_year), e["expirationYear"].as_u64().unwrap());
+    assert_eq!(
+        u64::from(p.details.expiration_month),
+        e["expirationMonth"].as_u64().unwrap()
+    );
+    assert_eq!(
+        u64::from(p.details.expiration_year),
+        e["expirationYear"].as_u64().unwrap()
+    );
     assert_eq!(p.details.auth_method, AuthMethod::PanOnly);
     assert_eq!(p.payment_method, "CARD");
     assert!(p.details.cryptogram.is_none());
@@ -69,7 +86,10 @@ fn ecv2_vector_expiry_follows_the_injected_clock() {
     assert!(r.unseal(&t, 1_879_409_613_938).is_ok());
     // This vector's messageExpiration equals its root key's expiration, so
     // message expiry is tested with sender-made tokens (gpay_sender.rs).
-    assert_eq!(r.unseal(&t, NOW_MS).unwrap().message_expiration_ms, 32_506_264_800_000);
+    assert_eq!(
+        r.unseal(&t, NOW_MS).unwrap().message_expiration_ms,
+        32_506_264_800_000
+    );
 }
 
 #[test]
@@ -90,9 +110,15 @@ fn wrong_recipient_or_version_is_rejected() {
     assert_eq!(err, TokenError::MessageSignature);
     assert_eq!(err.response_code(), "12");
     let v1 = GooglePayRecipient::new(cfg("someRecipient", ProtocolVersion::EcV1)).unwrap();
-    assert_eq!(v1.unseal(&token("ecv2_token"), NOW_MS).unwrap_err(), TokenError::ProtocolVersion);
+    assert_eq!(
+        v1.unseal(&token("ecv2_token"), NOW_MS).unwrap_err(),
+        TokenError::ProtocolVersion
+    );
     let v2 = recipient(ProtocolVersion::EcV2);
-    assert_eq!(v2.unseal(&token("ecv1_token"), NOW_MS).unwrap_err(), TokenError::ProtocolVersion);
+    assert_eq!(
+        v2.unseal(&token("ecv1_token"), NOW_MS).unwrap_err(),
+        TokenError::ProtocolVersion
+    );
 }
 
 #[test]
@@ -100,7 +126,9 @@ fn expired_root_keys_mean_no_valid_keys() {
     let r = recipient(ProtocolVersion::EcV2);
     // The ECv2 root key expires at 32506264800000; the intermediate key earlier,
     // so probe with a fresh recipient (empty cache) just after the root expiry.
-    let err = r.unseal(&token("ecv2_token"), 32_506_264_800_000).unwrap_err();
+    let err = r
+        .unseal(&token("ecv2_token"), 32_506_264_800_000)
+        .unwrap_err();
     assert_eq!(err, TokenError::NoValidRootKey);
     assert_eq!(err.response_code(), "03");
 }
@@ -115,7 +143,8 @@ fn second_token_from_same_intermediate_hits_the_cache() {
     assert_eq!(r.cached_intermediate_keys(), 1);
     // The cache respects the key's expiry.
     assert_eq!(
-        r.unseal(&token("ecv2_token"), 1_879_409_613_939).unwrap_err(),
+        r.unseal(&token("ecv2_token"), 1_879_409_613_939)
+            .unwrap_err(),
         TokenError::IntermediateKeyExpired
     );
 }

@@ -13,7 +13,11 @@ fn kat() -> Value {
 fn hmac_sha256_known_answer() {
     let k = &kat()["hmac_kat"];
     let secret = SealSecret::new(k["key"].as_str().unwrap());
-    let got = seal::seal_of_string(k["data"].as_str().unwrap(), &secret, SealAlgorithm::HmacSha256);
+    let got = seal::seal_of_string(
+        k["data"].as_str().unwrap(),
+        &secret,
+        SealAlgorithm::HmacSha256,
+    );
     assert_eq!(got, k["hex"].as_str().unwrap());
 }
 
@@ -29,7 +33,12 @@ fn legacy_sha256_known_answer() {
 fn seal_strings_match_the_sdk() {
     for case in kat()["seal_string_cases"].as_array().unwrap() {
         let got = seal::seal_string(&case["message"]);
-        assert_eq!(got.as_str(), case["seal_string"].as_str().unwrap(), "{}", case["name"]);
+        assert_eq!(
+            got.as_str(),
+            case["seal_string"].as_str().unwrap(),
+            "{}",
+            case["name"]
+        );
     }
 }
 
@@ -40,6 +49,10 @@ fn sealed_kat_messages_verify_from_text() {
         let mut m = case["message"].clone();
         let s = seal::compute(&m, &secret, SealAlgorithm::HmacSha256);
         m["seal"] = Value::String(s);
-        assert!(seal::verify_json(&m.to_string(), &secret, SealAlgorithm::HmacSha256));
+        assert!(seal::verify_json(
+            &m.to_string(),
+            &secret,
+            SealAlgorithm::HmacSha256
+        ));
     }
 }

@@ -50,7 +50,8 @@ pub fn run(cmd: SealCommand) -> ExitCode {
 
 fn run_inner(args: &SealArgs, verify: bool) -> Result<ExitCode, String> {
     let secret_text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(&args.secret_file).map_err(|_| "cannot read secret file".to_owned())?,
+        std::fs::read_to_string(&args.secret_file)
+            .map_err(|_| "cannot read secret file".to_owned())?,
     );
     let secret_line = secret_text
         .strip_suffix('\n')

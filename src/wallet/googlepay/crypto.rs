@@ -1,5 +1,5 @@
 //! The hybrid encryption of `signedMessage` (ECIES-KEM + AES-CTR/HMAC DEM),
-//! both directions, and ECDSA verification over length-value strings.
+//! both directions, and DER signature parsing (verification: `ecdsa_table`).
 //!
 //! ```text
 //! shared   = ECDH(merchant private key, ephemeralPublicKey).x          32 bytes
@@ -12,8 +12,7 @@
 use aes::cipher::{KeyIvInit, StreamCipher};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
-use p256::ecdsa::signature::Verifier;
-use p256::ecdsa::{Signature, VerifyingKey};
+use p256::ecdsa::Signature;
 use p256::{PublicKey, SecretKey};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -91,7 +90,11 @@ pub(crate) fn compute_tag(keys: &DemKeys, ciphertext: &[u8]) -> Result<[u8; TAG_
 }
 
 /// Constant-time comparison of the received tag with the computed one.
-pub(crate) fn tag_matches(keys: &DemKeys, ciphertext: &[u8], tag: &[u8]) -> Result<bool, TokenError> {
+pub(crate) fn tag_matches(
+    keys: &DemKeys,
+    ciphertext: &[u8],
+    tag: &[u8],
+) -> Result<bool, TokenError> {
     let computed = compute_tag(keys, ciphertext)?;
     Ok(bool::from(computed.as_slice().ct_eq(tag)))
 }
@@ -116,11 +119,6 @@ pub(crate) fn parse_signature(der: &[u8]) -> Option<Signature> {
     Signature::from_der(der).ok()
 }
 
-/// ECDSA P-256 SHA-256 verification of `message`.
-pub(crate) fn verify(key: &VerifyingKey, message: &[u8], signature: &Signature) -> bool {
-    key.verify(message, signature).is_ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,7 +132,10 @@ mod tests {
         let mut not_on_curve = [0u8; 65];
         not_on_curve[0] = 4;
         not_on_curve[64] = 1;
-        assert_eq!(parse_ephemeral_key(&not_on_curve).unwrap_err(), TokenError::EphemeralKey);
+        assert_eq!(
+            parse_ephemeral_key(&not_on_curve).unwrap_err(),
+            TokenError::EphemeralKey
+        );
         let compressed_prefix = [2u8; 65];
         assert!(parse_ephemeral_key(&compressed_prefix).is_err());
     }

@@ -56,8 +56,8 @@ impl RootSigningKeys {
         if json.len() > MAX_ROOT_KEYS_JSON_LEN {
             return Err(KeyError::RootKeysJson("too large"));
         }
-        let file: KeysFile =
-            serde_json::from_str(json).map_err(|_| KeyError::RootKeysJson("not the keys format"))?;
+        let file: KeysFile = serde_json::from_str(json)
+            .map_err(|_| KeyError::RootKeysJson("not the keys format"))?;
         let mut keys = Vec::with_capacity(file.keys.len());
         for entry in file.keys {
             let Some(protocol_version) = ProtocolVersion::from_wire(&entry.protocol_version) else {
@@ -237,7 +237,10 @@ mod tests {
         )
         .is_err());
         assert!(MerchantPrivateKey::parse("not a key").is_err());
-        assert!(MerchantPrivateKey::parse("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----").is_err());
+        assert!(MerchantPrivateKey::parse(
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"
+        )
+        .is_err());
     }
 
     #[test]

@@ -25,6 +25,7 @@
 
 mod cache;
 mod crypto;
+mod ecdsa_table;
 pub mod error;
 pub mod keys;
 pub mod payment;

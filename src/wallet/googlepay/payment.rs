@@ -181,13 +181,21 @@ impl DecryptedPayment {
     pub fn to_google_json(&self, reveal: bool) -> Value {
         let d = &self.details;
         let mut details = Map::new();
-        let pan = if reveal { d.pan.reveal().to_owned() } else { d.pan.masked() };
+        let pan = if reveal {
+            d.pan.reveal().to_owned()
+        } else {
+            d.pan.masked()
+        };
         details.insert("pan".into(), Value::String(pan));
         details.insert("expirationMonth".into(), json!(d.expiration_month));
         details.insert("expirationYear".into(), json!(d.expiration_year));
         details.insert("authMethod".into(), json!(d.auth_method.as_str()));
         if let Some(c) = &d.cryptogram {
-            let c = if reveal { c.reveal().to_owned() } else { c.to_string() };
+            let c = if reveal {
+                c.reveal().to_owned()
+            } else {
+                c.to_string()
+            };
             details.insert("cryptogram".into(), Value::String(c));
         }
         if let Some(eci) = &d.eci_indicator {
@@ -251,12 +259,14 @@ fn secret(c: Cow<'_, str>) -> Zeroizing<String> {
 
 /// Parses the plaintext of an ECv2/ECv1 card payload.
 pub(crate) fn parse_payload(plaintext: &[u8]) -> Result<DecryptedPayment, TokenError> {
-    let raw: RawPayload<'_> = serde_json::from_slice(plaintext).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => TokenError::Payload("missing or mistyped field"),
-        _ => TokenError::Json("payload"),
-    })?;
-    let message_expiration_ms = super::token::parse_ms(&raw.message_expiration, "messageExpiration")
-        .map_err(|_| TokenError::Payload("messageExpiration"))?;
+    let raw: RawPayload<'_> =
+        serde_json::from_slice(plaintext).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => TokenError::Payload("missing or mistyped field"),
+            _ => TokenError::Json("payload"),
+        })?;
+    let message_expiration_ms =
+        super::token::parse_ms(&raw.message_expiration, "messageExpiration")
+            .map_err(|_| TokenError::Payload("messageExpiration"))?;
     let d = raw.payment_method_details;
     let pan = Pan::new(&secret(d.pan)).ok_or(TokenError::Payload("pan"))?;
     if !(1..=12).contains(&d.expiration_month) {
@@ -319,7 +329,10 @@ mod tests {
             "paymentMethodDetails":{"expirationYear":2026,"expirationMonth":12,"pan":"4111111111111111",
             "authMethod":"CRYPTOGRAM_3DS","cryptogram":"AgAAAAAABk4DWZ4C28yUQAAAAAA\u003d","eciIndicator":"05"}}"#;
         let d = parse_payload(p).unwrap();
-        assert_eq!(d.details.cryptogram.as_ref().unwrap().reveal(), "AgAAAAAABk4DWZ4C28yUQAAAAAA=");
+        assert_eq!(
+            d.details.cryptogram.as_ref().unwrap().reveal(),
+            "AgAAAAAABk4DWZ4C28yUQAAAAAA="
+        );
         assert_eq!(d.details.auth_method, AuthMethod::Cryptogram3ds);
         let masked = d.to_google_json(false).to_string();
         assert!(!masked.contains("4111111111111111"));

@@ -10,15 +10,19 @@
 //! 4. for each merchant private key: ECDH + HKDF, constant-time tag check, AES-CTR;
 //! 5. `messageExpiration` after `now`.
 
-use p256::ecdsa::VerifyingKey;
+use p256::ProjectivePoint;
 use serde::Deserialize;
 use std::borrow::Cow;
+use std::sync::Arc;
 use zeroize::Zeroizing;
 
-use super::cache::{cache_id, IntermediateKeyCache, DEFAULT_CAPACITY};
+use super::cache::{cache_id, CachedKey, IntermediateKeyCache, DEFAULT_CAPACITY};
 use super::crypto;
+use super::ecdsa_table::{self, FixedBaseTable, KeyMul};
 use super::error::{KeyError, TokenError};
-use super::keys::{not_expired, verifying_key_from_spki_b64, MerchantPrivateKey, RootSigningKey, RootSigningKeys};
+use super::keys::{
+    not_expired, verifying_key_from_spki_b64, MerchantPrivateKey, RootSigningKey, RootSigningKeys,
+};
 use super::payment::{parse_payload, DecryptedPayment};
 use super::token::{
     b64_decode, length_value, parse_json, parse_ms, IntermediateSigningKey, ProtocolVersion,
@@ -44,8 +48,15 @@ pub struct GooglePayRecipient {
     recipient_id: String,
     version: ProtocolVersion,
     private_keys: Vec<MerchantPrivateKey>,
-    roots: Vec<RootSigningKey>,
+    roots: Vec<Root>,
     cache: IntermediateKeyCache,
+}
+
+/// A trusted root key with its fixed-base table: every intermediate key (ECv2)
+/// or every message (ECv1) is verified with one of these.
+struct Root {
+    key: RootSigningKey,
+    table: FixedBaseTable,
 }
 
 impl std::fmt::Debug for GooglePayRecipient {
@@ -93,9 +104,19 @@ impl GooglePayRecipient {
         if config.private_keys.is_empty() {
             return Err(KeyError::NoPrivateKey);
         }
-        let roots = config.root_keys.for_version(config.protocol_version);
+        let roots: Vec<Root> = config
+            .root_keys
+            .for_version(config.protocol_version)
+            .into_iter()
+            .map(|key| Root {
+                table: FixedBaseTable::new(&ProjectivePoint::from(*key.key.as_affine())),
+                key,
+            })
+            .collect();
         if roots.is_empty() {
-            return Err(KeyError::NoRootKeyForVersion(config.protocol_version.as_str()));
+            return Err(KeyError::NoRootKeyForVersion(
+                config.protocol_version.as_str(),
+            ));
         }
         Ok(GooglePayRecipient {
             recipient_id: config.recipient_id,
@@ -129,11 +150,16 @@ impl GooglePayRecipient {
 
     /// Verifies and decrypts, returning the plaintext whatever it is (Tink's
     /// `unseal`): if it is a JSON object with `messageExpiration`, that is checked.
-    pub fn unseal_plaintext(&self, token_json: &str, now_ms: u64) -> Result<Zeroizing<Vec<u8>>, TokenError> {
+    pub fn unseal_plaintext(
+        &self,
+        token_json: &str,
+        now_ms: u64,
+    ) -> Result<Zeroizing<Vec<u8>>, TokenError> {
         let plaintext = self.open(token_json, now_ms)?;
         if let Ok(exp) = serde_json::from_slice::<ExpirationOnly<'_>>(&plaintext) {
             if let Some(e) = exp.message_expiration {
-                let e = parse_ms(&e, "messageExpiration").map_err(|_| TokenError::Payload("messageExpiration"))?;
+                let e = parse_ms(&e, "messageExpiration")
+                    .map_err(|_| TokenError::Payload("messageExpiration"))?;
                 if e <= now_ms {
                     return Err(TokenError::MessageExpired);
                 }
@@ -163,12 +189,19 @@ impl GooglePayRecipient {
         let version = self.version.as_str();
         let (claimed, signature, signed_message, intermediate) = match self.version {
             ProtocolVersion::EcV1 => {
-                let t: TokenV1 = parse_json(token_json, "token").map_err(|e| self.version_hint(token_json, e))?;
+                let t: TokenV1 = parse_json(token_json, "token")
+                    .map_err(|e| self.version_hint(token_json, e))?;
                 (t.protocol_version, t.signature, t.signed_message, None)
             }
             ProtocolVersion::EcV2 => {
-                let t: TokenV2 = parse_json(token_json, "token").map_err(|e| self.version_hint(token_json, e))?;
-                (t.protocol_version, t.signature, t.signed_message, Some(t.intermediate_signing_key))
+                let t: TokenV2 = parse_json(token_json, "token")
+                    .map_err(|e| self.version_hint(token_json, e))?;
+                (
+                    t.protocol_version,
+                    t.signature,
+                    t.signed_message,
+                    Some(t.intermediate_signing_key),
+                )
             }
         };
         if claimed != version {
@@ -178,9 +211,10 @@ impl GooglePayRecipient {
         let signed_bytes = length_value(&[SENDER_ID, &self.recipient_id, version, &signed_message]);
         let verified = match &intermediate {
             Some(isk) => {
-                let key = self.intermediate_key(isk, now_ms)?;
+                let (key, cached) = self.intermediate_key(isk, now_ms)?;
+                let mul = if cached { key.table() } else { key.point() };
                 crypto::parse_signature(&signature)
-                    .is_some_and(|sig| crypto::verify(&key, &signed_bytes, &sig))
+                    .is_some_and(|sig| ecdsa_table::verify(mul, &signed_bytes, &sig))
             }
             None => {
                 let sig = crypto::parse_signature(&signature);
@@ -188,7 +222,9 @@ impl GooglePayRecipient {
                 if valid.peek().is_none() {
                     return Err(TokenError::NoValidRootKey);
                 }
-                sig.is_some_and(|sig| valid.any(|r| crypto::verify(&r.key, &signed_bytes, &sig)))
+                sig.is_some_and(|sig| {
+                    valid.any(|r| ecdsa_table::verify(KeyMul::Table(&r.table), &signed_bytes, &sig))
+                })
             }
         };
         if !verified {
@@ -206,17 +242,21 @@ impl GooglePayRecipient {
         }
     }
 
-    fn valid_roots(&self, now_ms: u64) -> impl Iterator<Item = &RootSigningKey> {
+    fn valid_roots(&self, now_ms: u64) -> impl Iterator<Item = &Root> {
         self.roots
             .iter()
-            .filter(move |r| not_expired(r.key_expiration_ms, now_ms))
+            .filter(move |r| not_expired(r.key.key_expiration_ms, now_ms))
     }
 
-    /// Step 2 for ECv2: the intermediate key, from the cache or verified now.
-    fn intermediate_key(&self, isk: &IntermediateSigningKey, now_ms: u64) -> Result<VerifyingKey, TokenError> {
+    /// Step 2 for ECv2: the intermediate key, from the cache (`true`) or verified now.
+    fn intermediate_key(
+        &self,
+        isk: &IntermediateSigningKey,
+        now_ms: u64,
+    ) -> Result<(Arc<CachedKey>, bool), TokenError> {
         let id = cache_id(&isk.signed_key, &isk.signatures);
         if let Some(key) = self.cache.get(&id, now_ms) {
-            return Ok(key);
+            return Ok((key, true));
         }
         let mut valid = self.valid_roots(now_ms).peekable();
         if valid.peek().is_none() {
@@ -227,9 +267,16 @@ impl GooglePayRecipient {
             signatures.push(b64_decode(s, "intermediateSigningKey.signatures")?);
         }
         let signed_bytes = length_value(&[SENDER_ID, self.version.as_str(), &isk.signed_key]);
-        let parsed: Vec<_> = signatures.iter().filter_map(|s| crypto::parse_signature(s)).collect();
+        let parsed: Vec<_> = signatures
+            .iter()
+            .filter_map(|s| crypto::parse_signature(s))
+            .collect();
         let root = valid
-            .find(|r| parsed.iter().any(|sig| crypto::verify(&r.key, &signed_bytes, sig)))
+            .find(|r| {
+                parsed
+                    .iter()
+                    .any(|sig| ecdsa_table::verify(KeyMul::Table(&r.table), &signed_bytes, sig))
+            })
             .ok_or(TokenError::IntermediateKeySignature)?;
 
         let signed_key: SignedKey = parse_json(&isk.signed_key, "signedKey")?;
@@ -239,9 +286,13 @@ impl GooglePayRecipient {
         }
         let key = verifying_key_from_spki_b64(&signed_key.key_value)
             .ok_or(TokenError::Format("signedKey.keyValue"))?;
-        let valid_until = root.key_expiration_ms.map_or(expiration, |r| r.min(expiration));
-        self.cache.insert(id, key, valid_until, now_ms);
-        Ok(key)
+        let valid_until = root
+            .key
+            .key_expiration_ms
+            .map_or(expiration, |r| r.min(expiration));
+        let key = Arc::new(CachedKey::new(&key));
+        self.cache.insert(id, Arc::clone(&key), valid_until, now_ms);
+        Ok((key, false))
     }
 
     /// Step 4: KEM/DEM with each private key until the tag matches.
@@ -256,7 +307,8 @@ impl GooglePayRecipient {
             return Err(TokenError::Tag);
         }
         for key in &self.private_keys {
-            let keys = crypto::derive_keys(self.version, key.secret(), &ephemeral, &ephemeral_bytes)?;
+            let keys =
+                crypto::derive_keys(self.version, key.secret(), &ephemeral, &ephemeral_bytes)?;
             if crypto::tag_matches(&keys, &ciphertext, &tag)? {
                 let mut plaintext = Zeroizing::new(ciphertext);
                 crypto::aes_ctr_apply(&keys, &mut plaintext)?;
@@ -285,11 +337,17 @@ mod tests {
             private_keys: vec![],
             root_keys: RootSigningKeys::default(),
         };
-        assert_eq!(GooglePayRecipient::new(cfg.clone()).unwrap_err(), KeyError::NoPrivateKey);
+        assert_eq!(
+            GooglePayRecipient::new(cfg.clone()).unwrap_err(),
+            KeyError::NoPrivateKey
+        );
         let cfg = RecipientConfig {
             recipient_id: String::new(),
             ..cfg
         };
-        assert_eq!(GooglePayRecipient::new(cfg).unwrap_err(), KeyError::RecipientId);
+        assert_eq!(
+            GooglePayRecipient::new(cfg).unwrap_err(),
+            KeyError::RecipientId
+        );
     }
 }

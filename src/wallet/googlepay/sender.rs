@@ -6,11 +6,11 @@
 //! `signedMessage` as `\u003d`, so recipients are exercised on strings that must
 //! be verified as received.
 
-use p256::elliptic_curve::rand_core::CryptoRngCore;
-use p256::elliptic_curve::sec1::ToEncodedPoint;
 use base64::Engine;
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
+use p256::elliptic_curve::rand_core::CryptoRngCore;
+use p256::elliptic_curve::sec1::ToEncodedPoint;
 use p256::{PublicKey, SecretKey};
 use serde_json::json;
 use zeroize::Zeroizing;
@@ -134,21 +134,37 @@ impl TestTokenSender {
     }
 
     /// A token carrying `payment` in Google's payload shape.
-    pub fn seal_payment(&self, payment: &DecryptedPayment, rng: &mut impl CryptoRngCore) -> Result<String, TokenError> {
+    pub fn seal_payment(
+        &self,
+        payment: &DecryptedPayment,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<String, TokenError> {
         let payload = Zeroizing::new(google_escape(&payment.to_google_json(true).to_string()));
         self.seal_plaintext(payload.as_bytes(), rng)
     }
 
     /// A token carrying any plaintext.
-    pub fn seal_plaintext(&self, plaintext: &[u8], rng: &mut impl CryptoRngCore) -> Result<String, TokenError> {
+    pub fn seal_plaintext(
+        &self,
+        plaintext: &[u8],
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<String, TokenError> {
         let parts = self.encrypt(plaintext, rng)?;
         self.sign_signed_message(&parts.to_signed_message())
     }
 
     /// Encrypts for the recipient with a fresh ephemeral key.
-    pub fn encrypt(&self, plaintext: &[u8], rng: &mut impl CryptoRngCore) -> Result<EncryptedParts, TokenError> {
+    pub fn encrypt(
+        &self,
+        plaintext: &[u8],
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<EncryptedParts, TokenError> {
         let ephemeral = SecretKey::random(rng);
-        let ephemeral_public_key = ephemeral.public_key().to_encoded_point(false).as_bytes().to_vec();
+        let ephemeral_public_key = ephemeral
+            .public_key()
+            .to_encoded_point(false)
+            .as_bytes()
+            .to_vec();
         // ECDH is symmetric: ECDH(ephemeral secret, recipient public) is the
         // same x coordinate the recipient computes from its side.
         let keys = crypto::derive_keys(

@@ -27,17 +27,23 @@ fn secret(label: &str) -> Result<SecretKey, KeyError> {
 
 /// Google's role: the root signing key (trusted by recipients via the keys JSON).
 pub fn root_signing_key() -> Result<SigningKey, KeyError> {
-    Ok(SigningKey::from(secret("acqswitch test root signing key v1")?))
+    Ok(SigningKey::from(secret(
+        "acqswitch test root signing key v1",
+    )?))
 }
 
 /// Google's role: the intermediate signing key (ECv2).
 pub fn intermediate_signing_key() -> Result<SigningKey, KeyError> {
-    Ok(SigningKey::from(secret("acqswitch test intermediate signing key v1")?))
+    Ok(SigningKey::from(secret(
+        "acqswitch test intermediate signing key v1",
+    )?))
 }
 
 /// The demo merchant's decryption key.
 pub fn merchant_private_key() -> Result<MerchantPrivateKey, KeyError> {
-    Ok(MerchantPrivateKey::from_secret_key(secret("acqswitch test merchant key v1")?))
+    Ok(MerchantPrivateKey::from_secret_key(secret(
+        "acqswitch test merchant key v1",
+    )?))
 }
 
 /// Google's keys JSON trusting the test root key for ECv1 and ECv2.
@@ -70,7 +76,11 @@ pub fn recipient(version: ProtocolVersion) -> Result<GooglePayRecipient, KeyErro
 pub fn sender(version: ProtocolVersion) -> Result<TestTokenSender, KeyError> {
     let merchant = merchant_private_key()?.public_key();
     match version {
-        ProtocolVersion::EcV1 => Ok(TestTokenSender::ecv1(RECIPIENT_ID, root_signing_key()?, merchant)),
+        ProtocolVersion::EcV1 => Ok(TestTokenSender::ecv1(
+            RECIPIENT_ID,
+            root_signing_key()?,
+            merchant,
+        )),
         ProtocolVersion::EcV2 => TestTokenSender::ecv2(
             RECIPIENT_ID,
             root_signing_key()?,
