@@ -14,7 +14,7 @@ use p256::ecdsa::VerifyingKey;
 use p256::ProjectivePoint;
 use sha2::{Digest, Sha256};
 
-use super::ecdsa_table::{FixedBaseTable, KeyMul};
+use super::ecdsa_table::{FixedBaseTable, KeyMul, KEY_WINDOW_BITS};
 use super::token::length_value;
 
 /// A verified intermediate key. Its fixed-base table is built on the first
@@ -40,7 +40,10 @@ impl CachedKey {
 
     /// Multiplication by the key with its table, building it if needed.
     pub(crate) fn table(&self) -> KeyMul<'_> {
-        KeyMul::Table(self.table.get_or_init(|| FixedBaseTable::new(&self.point)))
+        KeyMul::Table(
+            self.table
+                .get_or_init(|| FixedBaseTable::new(&self.point, KEY_WINDOW_BITS)),
+        )
     }
 }
 

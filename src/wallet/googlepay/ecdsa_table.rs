@@ -11,8 +11,9 @@
 //! k · P         = Σ_i table[i][digit_i(k)]   (64 mixed additions, no doublings)
 //! ```
 //!
-//! A table is 960 projective points (about 90 KiB) and takes about as long to
-//! build as a few verifications, so it is built only for long-lived keys.
+//! (shown for 4-bit windows; the generator uses 8-bit and keys 6-bit windows).
+//! A key's table takes a few verifications' time to build, so it is built
+//! only for long-lived keys.
 //! The result is checked against p256's own `verify` in the tests below.
 //! Never use this with secret scalars: it branches on and indexes by the scalar.
 
@@ -24,54 +25,80 @@ use p256::elliptic_curve::point::AffineCoordinates;
 use p256::{FieldBytes, ProjectivePoint, Scalar, U256};
 use sha2::{Digest, Sha256};
 
-const WINDOWS: usize = 64;
-const DIGITS: usize = 15;
+/// Window width for the generator's table: one shared table per process, so
+/// it can be large (32 windows x 255 points, about 780 KiB, built once).
+pub(crate) const GENERATOR_WINDOW_BITS: u32 = 8;
+/// Window width for per-key tables (roots, cached intermediate keys):
+/// 43 windows x 63 points, about 250 KiB, built in about a millisecond.
+pub(crate) const KEY_WINDOW_BITS: u32 = 6;
 
 /// Precomputed multiples of one point. Kept in projective form: p256 has no
 /// public batch inversion, and with primeorder's complete formulas a full
 /// addition costs about the same as a mixed one.
 pub(crate) struct FixedBaseTable {
+    bits: u32,
+    digits: usize,
     points: Vec<ProjectivePoint>,
 }
 
 impl FixedBaseTable {
-    pub(crate) fn new(base: &ProjectivePoint) -> Self {
-        let mut proj = Vec::with_capacity(WINDOWS * DIGITS);
+    /// `bits` in 1..=8: window width; the table holds d * 2^(bits*i) * base.
+    pub(crate) fn new(base: &ProjectivePoint, bits: u32) -> Self {
+        let bits = bits.clamp(1, 8);
+        let digits = (1usize << bits) - 1;
+        let windows = 256usize.div_ceil(bits as usize);
+        let mut points = Vec::with_capacity(windows * digits);
         let mut window_base = *base;
-        for _ in 0..WINDOWS {
+        for _ in 0..windows {
             let mut acc = window_base;
-            for _ in 0..DIGITS {
-                proj.push(acc);
+            for _ in 0..digits {
+                points.push(acc);
                 acc += window_base;
             }
-            // acc is now 16 · window_base, the next window's base.
+            // acc is now 2^bits * window_base, the next window's base.
             window_base = acc;
         }
-        FixedBaseTable { points: proj }
+        FixedBaseTable {
+            bits,
+            digits,
+            points,
+        }
     }
 
-    /// k · base, variable time.
+    /// k * base, variable time.
     pub(crate) fn mul_vartime(&self, k: &Scalar) -> ProjectivePoint {
-        let bytes = k.to_bytes(); // big-endian
+        let mut le = k.to_bytes(); // big-endian
+        le.reverse();
         let mut acc = ProjectivePoint::IDENTITY;
-        for (i, byte) in bytes.iter().rev().enumerate() {
-            for (half, digit) in [(0, byte & 0x0f), (1, byte >> 4)] {
-                if digit != 0 {
-                    let window = 2 * i + half;
-                    if let Some(p) = self.points.get(window * DIGITS + usize::from(digit) - 1) {
-                        acc += p;
-                    }
+        let mut offset = 0usize;
+        let mut window = 0usize;
+        while offset < 256 {
+            let digit = bits_at(&le, offset, self.bits);
+            if digit != 0 {
+                if let Some(p) = self.points.get(window * self.digits + digit - 1) {
+                    acc += p;
                 }
             }
+            offset += self.bits as usize;
+            window += 1;
         }
         acc
     }
 }
 
+/// `width` (<= 8) bits of a little-endian number starting at bit `offset`.
+fn bits_at(le: &[u8], offset: usize, width: u32) -> usize {
+    let byte = offset / 8;
+    let shift = offset % 8;
+    let lo = usize::from(le.get(byte).copied().unwrap_or(0));
+    let hi = usize::from(le.get(byte + 1).copied().unwrap_or(0));
+    ((lo | (hi << 8)) >> shift) & ((1usize << width) - 1)
+}
+
 /// The generator's table, shared by every recipient.
 pub(crate) fn generator_table() -> &'static FixedBaseTable {
     static TABLE: OnceLock<FixedBaseTable> = OnceLock::new();
-    TABLE.get_or_init(|| FixedBaseTable::new(&ProjectivePoint::GENERATOR))
+    TABLE.get_or_init(|| FixedBaseTable::new(&ProjectivePoint::GENERATOR, GENERATOR_WINDOW_BITS))
 }
 
 /// How to multiply by the public key: with its table, or generically.
@@ -119,6 +146,13 @@ mod tests {
             let k = Scalar::random(&mut rng);
             assert_eq!(table.mul_vartime(&k), ProjectivePoint::GENERATOR * k);
         }
+        let p = ProjectivePoint::GENERATOR * Scalar::from(7u64);
+        for bits in [1, 3, 5, 6, 7] {
+            let t = FixedBaseTable::new(&p, bits);
+            for k in [-Scalar::ONE, Scalar::random(&mut rng)] {
+                assert_eq!(t.mul_vartime(&k), p * k, "{bits}-bit windows");
+            }
+        }
     }
 
     #[test]
@@ -128,7 +162,7 @@ mod tests {
             let sk = SigningKey::random(&mut rng);
             let vk = *sk.verifying_key();
             let q = ProjectivePoint::from(*vk.as_affine());
-            let qt = FixedBaseTable::new(&q);
+            let qt = FixedBaseTable::new(&q, 1 + round % 8);
             let msg = format!("message {round}");
             let sig: Signature = sk.sign(msg.as_bytes());
             let other: Signature = sk.sign(b"other");

@@ -109,7 +109,10 @@ impl GooglePayRecipient {
             .for_version(config.protocol_version)
             .into_iter()
             .map(|key| Root {
-                table: FixedBaseTable::new(&ProjectivePoint::from(*key.key.as_affine())),
+                table: FixedBaseTable::new(
+                    &ProjectivePoint::from(*key.key.as_affine()),
+                    ecdsa_table::KEY_WINDOW_BITS,
+                ),
                 key,
             })
             .collect();
