@@ -63,6 +63,11 @@ pub(crate) fn derive_keys(
     ephemeral: &PublicKey,
     ephemeral_bytes: &[u8],
 ) -> Result<DemKeys, TokenError> {
+    // Callers pass the checked 65-byte form; checking again keeps
+    // copy_from_slice below panic-free whatever the caller does.
+    if ephemeral_bytes.len() != EPHEMERAL_KEY_LEN {
+        return Err(TokenError::Format("ephemeralPublicKey"));
+    }
     let shared = p256::ecdh::diffie_hellman(private_key.to_nonzero_scalar(), ephemeral.as_affine());
     let mut ikm = Zeroizing::new([0u8; EPHEMERAL_KEY_LEN + 32]);
     ikm[..EPHEMERAL_KEY_LEN].copy_from_slice(ephemeral_bytes);

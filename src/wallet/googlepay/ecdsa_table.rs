@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! table[i][d-1] = d · 16^i · P        for window i in 0..64, digit d in 1..=15
-//! k · P         = Σ_i table[i][digit_i(k)]   (64 mixed additions, no doublings)
+//! k · P         = Σ_i table[i][digit_i(k)]   (64 additions, no doublings)
 //! ```
 //!
 //! (shown for 4-bit windows; the generator uses 8-bit and keys 6-bit windows).
