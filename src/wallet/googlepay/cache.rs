@@ -8,12 +8,44 @@
 //! An entry is valid until the earlier of the intermediate key's expiration and
 //! the expiration of the root key that verified it.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use p256::ecdsa::VerifyingKey;
+use p256::ProjectivePoint;
 use sha2::{Digest, Sha256};
 
+use super::ecdsa_table::{FixedBaseTable, KeyMul, KEY_WINDOW_BITS};
 use super::token::length_value;
+
+/// A verified intermediate key. Its fixed-base table is built on the first
+/// cache hit, so a one-off key never pays for it and a reused one verifies
+/// at table speed from the second token on.
+pub(crate) struct CachedKey {
+    point: ProjectivePoint,
+    table: OnceLock<FixedBaseTable>,
+}
+
+impl CachedKey {
+    pub(crate) fn new(key: &VerifyingKey) -> Self {
+        CachedKey {
+            point: ProjectivePoint::from(*key.as_affine()),
+            table: OnceLock::new(),
+        }
+    }
+
+    /// Multiplication by the key without a table (first use).
+    pub(crate) fn point(&self) -> KeyMul<'_> {
+        KeyMul::Point(&self.point)
+    }
+
+    /// Multiplication by the key with its table, building it if needed.
+    pub(crate) fn table(&self) -> KeyMul<'_> {
+        KeyMul::Table(
+            self.table
+                .get_or_init(|| FixedBaseTable::new(&self.point, KEY_WINDOW_BITS)),
+        )
+    }
+}
 
 /// Default number of intermediate keys remembered. Google has one or two live
 /// at a time; the headroom covers overlapping rotations and test keys.
@@ -31,7 +63,7 @@ pub(crate) fn cache_id(signed_key: &str, signatures: &[String]) -> CacheId {
 
 struct Entry {
     id: CacheId,
-    key: VerifyingKey,
+    key: Arc<CachedKey>,
     valid_until_ms: u64,
     last_used: u64,
 }
@@ -64,7 +96,7 @@ impl IntermediateKeyCache {
     }
 
     /// The verified key, if cached and still valid at `now_ms`.
-    pub(crate) fn get(&self, id: &CacheId, now_ms: u64) -> Option<VerifyingKey> {
+    pub(crate) fn get(&self, id: &CacheId, now_ms: u64) -> Option<Arc<CachedKey>> {
         if self.capacity == 0 {
             return None;
         }
@@ -76,12 +108,18 @@ impl IntermediateKeyCache {
             return None;
         }
         entry.last_used = tick;
-        Some(entry.key)
+        Some(Arc::clone(&entry.key))
     }
 
     /// Remembers a verified key; evicts expired entries first, then the least
     /// recently used one.
-    pub(crate) fn insert(&self, id: CacheId, key: VerifyingKey, valid_until_ms: u64, now_ms: u64) {
+    pub(crate) fn insert(
+        &self,
+        id: CacheId,
+        key: Arc<CachedKey>,
+        valid_until_ms: u64,
+        now_ms: u64,
+    ) {
         if self.capacity == 0 {
             return;
         }
@@ -124,10 +162,12 @@ mod tests {
     use super::*;
     use p256::ecdsa::SigningKey;
 
-    fn key(n: u8) -> VerifyingKey {
+    fn key(n: u8) -> Arc<CachedKey> {
         let mut bytes = [0u8; 32];
         bytes[31] = n;
-        *SigningKey::from_slice(&bytes).unwrap().verifying_key()
+        Arc::new(CachedKey::new(
+            SigningKey::from_slice(&bytes).unwrap().verifying_key(),
+        ))
     }
 
     #[test]

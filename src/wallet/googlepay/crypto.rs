@@ -1,5 +1,5 @@
 //! The hybrid encryption of `signedMessage` (ECIES-KEM + AES-CTR/HMAC DEM),
-//! both directions, and ECDSA verification over length-value strings.
+//! both directions, and DER signature parsing (verification: `ecdsa_table`).
 //!
 //! ```text
 //! shared   = ECDH(merchant private key, ephemeralPublicKey).x          32 bytes
@@ -12,8 +12,7 @@
 use aes::cipher::{KeyIvInit, StreamCipher};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
-use p256::ecdsa::signature::Verifier;
-use p256::ecdsa::{Signature, VerifyingKey};
+use p256::ecdsa::Signature;
 use p256::{PublicKey, SecretKey};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -64,6 +63,11 @@ pub(crate) fn derive_keys(
     ephemeral: &PublicKey,
     ephemeral_bytes: &[u8],
 ) -> Result<DemKeys, TokenError> {
+    // Callers pass the checked 65-byte form; checking again keeps
+    // copy_from_slice below panic-free whatever the caller does.
+    if ephemeral_bytes.len() != EPHEMERAL_KEY_LEN {
+        return Err(TokenError::Format("ephemeralPublicKey"));
+    }
     let shared = p256::ecdh::diffie_hellman(private_key.to_nonzero_scalar(), ephemeral.as_affine());
     let mut ikm = Zeroizing::new([0u8; EPHEMERAL_KEY_LEN + 32]);
     ikm[..EPHEMERAL_KEY_LEN].copy_from_slice(ephemeral_bytes);
@@ -118,11 +122,6 @@ pub(crate) fn aes_ctr_apply(keys: &DemKeys, data: &mut [u8]) -> Result<(), Token
 /// Parses a DER signature; a malformed one is simply one that does not verify.
 pub(crate) fn parse_signature(der: &[u8]) -> Option<Signature> {
     Signature::from_der(der).ok()
-}
-
-/// ECDSA P-256 SHA-256 verification of `message`.
-pub(crate) fn verify(key: &VerifyingKey, message: &[u8], signature: &Signature) -> bool {
-    key.verify(message, signature).is_ok()
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@
 
 mod cache;
 mod crypto;
+mod ecdsa_table;
 pub mod error;
 pub mod keys;
 pub mod payment;
@@ -59,4 +60,34 @@ pub fn fuzz_token(data: &[u8]) {
         let _ = v1.unseal_plaintext(text, 1_700_000_000_000);
     }
     let _ = payment::parse_payload_for_fuzz(data);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    #[test]
+    fn fuzz_entry_survives_odd_input() {
+        let sender = testkeys::sender(ProtocolVersion::EcV2).unwrap();
+        let token = sender
+            .seal_plaintext(
+                b"{\"messageExpiration\":\"x\"}",
+                &mut StdRng::seed_from_u64(1),
+            )
+            .unwrap();
+        let inputs: [&[u8]; 7] = [
+            b"",
+            b"\xff\xfe",
+            b"{\"protocolVersion\":\"ECv2\",\"signature\":\"\",\"signedMessage\":\"\",\"intermediateSigningKey\":{\"signedKey\":\"\",\"signatures\":[\"\"]}}",
+            b"[[[[[[[[[[[[[[[[[[[[",
+            b"{\"messageExpiration\":\"1\",\"messageId\":\"m\",\"paymentMethod\":\"CARD\",\"paymentMethodDetails\":{\"pan\":\"\",\"expirationMonth\":300}}",
+            token.as_bytes(),
+            &token.as_bytes()[..token.len() / 2],
+        ];
+        for input in inputs {
+            fuzz_token(input);
+        }
+    }
 }

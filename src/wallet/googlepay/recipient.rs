@@ -10,13 +10,15 @@
 //! 4. for each merchant private key: ECDH + HKDF, constant-time tag check, AES-CTR;
 //! 5. `messageExpiration` after `now`.
 
-use p256::ecdsa::VerifyingKey;
+use p256::ProjectivePoint;
 use serde::Deserialize;
 use std::borrow::Cow;
+use std::sync::Arc;
 use zeroize::Zeroizing;
 
-use super::cache::{cache_id, IntermediateKeyCache, DEFAULT_CAPACITY};
+use super::cache::{cache_id, CachedKey, IntermediateKeyCache, DEFAULT_CAPACITY};
 use super::crypto;
+use super::ecdsa_table::{self, FixedBaseTable, KeyMul};
 use super::error::{KeyError, TokenError};
 use super::keys::{
     not_expired, verifying_key_from_spki_b64, MerchantPrivateKey, RootSigningKey, RootSigningKeys,
@@ -46,8 +48,15 @@ pub struct GooglePayRecipient {
     recipient_id: String,
     version: ProtocolVersion,
     private_keys: Vec<MerchantPrivateKey>,
-    roots: Vec<RootSigningKey>,
+    roots: Vec<Root>,
     cache: IntermediateKeyCache,
+}
+
+/// A trusted root key with its fixed-base table: every intermediate key (ECv2)
+/// or every message (ECv1) is verified with one of these.
+struct Root {
+    key: RootSigningKey,
+    table: FixedBaseTable,
 }
 
 impl std::fmt::Debug for GooglePayRecipient {
@@ -95,7 +104,18 @@ impl GooglePayRecipient {
         if config.private_keys.is_empty() {
             return Err(KeyError::NoPrivateKey);
         }
-        let roots = config.root_keys.for_version(config.protocol_version);
+        let roots: Vec<Root> = config
+            .root_keys
+            .for_version(config.protocol_version)
+            .into_iter()
+            .map(|key| Root {
+                table: FixedBaseTable::new(
+                    &ProjectivePoint::from(*key.key.as_affine()),
+                    ecdsa_table::KEY_WINDOW_BITS,
+                ),
+                key,
+            })
+            .collect();
         if roots.is_empty() {
             return Err(KeyError::NoRootKeyForVersion(
                 config.protocol_version.as_str(),
@@ -194,9 +214,10 @@ impl GooglePayRecipient {
         let signed_bytes = length_value(&[SENDER_ID, &self.recipient_id, version, &signed_message]);
         let verified = match &intermediate {
             Some(isk) => {
-                let key = self.intermediate_key(isk, now_ms)?;
+                let (key, cached) = self.intermediate_key(isk, now_ms)?;
+                let mul = if cached { key.table() } else { key.point() };
                 crypto::parse_signature(&signature)
-                    .is_some_and(|sig| crypto::verify(&key, &signed_bytes, &sig))
+                    .is_some_and(|sig| ecdsa_table::verify(mul, &signed_bytes, &sig))
             }
             None => {
                 let sig = crypto::parse_signature(&signature);
@@ -204,7 +225,9 @@ impl GooglePayRecipient {
                 if valid.peek().is_none() {
                     return Err(TokenError::NoValidRootKey);
                 }
-                sig.is_some_and(|sig| valid.any(|r| crypto::verify(&r.key, &signed_bytes, &sig)))
+                sig.is_some_and(|sig| {
+                    valid.any(|r| ecdsa_table::verify(KeyMul::Table(&r.table), &signed_bytes, &sig))
+                })
             }
         };
         if !verified {
@@ -222,21 +245,21 @@ impl GooglePayRecipient {
         }
     }
 
-    fn valid_roots(&self, now_ms: u64) -> impl Iterator<Item = &RootSigningKey> {
+    fn valid_roots(&self, now_ms: u64) -> impl Iterator<Item = &Root> {
         self.roots
             .iter()
-            .filter(move |r| not_expired(r.key_expiration_ms, now_ms))
+            .filter(move |r| not_expired(r.key.key_expiration_ms, now_ms))
     }
 
-    /// Step 2 for ECv2: the intermediate key, from the cache or verified now.
+    /// Step 2 for ECv2: the intermediate key, from the cache (`true`) or verified now.
     fn intermediate_key(
         &self,
         isk: &IntermediateSigningKey,
         now_ms: u64,
-    ) -> Result<VerifyingKey, TokenError> {
+    ) -> Result<(Arc<CachedKey>, bool), TokenError> {
         let id = cache_id(&isk.signed_key, &isk.signatures);
         if let Some(key) = self.cache.get(&id, now_ms) {
-            return Ok(key);
+            return Ok((key, true));
         }
         let mut valid = self.valid_roots(now_ms).peekable();
         if valid.peek().is_none() {
@@ -255,7 +278,7 @@ impl GooglePayRecipient {
             .find(|r| {
                 parsed
                     .iter()
-                    .any(|sig| crypto::verify(&r.key, &signed_bytes, sig))
+                    .any(|sig| ecdsa_table::verify(KeyMul::Table(&r.table), &signed_bytes, sig))
             })
             .ok_or(TokenError::IntermediateKeySignature)?;
 
@@ -267,10 +290,12 @@ impl GooglePayRecipient {
         let key = verifying_key_from_spki_b64(&signed_key.key_value)
             .ok_or(TokenError::Format("signedKey.keyValue"))?;
         let valid_until = root
+            .key
             .key_expiration_ms
             .map_or(expiration, |r| r.min(expiration));
-        self.cache.insert(id, key, valid_until, now_ms);
-        Ok(key)
+        let key = Arc::new(CachedKey::new(&key));
+        self.cache.insert(id, Arc::clone(&key), valid_until, now_ms);
+        Ok((key, false))
     }
 
     /// Step 4: KEM/DEM with each private key until the tag matches.
