@@ -6,10 +6,16 @@
 //! - [`sim`]: acquirer simulator (pure rules + thin tokio server), for tests and the CLI.
 //! - [`load`]: load generator behind `acqswitch load` (bounded in count and time).
 //! - [`cli`]: command-line front ends.
+//! - [`wallet`]: wallet payment tokens (Google Pay), verify -> decrypt -> validate.
+//! - [`seal`]: Sips-style seal (HMAC-SHA-256) of front-end JSON requests and responses.
 #![forbid(unsafe_code)]
 
 pub mod cli;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod iso8583;
 pub mod load;
 pub mod net;
+pub mod seal;
 pub mod sim;
+pub mod wallet;

@@ -26,6 +26,14 @@ enum Command {
     Sim(cli::sim::SimArgs),
     /// Load generator: drives a pool against a (loopback) simulator.
     Load(cli::load::LoadArgs),
+    /// Self-contained demonstration on an embedded default (no setup).
+    Demo,
+    /// Google Pay tokens: decrypt, and make test tokens.
+    #[command(subcommand)]
+    Gpay(cli::gpay::GpayCommand),
+    /// Sips-style seal of JSON messages.
+    #[command(subcommand)]
+    Seal(cli::seal::SealCommand),
 }
 
 fn main() -> ExitCode {
@@ -35,5 +43,8 @@ fn main() -> ExitCode {
         Command::Iso(cmd) => cli::iso::run(cmd),
         Command::Sim(args) => cli::sim::run(args),
         Command::Load(args) => cli::load::run(args),
+        Command::Demo => cli::demo::run(),
+        Command::Gpay(cmd) => cli::gpay::run(cmd),
+        Command::Seal(cmd) => cli::seal::run(cmd),
     }
 }

@@ -1,8 +1,11 @@
 //! Command-line front ends, one module per subcommand. Each exposes a clap
 //! `Args`/`Subcommand` type and a `run` function returning an exit code.
 
+pub mod demo;
+pub mod gpay;
 pub mod iso;
 pub mod load;
+pub mod seal;
 pub mod sim;
 
 /// Logs go to stderr so stdout stays machine-readable (JSON, bytes).

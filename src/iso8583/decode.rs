@@ -14,7 +14,7 @@ use nom::number::complete::{be_u16, be_u64, be_u8};
 use nom::IResult;
 
 use super::bitmap::Bitmap;
-use super::encoding::{bcd_filler, ebcdic_to_ascii, hex_value, Class, DataEncoding};
+use super::encoding::{ebcdic_to_ascii, hex_value, Class, DataEncoding, BCD_DIGIT_PAIR};
 use super::error::{DecodeError, DecodeErrorKind, Location};
 use super::field::{Field, Message};
 use super::mti::Mti;
@@ -240,29 +240,65 @@ fn check_bcd<'a>(
     data: &'a [u8],
     units: usize,
 ) -> Result<(), Fail<'a>> {
+    let Some((&first, _)) = data.split_first() else {
+        return Ok(());
+    };
     let odd = units % 2 == 1;
-    let left_filler = odd && spec.pad == super::encoding::Pad::Left;
-    for (i, &b) in data.iter().enumerate() {
-        let (hi, lo) = (b >> 4, b & 0xF);
-        let hi_is_filler = left_filler && i == 0;
-        let lo_is_filler = odd && spec.pad == super::encoding::Pad::Right && i + 1 == data.len();
-        if (!hi_is_filler && !class.allows_nibble(hi))
-            || (!lo_is_filler && !class.allows_nibble(lo))
-        {
-            return Err(Fail::new(
-                &data[i..],
-                DecodeErrorKind::BadChar { class, byte: b },
-            ));
-        }
+    // The filler nibble of an odd length sits in the first or last byte; it
+    // must be the dialect's, and is excluded from the class check.
+    let (filler_byte, filler_nibble) = match (odd, spec.pad) {
+        (false, _) => (usize::MAX, 0),
+        (true, super::encoding::Pad::Left) => (0, first >> 4),
+        (true, super::encoding::Pad::Right) => (data.len() - 1, data[data.len() - 1] & 0xF),
+    };
+    if odd && filler_nibble != spec.filler {
+        return Err(Fail::new(
+            &data[filler_byte..],
+            DecodeErrorKind::BadPadding {
+                nibble: filler_nibble,
+            },
+        ));
     }
-    if let Some(f) = bcd_filler(data, units, spec.pad) {
-        if f != spec.filler {
-            let at = if spec.pad == super::encoding::Pad::Left {
-                data
-            } else {
-                &data[data.len() - 1..]
-            };
-            return Err(Fail::new(at, DecodeErrorKind::BadPadding { nibble: f }));
+    let bad = |i: usize, b: u8| {
+        Err(Fail::new(
+            &data[i..],
+            DecodeErrorKind::BadChar { class, byte: b },
+        ))
+    };
+    match class {
+        // The common case: digits with a decimal (or no) filler: one table
+        // lookup per byte.
+        Class::N if spec.filler <= 9 => {
+            if let Some(i) = data.iter().position(|&b| !BCD_DIGIT_PAIR[b as usize]) {
+                return bad(i, data[i]);
+            }
+        }
+        Class::N => {
+            for (i, &b) in data.iter().enumerate() {
+                let (hi, lo) = if i == filler_byte {
+                    if spec.pad == super::encoding::Pad::Left {
+                        (0, b & 0xF)
+                    } else {
+                        (b >> 4, 0)
+                    }
+                } else {
+                    (b >> 4, b & 0xF)
+                };
+                if hi > 9 || lo > 9 {
+                    return bad(i, b);
+                }
+            }
+        }
+        _ => {
+            for (i, &b) in data.iter().enumerate() {
+                let hi_ok = (i == filler_byte && spec.pad == super::encoding::Pad::Left)
+                    || class.allows_nibble(b >> 4);
+                let lo_ok = (i == filler_byte && spec.pad == super::encoding::Pad::Right)
+                    || class.allows_nibble(b & 0xF);
+                if !(hi_ok && lo_ok) {
+                    return bad(i, b);
+                }
+            }
         }
     }
     Ok(())
@@ -335,9 +371,9 @@ pub fn decode<'a>(spec: &Spec, input: &'a [u8]) -> Result<Message<'a>, DecodeErr
     if bitmap.get(1) {
         let before = rest;
         let (r, secondary) = word(rest).map_err(|e| at(&unwrap(e), Location::Bitmap(2)))?;
-        // An empty secondary bitmap would not re-encode to the same bytes.
-        let empty = secondary == 0 || (spec.tertiary && secondary == 1 << 63);
-        if empty {
+        // An empty secondary bitmap would not re-encode to the same bytes
+        // (one holding only bit 65 is checked through its tertiary bitmap).
+        if secondary == 0 {
             return Err(at(
                 &Fail::new(before, DecodeErrorKind::BadBitmap),
                 Location::Bitmap(2),
@@ -363,19 +399,26 @@ pub fn decode<'a>(spec: &Spec, input: &'a [u8]) -> Result<Message<'a>, DecodeErr
         + bitmap.word(1).count_ones()
         + bitmap.word(2).count_ones()) as usize;
     let mut msg = Message::with_capacity(header, mti, count);
-    for n in bitmap.iter() {
-        if n == 1 || (n == 65 && spec.tertiary) {
-            continue;
+    for w in 0..3u16 {
+        let mut bits = bitmap.word(w as usize);
+        while bits != 0 {
+            let lead = bits.leading_zeros();
+            bits &= !(1u64 << (63 - lead));
+            let n = w * 64 + lead as u16 + 1;
+            if n == 1 || (n == 65 && spec.tertiary) {
+                continue;
+            }
+            let Some(fs) = spec.field(n) else {
+                return Err(at(
+                    &Fail::new(rest, DecodeErrorKind::FieldNotInDialect),
+                    Location::Field(n),
+                ));
+            };
+            let (r, field) =
+                field_value(fs)(rest).map_err(|e| at(&unwrap(e), Location::Field(n)))?;
+            msg.push_in_order(n, field);
+            rest = r;
         }
-        let Some(fs) = spec.field(n) else {
-            return Err(at(
-                &Fail::new(rest, DecodeErrorKind::FieldNotInDialect),
-                Location::Field(n),
-            ));
-        };
-        let (r, field) = field_value(fs)(rest).map_err(|e| at(&unwrap(e), Location::Field(n)))?;
-        msg.push_in_order(n, field);
-        rest = r;
     }
     if !rest.is_empty() {
         let last = msg.fields().last().map_or(0, |(n, _)| n);

@@ -22,10 +22,11 @@ pub enum DataEncoding {
 
 /// ISO 8583 content class: which characters a field may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[repr(u8)]
 pub enum Class {
     /// Digits only.
     #[serde(rename = "n")]
-    N,
+    N = 0,
     /// Letters (and space, which real networks use for padding).
     #[serde(rename = "a")]
     A,
@@ -50,15 +51,7 @@ impl Class {
     /// Whether an ASCII character belongs to the class.
     #[inline]
     pub fn allows_char(self, c: u8) -> bool {
-        match self {
-            Class::N => c.is_ascii_digit(),
-            Class::A => c.is_ascii_alphabetic() || c == b' ',
-            Class::An => c.is_ascii_alphanumeric() || c == b' ',
-            Class::Ns => c.is_ascii_digit() || (c.is_ascii_punctuation() || c == b' '),
-            Class::Ans => (0x20..=0x7E).contains(&c),
-            Class::B => c.is_ascii_digit() || (b'A'..=b'F').contains(&c),
-            Class::Z => c.is_ascii_digit() || matches!(c, b'=' | b'D' | b';' | b'?'),
-        }
+        CLASS_TABLES[self as usize][c as usize]
     }
 
     /// Whether a BCD nibble belongs to the class.
@@ -75,12 +68,8 @@ impl Class {
     /// Index of the first character outside the class, if any.
     #[inline]
     pub fn first_bad_char(self, s: &[u8]) -> Option<usize> {
-        match self {
-            // The common cases get a tight loop the compiler can vectorise.
-            Class::N => s.iter().position(|c| !c.is_ascii_digit()),
-            Class::Ans => s.iter().position(|c| !(0x20..=0x7E).contains(c)),
-            _ => s.iter().position(|&c| !self.allows_char(c)),
-        }
+        let table = &CLASS_TABLES[self as usize];
+        s.iter().position(|&c| !table[c as usize])
     }
 
     /// The short name used in dialect files and error messages.
@@ -96,6 +85,54 @@ impl Class {
         }
     }
 }
+
+/// One 256-entry membership table per class, indexed by `Class as usize`:
+/// a table lookup per byte is the cheapest check on the decode hot path.
+static CLASS_TABLES: [[bool; 256]; 7] = {
+    const CLASSES: [Class; 7] = [
+        Class::N,
+        Class::A,
+        Class::An,
+        Class::Ns,
+        Class::Ans,
+        Class::B,
+        Class::Z,
+    ];
+    let mut t = [[false; 256]; 7];
+    let mut k = 0;
+    while k < 7 {
+        let mut c = 0;
+        while c < 256 {
+            t[k][c] = class_allows(CLASSES[k], c as u8);
+            c += 1;
+        }
+        k += 1;
+    }
+    t
+};
+
+const fn class_allows(class: Class, c: u8) -> bool {
+    match class {
+        Class::N => c.is_ascii_digit(),
+        Class::A => c.is_ascii_alphabetic() || c == b' ',
+        Class::An => c.is_ascii_alphanumeric() || c == b' ',
+        Class::Ns => c.is_ascii_digit() || c.is_ascii_punctuation() || c == b' ',
+        Class::Ans => c >= 0x20 && c <= 0x7E,
+        Class::B => c.is_ascii_digit() || (c >= b'A' && c <= b'F'),
+        Class::Z => c.is_ascii_digit() || c == b'=' || c == b'D' || c == b';' || c == b'?',
+    }
+}
+
+/// Bytes whose two nibbles are both decimal digits.
+pub static BCD_DIGIT_PAIR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = (b >> 4) <= 9 && (b & 0xF) <= 9;
+        b += 1;
+    }
+    t
+};
 
 /// Which side of an odd-length BCD value gets the filler nibble.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]

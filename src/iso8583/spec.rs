@@ -177,6 +177,8 @@ pub struct TlvLayout {
     pub length_encoding: TlvPartEncoding,
     /// Known tags, by wire bytes. Unknown tags are kept too.
     pub tags: Vec<(Vec<u8>, TagSpec)>,
+    /// The same tags as big-endian numbers, for cheap lookups while decoding.
+    pub tag_numbers: Vec<u32>,
 }
 
 /// The sub-field structure of a container field.
@@ -635,7 +637,12 @@ impl RawSubfields {
                     };
                     tags.push((bytes, raw.validate(id, label, container)?));
                 }
+                let tag_numbers = tags
+                    .iter()
+                    .map(|(t, _)| t.iter().fold(0u32, |a, b| (a << 8) | u32::from(*b)))
+                    .collect();
                 Ok(Subfields::Tlv(TlvLayout {
+                    tag_numbers,
                     tag_width,
                     tag_encoding,
                     length_width,

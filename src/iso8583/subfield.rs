@@ -169,31 +169,44 @@ pub struct TlvEntry<'a> {
     pub value: &'a [u8],
 }
 
-fn tlv_length(layout: &TlvLayout) -> impl Fn(&[u8]) -> PResult<'_, usize> + '_ {
-    move |input| {
-        let (rest, b) = take_bytes(layout.length_width)(input)?;
-        let mut v = 0usize;
-        for &c in b {
-            v = match layout.length_encoding {
-                TlvPartEncoding::Ascii if c.is_ascii_digit() => v * 10 + usize::from(c - b'0'),
-                TlvPartEncoding::Bcd if c >> 4 <= 9 && c & 0xF <= 9 => {
-                    v * 100 + usize::from(c >> 4) * 10 + usize::from(c & 0xF)
+/// A simple-TLV length of `layout.length_width` bytes.
+#[inline]
+fn tlv_length(layout: &TlvLayout, b: &[u8]) -> Option<usize> {
+    let mut v = 0usize;
+    match layout.length_encoding {
+        TlvPartEncoding::Binary => b.iter().for_each(|&c| v = (v << 8) | usize::from(c)),
+        TlvPartEncoding::Ascii => {
+            for &c in b {
+                if !c.is_ascii_digit() {
+                    return None;
                 }
-                TlvPartEncoding::Binary => (v << 8) | usize::from(c),
-                _ => return fail(input, DecodeErrorKind::BadTlv),
-            };
+                v = v * 10 + usize::from(c - b'0');
+            }
         }
-        Ok((rest, v))
+        TlvPartEncoding::Bcd => {
+            for &c in b {
+                let (hi, lo) = (c >> 4, c & 0xF);
+                if hi > 9 || lo > 9 {
+                    return None;
+                }
+                v = v * 100 + usize::from(hi) * 10 + usize::from(lo);
+            }
+        }
     }
+    Some(v)
 }
 
-fn tlv_entry(layout: &TlvLayout) -> impl Fn(&[u8]) -> PResult<'_, TlvEntry<'_>> + '_ {
-    move |input| {
-        let (rest, tag) = take_bytes(layout.tag_width)(input)?;
-        let (rest, len) = tlv_length(layout)(rest)?;
-        let (rest, value) = take_bytes(len)(rest)?;
-        Ok((rest, TlvEntry { tag, value }))
-    }
+/// One simple-TLV entry: tag, length, value. A plain function rather than
+/// composed closures: it runs for every entry of every container decoded.
+#[inline]
+fn tlv_entry<'a>(layout: &TlvLayout, input: &'a [u8]) -> PResult<'a, TlvEntry<'a>> {
+    let (rest, tag) = take_bytes(layout.tag_width)(input)?;
+    let (rest, len_bytes) = take_bytes(layout.length_width)(rest)?;
+    let Some(len) = tlv_length(layout, len_bytes) else {
+        return fail(input, DecodeErrorKind::BadTlv);
+    };
+    let (rest, value) = take_bytes(len)(rest)?;
+    Ok((rest, TlvEntry { tag, value }))
 }
 
 /// The entries of a simple-TLV container, in order.
@@ -206,7 +219,7 @@ pub fn tlv_entries<'a>(
         if rest.is_empty() {
             return None;
         }
-        match tlv_entry(layout)(rest) {
+        match tlv_entry(layout, rest) {
             Ok((r, e)) => {
                 rest = r;
                 Some(e)
@@ -231,10 +244,12 @@ pub(crate) fn validate<'a>(subs: &Subfields, data: &'a [u8]) -> Result<(), Fail<
         Subfields::Tlv(layout) => {
             let mut rest = data;
             while !rest.is_empty() {
-                let (r, e) = tlv_entry(layout)(rest).map_err(into_fail)?;
-                if let Some((_, ts)) = layout.tags.iter().find(|(t, _)| t.as_slice() == e.tag) {
+                let (r, e) = tlv_entry(layout, rest).map_err(into_fail)?;
+                let number = tag_number(e.tag);
+                if let Some(i) = layout.tag_numbers.iter().position(|t| *t == number) {
+                    let ts = &layout.tags[i].1;
                     check_tag_value(ts, e.value).map_err(|mut f| {
-                        f.sub = Some(tag_number(e.tag));
+                        f.sub = Some(number);
                         f
                     })?;
                 }

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs what the tests need
+# (a Python virtual environment with the oracle packages), then runs every
+# Rust test. No test skips because a tool is missing: a missing oracle fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import iso8583' 2>/dev/null; then
+    echo "== creating .venv with the test oracles (tests/requirements.txt)"
+    python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+export ACQSWITCH_PYTHON="$PWD/.venv/bin/python"
+
+echo "== cargo test"
+cargo test --locked --all-targets
+cargo test --locked --doc

@@ -1,0 +1,263 @@
+//! `acqswitch gpay decrypt|test-token|test-keys`.
+//!
+//! `decrypt` prints the payload in Google's shape (PAN and cryptogram masked
+//! unless `--reveal`) or `{"responseCode":"..","error":".."}` with a non-zero
+//! exit; card data never reaches stderr.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::{Args, Subcommand, ValueEnum};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+
+use crate::wallet::googlepay::{
+    testkeys, Cryptogram, DecryptedPayment, GooglePayRecipient, MerchantPrivateKey, Pan,
+    PaymentMethodDetails, ProtocolVersion, RecipientConfig, RootSigningKeys, MAX_TOKEN_LEN,
+};
+
+#[derive(Subcommand)]
+pub enum GpayCommand {
+    /// Verify and decrypt a Google Pay token read from stdin.
+    Decrypt(DecryptArgs),
+    /// Make a test token signed with the embedded test keys (a "mock" Google Pay).
+    TestToken(TestTokenArgs),
+    /// Write the embedded test keys for use with `decrypt`.
+    TestKeys(TestKeysArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Version {
+    #[value(name = "ECv2")]
+    EcV2,
+    #[value(name = "ECv1")]
+    EcV1,
+}
+
+impl From<Version> for ProtocolVersion {
+    fn from(v: Version) -> Self {
+        match v {
+            Version::EcV2 => ProtocolVersion::EcV2,
+            Version::EcV1 => ProtocolVersion::EcV1,
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct DecryptArgs {
+    /// Recipient id, e.g. merchant:12345678901234567890.
+    #[arg(long)]
+    recipient_id: String,
+    /// Merchant private key file: base64 PKCS#8 DER or PEM. Repeat for rotation.
+    #[arg(long, required = true)]
+    private_key: Vec<PathBuf>,
+    /// Google's root signing keys JSON.
+    #[arg(long)]
+    root_keys: PathBuf,
+    /// Protocol version accepted.
+    #[arg(long, value_enum, default_value = "ECv2")]
+    protocol_version: Version,
+    /// Current time in ms since the epoch (default: the system clock).
+    #[arg(long)]
+    now_ms: Option<u64>,
+    /// Print the full PAN and cryptogram instead of masking them.
+    #[arg(long)]
+    reveal: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Auth {
+    #[value(name = "CRYPTOGRAM_3DS")]
+    Cryptogram3ds,
+    #[value(name = "PAN_ONLY")]
+    PanOnly,
+}
+
+#[derive(Args)]
+pub struct TestTokenArgs {
+    #[arg(long, value_enum, default_value = "ECv2")]
+    protocol_version: Version,
+    /// Card number (DPAN for CRYPTOGRAM_3DS).
+    #[arg(long, default_value = "4895370012003478")]
+    pan: String,
+    #[arg(long, default_value_t = 12)]
+    expiration_month: u8,
+    #[arg(long, default_value_t = 2030)]
+    expiration_year: u16,
+    #[arg(long, value_enum, default_value = "CRYPTOGRAM_3DS")]
+    auth_method: Auth,
+    #[arg(long, default_value = "AgAAAAAABk4DWZ4C28yUQAAAAAA=")]
+    cryptogram: String,
+    #[arg(long, default_value = "05")]
+    eci: String,
+    /// messageId (default: random).
+    #[arg(long)]
+    message_id: Option<String>,
+    #[arg(long)]
+    gateway_merchant_id: Option<String>,
+    /// Time the token is made, ms since the epoch (default: the system clock).
+    #[arg(long)]
+    now_ms: Option<u64>,
+    /// messageExpiration = now + ttl.
+    #[arg(long, default_value_t = 3_600_000)]
+    ttl_ms: u64,
+    /// Seed for the ephemeral key and messageId, for reproducible tokens.
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+#[derive(Args)]
+pub struct TestKeysArgs {
+    /// Directory to write merchant_private_key.b64, merchant_private_key.pem,
+    /// root_keys.json and recipient_id.txt into.
+    #[arg(long)]
+    dir: PathBuf,
+}
+
+pub fn run(cmd: GpayCommand) -> ExitCode {
+    match cmd {
+        GpayCommand::Decrypt(args) => decrypt(args),
+        GpayCommand::TestToken(args) => test_token(args),
+        GpayCommand::TestKeys(args) => test_keys(&args.dir),
+    }
+}
+
+fn system_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Prints the failure object; the message is static text from the error types.
+fn fail(code: &str, error: &str) -> ExitCode {
+    println!("{}", json!({"responseCode": code, "error": error}));
+    ExitCode::FAILURE
+}
+
+fn decrypt(args: DecryptArgs) -> ExitCode {
+    let mut private_keys = Vec::new();
+    for path in &args.private_key {
+        let key = std::fs::read_to_string(path)
+            .map_err(|_| "cannot read private key file".to_owned())
+            .and_then(|text| MerchantPrivateKey::parse(&text).map_err(|e| e.to_string()));
+        match key {
+            Ok(k) => private_keys.push(k),
+            Err(e) => return fail("03", &e),
+        }
+    }
+    let root_keys = match std::fs::read_to_string(&args.root_keys) {
+        Ok(text) => match RootSigningKeys::from_google_json(&text) {
+            Ok(k) => k,
+            Err(e) => return fail("03", &e.to_string()),
+        },
+        Err(_) => return fail("03", "cannot read root keys file"),
+    };
+    let recipient = match GooglePayRecipient::new(RecipientConfig {
+        recipient_id: args.recipient_id,
+        protocol_version: args.protocol_version.into(),
+        private_keys,
+        root_keys,
+    }) {
+        Ok(r) => r,
+        Err(e) => return fail(e.response_code(), &e.to_string()),
+    };
+    let mut input = Vec::new();
+    // Read one byte past the cap so an oversized token is reported, not truncated.
+    if std::io::stdin()
+        .take(MAX_TOKEN_LEN as u64 + 1)
+        .read_to_end(&mut input)
+        .is_err()
+    {
+        return fail("30", "cannot read token from stdin");
+    }
+    let Ok(token) = std::str::from_utf8(&input) else {
+        return fail("30", "token is not UTF-8");
+    };
+    let now_ms = args.now_ms.unwrap_or_else(system_now_ms);
+    match recipient.unseal(token.trim(), now_ms) {
+        Ok(payment) => {
+            println!("{}", payment.to_google_json(args.reveal));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e.response_code(), &e.to_string()),
+    }
+}
+
+fn test_token(args: TestTokenArgs) -> ExitCode {
+    let Some(pan) = Pan::new(&args.pan) else {
+        eprintln!("error: --pan must be 12 to 19 digits");
+        return ExitCode::FAILURE;
+    };
+    let mut rng = match args.seed {
+        Some(seed) => StdRng::seed_from_u64(seed),
+        None => StdRng::from_entropy(),
+    };
+    let details = match args.auth_method {
+        Auth::PanOnly => PaymentMethodDetails::pan_only(pan, args.expiration_month, args.expiration_year),
+        Auth::Cryptogram3ds => PaymentMethodDetails::cryptogram_3ds(
+            pan,
+            args.expiration_month,
+            args.expiration_year,
+            Cryptogram::new(&args.cryptogram),
+            Some(args.eci),
+        ),
+    };
+    let message_id = args
+        .message_id
+        .unwrap_or_else(|| format!("acqswitch-test-{:032x}", rng.gen::<u128>()));
+    let now_ms = args.now_ms.unwrap_or_else(system_now_ms);
+    let payment = DecryptedPayment {
+        message_id,
+        message_expiration_ms: now_ms.saturating_add(args.ttl_ms),
+        payment_method: "CARD".into(),
+        gateway_merchant_id: args.gateway_merchant_id,
+        details,
+    };
+    let token = testkeys::sender(args.protocol_version.into())
+        .map_err(|e| e.to_string())
+        .and_then(|s| s.seal_payment(&payment, &mut rng).map_err(|e| e.to_string()));
+    match token {
+        Ok(t) => {
+            println!("{t}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn test_keys(dir: &Path) -> ExitCode {
+    let result = (|| -> Result<(), String> {
+        let key = testkeys::merchant_private_key().map_err(|e| e.to_string())?;
+        let b64 = key.to_pkcs8_base64().map_err(|e| e.to_string())?;
+        let pem = key.to_pkcs8_pem().map_err(|e| e.to_string())?;
+        let roots = testkeys::root_keys_json().map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let write = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::File::create(&path)
+                .and_then(|mut f| f.write_all(text.as_bytes()))
+                .map_err(|e| format!("{}: {e}", path.display()))
+        };
+        write("merchant_private_key.b64", &format!("{}\n", b64.as_str()))?;
+        write("merchant_private_key.pem", pem.as_str())?;
+        write("root_keys.json", &format!("{roots}\n"))?;
+        write("recipient_id.txt", &format!("{}\n", testkeys::RECIPIENT_ID))?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => {
+            println!("{}", dir.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
