@@ -8,7 +8,11 @@ use acqswitch::net::framing::{FramingConfig, LengthStyle};
 fn bench(c: &mut Criterion) {
     let body = vec![0x42u8; 120];
     let mut g = c.benchmark_group("framing");
-    for style in [LengthStyle::TwoByteBinary, LengthStyle::FourByteAscii, LengthStyle::TwoByteBcd] {
+    for style in [
+        LengthStyle::TwoByteBinary,
+        LengthStyle::FourByteAscii,
+        LengthStyle::TwoByteBcd,
+    ] {
         let cfg = FramingConfig::new(style).with_header(&[0x60, 0, 1, 0, 0]);
         let codec = cfg.codec().expect("valid config");
         let mut wire = BytesMut::new();
