@@ -234,7 +234,7 @@ impl Pool {
                 continue;
             }
             let n = link.in_flight();
-            if best.map_or(true, |(_, b)| n < b) {
+            if best.is_none_or(|(_, b)| n < b) {
                 best = Some((link, n));
             }
         }
