@@ -23,6 +23,14 @@ impl Bitmap {
     }
 
     #[inline]
+    pub fn clear(&mut self, n: u16) {
+        if (1..=192).contains(&n) {
+            let i = (n - 1) as usize;
+            self.0[i / 64] &= !(1u64 << (63 - (i % 64)));
+        }
+    }
+
+    #[inline]
     pub fn get(&self, n: u16) -> bool {
         if !(1..=192).contains(&n) {
             return false;

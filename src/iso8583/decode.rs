@@ -196,6 +196,7 @@ fn length_prefix(spec: &FieldSpec) -> impl Fn(&[u8]) -> PResult<'_, usize> + '_ 
 }
 
 /// Checks a field's data against its class; the error points at the bad byte.
+#[inline]
 pub(crate) fn check_content<'a>(
     spec: &FieldSpec,
     data: &'a [u8],
@@ -306,33 +307,30 @@ fn check_bcd<'a>(
 
 /// One field: length prefix (if variable), data, content check, and the
 /// sub-field structure if the field is a container.
-pub(crate) fn field_value<'s>(
-    spec: &'s FieldSpec,
-) -> impl for<'a> Fn(&'a [u8]) -> PResult<'a, Field<'a>> + 's {
-    move |input| {
-        let (rest, units) = if spec.length == LengthType::Fixed {
-            (input, spec.max)
-        } else {
-            let (rest, units) = length_prefix(spec)(input)?;
-            if units > spec.max {
-                return fail(
-                    input,
-                    DecodeErrorKind::LengthOverMax {
-                        len: units,
-                        max: spec.max,
-                    },
-                );
-            }
-            (rest, units)
-        };
-        let (rest, data) = take_bytes(spec.wire_len(units))(rest)?;
-        check_content(spec, data, units).map_err(nom::Err::Error)?;
-        if let Some(subs) = &spec.subfields {
-            subfield::validate(subs, data).map_err(nom::Err::Error)?;
+#[inline]
+pub(crate) fn field_value<'a>(spec: &FieldSpec, input: &'a [u8]) -> PResult<'a, Field<'a>> {
+    let (rest, units) = if spec.length == LengthType::Fixed {
+        (input, spec.max)
+    } else {
+        let (rest, units) = length_prefix(spec)(input)?;
+        if units > spec.max {
+            return fail(
+                input,
+                DecodeErrorKind::LengthOverMax {
+                    len: units,
+                    max: spec.max,
+                },
+            );
         }
-        // `units` fits u16: the dialect caps max at 9999.
-        Ok((rest, Field::borrowed(data, units as u16)))
+        (rest, units)
+    };
+    let (rest, data) = take_bytes(spec.wire_len(units))(rest)?;
+    check_content(spec, data, units).map_err(nom::Err::Error)?;
+    if let Some(subs) = &spec.subfields {
+        subfield::validate(subs, data).map_err(nom::Err::Error)?;
     }
+    // `units` fits u16: the dialect caps max at 9999.
+    Ok((rest, Field::borrowed(data, units as u16)))
 }
 
 /// Byte offset of `at` within `input` (`at` is always a sub-slice of it;
@@ -415,7 +413,7 @@ pub fn decode<'a>(spec: &Spec, input: &'a [u8]) -> Result<Message<'a>, DecodeErr
                 ));
             };
             let (r, field) =
-                field_value(fs)(rest).map_err(|e| at(&unwrap(e), Location::Field(n)))?;
+                field_value(fs, rest).map_err(|e| at(&unwrap(e), Location::Field(n)))?;
             msg.push_in_order(n, field);
             rest = r;
         }

@@ -11,38 +11,32 @@ use super::error::{EncodeError, Location};
 use super::field::{Field, Message};
 use super::spec::{BitmapEncoding, FieldSpec, MtiEncoding, PrefixEncoding, Spec};
 
-/// Writes a field's length prefix (nothing for fixed fields).
+/// Writes a variable field's length prefix.
+#[inline]
 pub(crate) fn write_prefix(spec: &FieldSpec, units: usize, out: &mut BytesMut) {
-    let digits = spec.length.digits();
     match spec.prefix {
-        _ if digits == 0 => {}
         PrefixEncoding::Ascii | PrefixEncoding::Ebcdic => {
-            let mut d = [0u8; 4];
+            let digits = spec.length.digits();
+            let mut d = [b'0'; 4];
             let mut v = units;
             for slot in d[..digits].iter_mut().rev() {
                 *slot = b'0' + (v % 10) as u8;
                 v /= 10;
             }
-            for &c in &d[..digits] {
-                let c = if spec.prefix == PrefixEncoding::Ebcdic {
-                    ascii_to_ebcdic(c).unwrap_or(0xF0)
-                } else {
-                    c
-                };
-                out.put_u8(c);
+            if spec.prefix == PrefixEncoding::Ebcdic {
+                d.iter_mut()
+                    .for_each(|c| *c = ascii_to_ebcdic(*c).unwrap_or(0xF0));
             }
+            out.put_slice(&d[..digits]);
         }
+        // units <= 9999 (the dialect caps `max`), so two BCD bytes suffice.
         PrefixEncoding::Bcd => {
-            let mut v = units;
-            let mut tmp = [0u8; 2];
-            for slot in tmp[..spec.prefix_bytes].iter_mut().rev() {
-                let lo = (v % 10) as u8;
-                v /= 10;
-                let hi = (v % 10) as u8;
-                v /= 10;
-                *slot = (hi << 4) | lo;
+            let pair = |v: usize| ((((v / 10) % 10) << 4) | (v % 10)) as u8;
+            if spec.prefix_bytes == 1 {
+                out.put_u8(pair(units));
+            } else {
+                out.put_slice(&[pair(units / 100), pair(units)]);
             }
-            out.put_slice(&tmp[..spec.prefix_bytes]);
         }
         PrefixEncoding::Binary if spec.prefix_bytes == 1 => out.put_u8(units as u8),
         PrefixEncoding::Binary => out.put_u16(units as u16),
@@ -50,6 +44,7 @@ pub(crate) fn write_prefix(spec: &FieldSpec, units: usize, out: &mut BytesMut) {
 }
 
 /// Writes one field (prefix + data) after checking it fits the spec.
+#[inline]
 pub(crate) fn write_field(
     spec: &FieldSpec,
     field: &Field<'_>,
@@ -64,7 +59,9 @@ pub(crate) fn write_field(
     if !fits || spec.wire_len(units) != field.raw().len() {
         return Err(());
     }
-    write_prefix(spec, units, out);
+    if !spec.is_fixed() {
+        write_prefix(spec, units, out);
+    }
     out.put_slice(field.raw());
     Ok(())
 }
@@ -90,8 +87,8 @@ pub fn encode(spec: &Spec, msg: &Message<'_>, out: &mut BytesMut) -> Result<(), 
         });
     }
     let bitmap = msg.bitmap(spec.tertiary);
-    let estimate: usize = 64 + msg.fields().map(|(_, f)| f.raw().len() + 4).sum::<usize>();
-    out.reserve(estimate);
+    // Header, MTI, three bitmaps, and at most 4 prefix bytes per field.
+    out.reserve(msg.header().len() + 4 + 48 + msg.data_len() + 4 * msg.len());
     out.put_slice(msg.header());
     let d = msg.mti();
     let d = d.digits();

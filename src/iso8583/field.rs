@@ -67,6 +67,11 @@ pub struct Message<'a> {
     mti: Mti,
     /// Sorted by field number, no duplicates.
     fields: Vec<(u16, Field<'a>)>,
+    /// Data-element bits of the fields present (bits 1 and 65 excluded),
+    /// kept in step with `fields` so encoding never recomputes it.
+    present: Bitmap,
+    /// Sum of the fields' wire data lengths, for one exact `reserve`.
+    data_len: usize,
 }
 
 impl<'a> Message<'a> {
@@ -76,6 +81,8 @@ impl<'a> Message<'a> {
             header: Cow::Borrowed(&[]),
             mti,
             fields: Vec::new(),
+            present: Bitmap::default(),
+            data_len: 0,
         }
     }
 
@@ -84,6 +91,8 @@ impl<'a> Message<'a> {
             header: Cow::Borrowed(header),
             mti,
             fields: Vec::with_capacity(n),
+            present: Bitmap::default(),
+            data_len: 0,
         }
     }
 
@@ -91,6 +100,8 @@ impl<'a> Message<'a> {
     #[inline]
     pub(crate) fn push_in_order(&mut self, n: u16, f: Field<'a>) {
         debug_assert!(self.fields.last().is_none_or(|(last, _)| *last < n));
+        self.present.set(n);
+        self.data_len += f.raw.len();
         self.fields.push((n, f));
     }
 
@@ -127,15 +138,27 @@ impl<'a> Message<'a> {
     /// Puts a field's wire data in place (replacing any previous value).
     /// Prefer [`super::Spec::set_text`], which validates against the dialect.
     pub fn insert(&mut self, n: u16, f: Field<'a>) {
+        self.data_len += f.raw.len();
         match self.fields.binary_search_by_key(&n, |(k, _)| *k) {
-            Ok(i) => self.fields[i].1 = f,
-            Err(i) => self.fields.insert(i, (n, f)),
+            Ok(i) => {
+                self.data_len -= self.fields[i].1.raw.len();
+                self.fields[i].1 = f;
+            }
+            Err(i) => {
+                self.present.set(n);
+                self.fields.insert(i, (n, f));
+            }
         }
     }
 
     pub fn remove(&mut self, n: u16) -> Option<Field<'a>> {
         match self.fields.binary_search_by_key(&n, |(k, _)| *k) {
-            Ok(i) => Some(self.fields.remove(i).1),
+            Ok(i) => {
+                let (_, f) = self.fields.remove(i);
+                self.present.clear(n);
+                self.data_len -= f.raw.len();
+                Some(f)
+            }
             Err(_) => None,
         }
     }
@@ -155,10 +178,7 @@ impl<'a> Message<'a> {
 
     /// The bitmap this message encodes to (bits 1 and 65 included as needed).
     pub fn bitmap(&self, tertiary: bool) -> Bitmap {
-        let mut b = Bitmap::default();
-        for (n, _) in &self.fields {
-            b.set(*n);
-        }
+        let mut b = self.present;
         if b.word(2) != 0 && tertiary {
             b.set(65);
         }
@@ -166,6 +186,11 @@ impl<'a> Message<'a> {
             b.set(1);
         }
         b
+    }
+
+    /// Total length of the fields' wire data (prefixes excluded).
+    pub fn data_len(&self) -> usize {
+        self.data_len
     }
 
     /// Copies all borrowed data so the message outlives its frame.
@@ -178,6 +203,8 @@ impl<'a> Message<'a> {
                 .into_iter()
                 .map(|(n, f)| (n, f.into_owned()))
                 .collect(),
+            present: self.present,
+            data_len: self.data_len,
         }
     }
 }

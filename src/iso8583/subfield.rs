@@ -263,7 +263,7 @@ pub(crate) fn validate<'a>(subs: &Subfields, data: &'a [u8]) -> Result<(), Fail<
                 if rest.is_empty() {
                     break;
                 }
-                let (r, _) = field_value(spec)(rest).map_err(|e| {
+                let (r, _) = field_value(spec, rest).map_err(|e| {
                     let mut f = into_fail(e);
                     f.sub = Some(i as u32 + 1);
                     f
@@ -283,7 +283,7 @@ pub(crate) fn validate<'a>(subs: &Subfields, data: &'a [u8]) -> Result<(), Fail<
                     f.sub = Some(n as u32);
                     return Err(f);
                 };
-                let (r, _) = field_value(spec)(rest).map_err(|e| {
+                let (r, _) = field_value(spec, rest).map_err(|e| {
                     let mut f = into_fail(e);
                     f.sub = Some(n as u32);
                     f
@@ -324,7 +324,7 @@ pub fn fixed_parts<'a>(
         if rest.is_empty() {
             break;
         }
-        match field_value(spec)(rest) {
+        match field_value(spec, rest) {
             Ok((r, f)) => {
                 out.push((id.as_str(), spec, f));
                 rest = r;
@@ -350,7 +350,7 @@ pub fn bitmap_subfields<'a>(
         let Some(spec) = fields.get(n).and_then(Option::as_ref) else {
             break;
         };
-        match field_value(spec)(rest) {
+        match field_value(spec, rest) {
             Ok((r, f)) => {
                 out.push((n, spec, f));
                 rest = r;
