@@ -64,7 +64,7 @@ fn container_json(subs: &Subfields, data: &[u8], reveal: bool) -> Value {
                         String::from_utf8_lossy(e.value).into_owned(),
                         ts.sensitivity,
                     ),
-                    None if layout.tag_encoding == super::spec::TlvPartEncoding::Binary => {
+                    None if layout.unknown_values == DataEncoding::Binary => {
                         (hex_upper(e.value), Sensitivity::None)
                     }
                     None => (

@@ -179,6 +179,9 @@ pub struct TlvLayout {
     pub tags: Vec<(Vec<u8>, TagSpec)>,
     /// The same tags as big-endian numbers, for cheap lookups while decoding.
     pub tag_numbers: Vec<u32>,
+    /// How values of tags not listed are shown: the container's own data
+    /// encoding (binary containers: hex; ASCII containers: text).
+    pub unknown_values: DataEncoding,
 }
 
 /// The sub-field structure of a container field.
@@ -643,6 +646,7 @@ impl RawSubfields {
                     .collect();
                 Ok(Subfields::Tlv(TlvLayout {
                     tag_numbers,
+                    unknown_values: container,
                     tag_width,
                     tag_encoding,
                     length_width,

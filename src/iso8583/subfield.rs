@@ -201,6 +201,11 @@ fn tlv_length(layout: &TlvLayout, b: &[u8]) -> Option<usize> {
 #[inline]
 fn tlv_entry<'a>(layout: &TlvLayout, input: &'a [u8]) -> PResult<'a, TlvEntry<'a>> {
     let (rest, tag) = take_bytes(layout.tag_width)(input)?;
+    // ASCII tags are visible characters: anything else is not a tag (and
+    // could not be shown or rebuilt faithfully).
+    if layout.tag_encoding == TlvPartEncoding::Ascii && !tag.iter().all(u8::is_ascii_graphic) {
+        return fail(input, DecodeErrorKind::BadTlv);
+    }
     let (rest, len_bytes) = take_bytes(layout.length_width)(rest)?;
     let Some(len) = tlv_length(layout, len_bytes) else {
         return fail(input, DecodeErrorKind::BadTlv);
@@ -402,8 +407,8 @@ pub(crate) fn build(
                 let text = need_text(v, loc(sub))?;
                 let value = match ts {
                     Some(ts) => tag_value(ts, text, loc(sub))?,
-                    // Unknown tags: taken as the container's own encoding.
-                    None if layout.tag_encoding == TlvPartEncoding::Binary && is_hex(text) => {
+                    // Unknown tags: in the container's own encoding.
+                    None if layout.unknown_values == super::encoding::DataEncoding::Binary => {
                         hex::decode(text).map_err(|_| ValueError::BadHex(loc(sub)))?
                     }
                     None => text.as_bytes().to_vec(),
@@ -476,10 +481,6 @@ pub(crate) fn build(
     }
 }
 
-fn is_hex(s: &str) -> bool {
-    s.len() % 2 == 0 && s.bytes().all(|c| c.is_ascii_hexdigit())
-}
-
 fn parse_tlv_tag(layout: &TlvLayout, key: &str, field: u16) -> Result<Vec<u8>, ValueError> {
     let bytes = match layout.tag_encoding {
         TlvPartEncoding::Binary => {
@@ -487,10 +488,12 @@ fn parse_tlv_tag(layout: &TlvLayout, key: &str, field: u16) -> Result<Vec<u8>, V
         }
         _ => key.as_bytes().to_vec(),
     };
-    if bytes.len() != layout.tag_width {
+    let visible =
+        layout.tag_encoding != TlvPartEncoding::Ascii || bytes.iter().all(u8::is_ascii_graphic);
+    if bytes.len() != layout.tag_width || !visible {
         return Err(ValueError::Invalid {
             location: Location::Field(field),
-            reason: "tag does not have the container's tag width",
+            reason: "tag does not have the container's tag width and characters",
         });
     }
     Ok(bytes)
