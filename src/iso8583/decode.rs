@@ -14,7 +14,9 @@ use nom::number::complete::{be_u16, be_u64, be_u8};
 use nom::IResult;
 
 use super::bitmap::Bitmap;
-use super::encoding::{ebcdic_to_ascii, hex_value, Class, DataEncoding, BCD_DIGIT_PAIR};
+use super::encoding::{
+    ebcdic_to_ascii, first_outside, hex_value, Class, DataEncoding, BCD_DIGIT_PAIR,
+};
 use super::error::{DecodeError, DecodeErrorKind, Location};
 use super::field::{Field, Message};
 use super::mti::Mti;
@@ -270,7 +272,7 @@ fn check_bcd<'a>(
         // The common case: digits with a decimal (or no) filler: one table
         // lookup per byte.
         Class::N if spec.filler <= 9 => {
-            if let Some(i) = data.iter().position(|&b| !BCD_DIGIT_PAIR[b as usize]) {
+            if let Some(i) = first_outside(data, &BCD_DIGIT_PAIR) {
                 return bad(i, data[i]);
             }
         }
@@ -414,10 +416,16 @@ pub fn decode<'a>(spec: &Spec, input: &'a [u8]) -> Result<Message<'a>, DecodeErr
             };
             let (r, field) =
                 field_value(fs, rest).map_err(|e| at(&unwrap(e), Location::Field(n)))?;
-            msg.push_in_order(n, field);
+            msg.push_decoded(n, field);
             rest = r;
         }
     }
+    let mut present = bitmap;
+    present.clear(1);
+    if spec.tertiary {
+        present.clear(65);
+    }
+    msg.set_present(present);
     if !rest.is_empty() {
         let last = msg.fields().last().map_or(0, |(n, _)| n);
         return Err(at(

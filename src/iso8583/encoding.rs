@@ -68,8 +68,7 @@ impl Class {
     /// Index of the first character outside the class, if any.
     #[inline]
     pub fn first_bad_char(self, s: &[u8]) -> Option<usize> {
-        let table = &CLASS_TABLES[self as usize];
-        s.iter().position(|&c| !table[c as usize])
+        first_outside(s, &CLASS_TABLES[self as usize])
     }
 
     /// The short name used in dialect files and error messages.
@@ -121,6 +120,33 @@ const fn class_allows(class: Class, c: u8) -> bool {
         Class::B => c.is_ascii_digit() || (c >= b'A' && c <= b'F'),
         Class::Z => c.is_ascii_digit() || c == b'=' || c == b'D' || c == b';' || c == b'?',
     }
+}
+
+/// Index of the first byte whose `table` entry is false. Valid data is the
+/// common case: eight bytes are checked per branch, and the culprit is
+/// looked for only in a chunk that fails.
+#[inline]
+pub fn first_outside(s: &[u8], table: &[bool; 256]) -> Option<usize> {
+    let mut chunks = s.chunks_exact(8);
+    let mut base = 0;
+    for c in &mut chunks {
+        let ok = table[c[0] as usize]
+            & table[c[1] as usize]
+            & table[c[2] as usize]
+            & table[c[3] as usize]
+            & table[c[4] as usize]
+            & table[c[5] as usize]
+            & table[c[6] as usize]
+            & table[c[7] as usize];
+        if !ok {
+            break;
+        }
+        base += 8;
+    }
+    s[base..]
+        .iter()
+        .position(|&c| !table[c as usize])
+        .map(|i| base + i)
 }
 
 /// Bytes whose two nibbles are both decimal digits.

@@ -96,7 +96,21 @@ impl<'a> Message<'a> {
         }
     }
 
-    /// Appends a field known to come after every present one (decoder).
+    /// Appends a field known to come after every present one, leaving the
+    /// presence bitmap to [`Message::set_present`] (the decoder has it).
+    #[inline]
+    pub(crate) fn push_decoded(&mut self, n: u16, f: Field<'a>) {
+        self.data_len += f.raw.len();
+        self.fields.push((n, f));
+    }
+
+    /// The decoder's bitmap, structural bits (1, and 65 with a tertiary
+    /// bitmap) already removed.
+    pub(crate) fn set_present(&mut self, present: Bitmap) {
+        self.present = present;
+    }
+
+    /// Appends a field known to come after every present one.
     #[inline]
     pub(crate) fn push_in_order(&mut self, n: u16, f: Field<'a>) {
         debug_assert!(self.fields.last().is_none_or(|(last, _)| *last < n));
