@@ -8,6 +8,7 @@
 //! - [`cli`]: command-line front ends.
 //! - [`wallet`]: wallet payment tokens (Google Pay), verify -> decrypt -> validate.
 //! - [`seal`]: Sips-style seal (HMAC-SHA-256) of front-end JSON requests and responses.
+//! - [`switch`]: authorization domain, dialect mappings, response codes, routing, the service.
 #![forbid(unsafe_code)]
 
 pub mod cli;
@@ -18,4 +19,5 @@ pub mod load;
 pub mod net;
 pub mod seal;
 pub mod sim;
+pub mod switch;
 pub mod wallet;
