@@ -32,8 +32,10 @@ enum Command {
     Seal(cli::seal::SealCommand),
     /// Acquirer simulator: answers authorizations, reversals and 0800s.
     Sim(cli::sim::SimArgs),
-    /// Load generator: drives a pool against a (loopback) simulator.
+    /// Load generator: drives a pool against a (loopback) simulator, or the HTTP API (--api).
     Load(cli::load::LoadArgs),
+    /// Runs the switch: HTTP API, acquirer pools (embedded default without --config).
+    Serve(cli::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,5 +48,6 @@ fn main() -> ExitCode {
         Command::Seal(cmd) => cli::seal::run(cmd),
         Command::Sim(args) => cli::sim::run(args),
         Command::Load(args) => cli::load::run(args),
+        Command::Serve(args) => cli::serve::run(args),
     }
 }
