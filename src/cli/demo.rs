@@ -165,7 +165,7 @@ async fn demo() -> Result<(), String> {
     }
     println!("\nresponse codes: 00 approved; 05 refused; 90 technical, retry later (acquirer 90-98); 99 unreachable/timeout");
 
-    println!("\nload: {LOAD_REQUESTS} cardOrder requests through the HTTP API (64 connections, at most 20 s)");
+    println!("\nload: {LOAD_REQUESTS} cardOrder requests through the HTTP API (64 connections, at most 5 s)");
     let progress = Arc::new(Progress::default());
     let bar = ProgressBar::new(LOAD_REQUESTS);
     bar.set_style(
@@ -186,7 +186,7 @@ async fn demo() -> Result<(), String> {
         requests: LOAD_REQUESTS,
         concurrency: 64,
         workers: 1,
-        max_duration: Duration::from_secs(20),
+        max_duration: Duration::from_secs(5),
         merchant_id: merchant.clone(),
         key_version: version,
         secret,
