@@ -327,10 +327,7 @@ mod tests {
 
     #[test]
     fn api_urls_are_loopback_only() {
-        assert_eq!(
-            parse_api_url("http://127.0.0.1:8080").unwrap().port(),
-            8080
-        );
+        assert_eq!(parse_api_url("http://127.0.0.1:8080").unwrap().port(), 8080);
         assert!(parse_api_url("http://127.0.0.1:8080/x").is_ok());
         assert!(parse_api_url("https://127.0.0.1:8080").is_err());
         assert!(parse_api_url("http://10.0.0.1:8080").is_err());

@@ -61,7 +61,7 @@ acceptor_id = "MERCHANT0000002"
 brands = ["AMEX"]
 "#,
         sim = if simulator {
-            "[simulator]\ndialect = \"cb2a\""
+            "[simulator]\ndialect = \"cb2a\"\nrecord = 16"
         } else {
             ""
         }
@@ -107,7 +107,13 @@ fn token(pan_only: bool, pan: &str) -> String {
     let details = if pan_only {
         PaymentMethodDetails::pan_only(pan, 12, 2030)
     } else {
-        PaymentMethodDetails::cryptogram_3ds(pan, 12, 2030, Cryptogram::new(TAVV), Some("05".into()))
+        PaymentMethodDetails::cryptogram_3ds(
+            pan,
+            12,
+            2030,
+            Cryptogram::new(TAVV),
+            Some("05".into()),
+        )
     };
     let payment = DecryptedPayment {
         message_id: format!("t-{}", now_ms()),
@@ -136,7 +142,11 @@ impl Api {
     /// Posts `body` sealed for `merchant`; checks the response's seal with
     /// that merchant's key.
     async fn call(&mut self, path: &str, merchant: &str, body: Value) -> Value {
-        let (version, secret) = if merchant == M2 { (1, SECRET2) } else { (2, SECRET1) };
+        let (version, secret) = if merchant == M2 {
+            (1, SECRET2)
+        } else {
+            (2, SECRET1)
+        };
         let mut body = body;
         body["merchantId"] = json!(merchant);
         body["interfaceVersion"] = json!("IR_WS_2.55");
@@ -206,7 +216,10 @@ async fn cryptogram_3ds_end_to_end_and_the_0100_fields() {
     assert_eq!(c["cardExpiryDate"], "203012");
     assert_eq!(c["paymentMeanBrand"], "VISA");
     assert_eq!(c["maskedPan"], "489537******3478");
-    assert_eq!(c["authenticationResult"]["holderAuthentProgram"], "GOOGLEPAY");
+    assert_eq!(
+        c["authenticationResult"]["holderAuthentProgram"],
+        "GOOGLEPAY"
+    );
     assert_eq!(c["authenticationResult"]["googlePay"]["eci"], "05");
     assert_eq!(c["authenticationResult"]["googlePay"]["cavv"], TAVV);
 
@@ -287,7 +300,10 @@ async fn pan_only_keeps_the_pan_in_the_vault() {
     assert_eq!(spec.subfield_text(&m, 47, "01").unwrap(), "02");
     assert_eq!(spec.subfield_text(&m, 47, "02").unwrap(), hex_of_b64(CAVV));
     assert_eq!(spec.subfield_text(&m, 47, "03").unwrap(), "216");
-    assert!(spec.subfield_text(&m, 47, "04").is_none(), "no TRID for a PAN");
+    assert!(
+        spec.subfield_text(&m, 47, "04").is_none(),
+        "no TRID for a PAN"
+    );
 
     // Without 3-D Secure: no ECI, no cryptogram in the 0100.
     let mut o = order(&unique("Q"), 2000);
@@ -318,24 +334,46 @@ async fn response_codes_refused_technical_timeout_duplicate() {
             "googlePay": {"eci": "05", "cavv": TAVV}});
         o
     };
-    let v = api.call(PATH_CARD_ORDER, M1, dpan_order(&unique("C"), 1005)).await;
-    assert_eq!((v["responseCode"].as_str(), v["acquirerResponseCode"].as_str()), (Some("05"), Some("05")));
+    let v = api
+        .call(PATH_CARD_ORDER, M1, dpan_order(&unique("C"), 1005))
+        .await;
+    assert_eq!(
+        (
+            v["responseCode"].as_str(),
+            v["acquirerResponseCode"].as_str()
+        ),
+        (Some("05"), Some("05"))
+    );
     assert!(v.get("authorisationId").is_none());
-    let v = api.call(PATH_CARD_ORDER, M1, dpan_order(&unique("C"), 1099)).await;
-    assert_eq!((v["responseCode"].as_str(), v["acquirerResponseCode"].as_str()), (Some("90"), Some("96")));
+    let v = api
+        .call(PATH_CARD_ORDER, M1, dpan_order(&unique("C"), 1099))
+        .await;
+    assert_eq!(
+        (
+            v["responseCode"].as_str(),
+            v["acquirerResponseCode"].as_str()
+        ),
+        (Some("90"), Some("96"))
+    );
 
     // Duplicate transactionReference: 94, and nothing sent the second time.
     let reference = unique("D");
-    let v = api.call(PATH_CARD_ORDER, M1, dpan_order(&reference, 1000)).await;
+    let v = api
+        .call(PATH_CARD_ORDER, M1, dpan_order(&reference, 1000))
+        .await;
     assert_eq!(v["responseCode"], "00");
     let sent = r.simulator().unwrap().counts().received;
-    let v = api.call(PATH_CARD_ORDER, M1, dpan_order(&reference, 1000)).await;
+    let v = api
+        .call(PATH_CARD_ORDER, M1, dpan_order(&reference, 1000))
+        .await;
     assert_eq!(v["responseCode"], "94", "{v}");
     assert_eq!(v["transactionReference"], reference.as_str());
     assert_eq!(r.simulator().unwrap().counts().received, sent);
     // ... per merchant: the same reference is new for another merchant
     // (refused 03 there, no contract for Visa, but not 94).
-    let v = api.call(PATH_CARD_ORDER, M2, dpan_order(&reference, 1000)).await;
+    let v = api
+        .call(PATH_CARD_ORDER, M2, dpan_order(&reference, 1000))
+        .await;
     assert_eq!(v["responseCode"], "03", "{v}");
 
     // No answer within the request timeout: 99.
@@ -343,7 +381,9 @@ async fn response_codes_refused_technical_timeout_duplicate() {
         no_response_every: Some(1),
         ..Faults::default()
     });
-    let v = api.call(PATH_CARD_ORDER, M1, dpan_order(&unique("T"), 1000)).await;
+    let v = api
+        .call(PATH_CARD_ORDER, M1, dpan_order(&unique("T"), 1000))
+        .await;
     assert_eq!(v["responseCode"], "99", "{v}");
     assert!(v.get("acquirerResponseCode").is_none());
     r.simulator().unwrap().set_faults(Faults::default());
@@ -367,7 +407,10 @@ async fn refusals_before_the_acquirer() {
     assert_eq!(v["responseCode"], "34", "{v}");
     req["seal"] = json!(null);
     let v = api.raw(PATH_CHECK, &req).await;
-    assert_eq!((v["responseCode"].as_str(), v["errorFieldName"].as_str()), (Some("30"), Some("seal")));
+    assert_eq!(
+        (v["responseCode"].as_str(), v["errorFieldName"].as_str()),
+        (Some("30"), Some("seal"))
+    );
     // Unknown key version: 34 naming keyVersion.
     let req = seal_request(
         json!({"merchantId": M1, "interfaceVersion": "IR_WS_2.55"}),
@@ -375,7 +418,10 @@ async fn refusals_before_the_acquirer() {
         &SealSecret::new(SECRET1),
     );
     let v = api.raw(PATH_CHECK, &req).await;
-    assert_eq!((v["responseCode"].as_str(), v["errorFieldName"].as_str()), (Some("34"), Some("keyVersion")));
+    assert_eq!(
+        (v["responseCode"].as_str(), v["errorFieldName"].as_str()),
+        (Some("34"), Some("keyVersion"))
+    );
     // The older key still verifies.
     let req = seal_request(
         json!({"merchantId": M1, "interfaceVersion": "IR_WS_2.55",
@@ -385,7 +431,11 @@ async fn refusals_before_the_acquirer() {
     );
     let (_, v) = api.client.post_json(PATH_CHECK, &req).await.unwrap();
     assert_eq!(v["responseCode"], "00", "{v}");
-    assert!(seal::verify(&v, &SealSecret::new("old"), SealAlgorithm::HmacSha256));
+    assert!(seal::verify(
+        &v,
+        &SealSecret::new("old"),
+        SealAlgorithm::HmacSha256
+    ));
 
     // Unknown merchant: 03, no seal (no key to seal with).
     let req = seal_request(
@@ -399,16 +449,26 @@ async fn refusals_before_the_acquirer() {
 
     // Malformed and tampered tokens.
     let v = api.call(PATH_CHECK, M1, check("{not json")).await;
-    assert_eq!((v["responseCode"].as_str(), v["errorFieldName"].as_str()), (Some("30"), Some("paymentData")));
+    assert_eq!(
+        (v["responseCode"].as_str(), v["errorFieldName"].as_str()),
+        (Some("30"), Some("paymentData"))
+    );
     let mut t: Value = serde_json::from_str(&token(false, DPAN)).unwrap();
     t["signature"] = json!("MEUCIQDx");
     let v = api.call(PATH_CHECK, M1, check(&t.to_string())).await;
     assert_eq!(v["responseCode"], "12", "{v}");
     assert_eq!(v["errorFieldName"], "paymentData");
     let v = api
-        .call(PATH_CHECK, M1, json!({"paymentMeanDataProvider": "APPLEPAY", "paymentData": "{}"}))
+        .call(
+            PATH_CHECK,
+            M1,
+            json!({"paymentMeanDataProvider": "APPLEPAY", "paymentData": "{}"}),
+        )
         .await;
-    assert_eq!((v["responseCode"].as_str(), v["errorFieldName"].as_str()), (Some("12"), Some("paymentMeanDataProvider")));
+    assert_eq!(
+        (v["responseCode"].as_str(), v["errorFieldName"].as_str()),
+        (Some("12"), Some("paymentMeanDataProvider"))
+    );
 
     // Missing and invalid cardOrder data: 30 / 12 with the field name, and
     // never the card number in the answer.
@@ -420,20 +480,70 @@ async fn refusals_before_the_acquirer() {
             "googlePay": {"eci": "05", "cavv": TAVV}});
         o
     };
-    let cases: Vec<(Box<dyn Fn(&mut Value)>, &str, &str)> = vec![
-        (Box::new(|o| { o.as_object_mut().unwrap().remove("amount"); }), "30", "amount"),
+    type Change = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(Change, &str, &str)> = vec![
+        (
+            Box::new(|o| {
+                o.as_object_mut().unwrap().remove("amount");
+            }),
+            "30",
+            "amount",
+        ),
         (Box::new(|o| o["amount"] = json!("ten")), "30", "amount"),
         (Box::new(|o| o["amount"] = json!(0)), "12", "amount"),
-        (Box::new(|o| o["currencyCode"] = json!("EUR")), "12", "currencyCode"),
-        (Box::new(|o| { o.as_object_mut().unwrap().remove("transactionReference"); }), "30", "transactionReference"),
-        (Box::new(|o| o["orderChannel"] = json!("MOTO")), "12", "orderChannel"),
-        (Box::new(|o| o["cardNumber"] = json!("48953700120034780000")), "12", "cardNumber"),
-        (Box::new(|o| { o.as_object_mut().unwrap().remove("cardNumber"); }), "30", "cardNumber"),
-        (Box::new(|o| o["cardExpiryDate"] = json!("201901")), "12", "cardExpiryDate"),
-        (Box::new(|o| o["authenticationResult"]["googlePay"]["cavv"] = json!("AAAA")), "12", "authenticationResult.cavv"),
+        (
+            Box::new(|o| o["currencyCode"] = json!("EUR")),
+            "12",
+            "currencyCode",
+        ),
+        (
+            Box::new(|o| {
+                o.as_object_mut().unwrap().remove("transactionReference");
+            }),
+            "30",
+            "transactionReference",
+        ),
+        (
+            Box::new(|o| o["orderChannel"] = json!("MOTO")),
+            "12",
+            "orderChannel",
+        ),
+        (
+            Box::new(|o| o["cardNumber"] = json!("48953700120034780000")),
+            "12",
+            "cardNumber",
+        ),
+        (
+            Box::new(|o| {
+                o.as_object_mut().unwrap().remove("cardNumber");
+            }),
+            "30",
+            "cardNumber",
+        ),
+        (
+            Box::new(|o| o["cardExpiryDate"] = json!("201901")),
+            "12",
+            "cardExpiryDate",
+        ),
+        (
+            Box::new(|o| o["authenticationResult"]["googlePay"]["cavv"] = json!("AAAA")),
+            "12",
+            "authenticationResult.cavv",
+        ),
         (Box::new(|o| o["panEntryMode"] = json!("OEMPAY")), "00", ""),
-        (Box::new(|o| { o.as_object_mut().unwrap().remove("authenticationResult"); o["panEntryMode"] = json!("OEMPAY"); }), "12", "authenticationResult"),
-        (Box::new(|o| o["paymentMeanBrand"] = json!("DINERS")), "12", "paymentMeanBrand"),
+        (
+            Box::new(|o| {
+                o.as_object_mut().unwrap().remove("authenticationResult");
+                o["panEntryMode"] = json!("OEMPAY");
+            }),
+            "12",
+            "authenticationResult",
+        ),
+        (
+            Box::new(|o| o["paymentMeanBrand"] = json!("DINERS")),
+            "12",
+            "paymentMeanBrand",
+        ),
     ];
     for (change, code, field) in cases {
         let mut o = base();
@@ -462,16 +572,27 @@ async fn bad_bodies_and_slow_clients_do_not_harm_others() {
     // Bad JSON: 30 naming the body, HTTP 200.
     let (status, body) = api
         .client
-        .call("POST", PATH_CARD_ORDER, bytes::Bytes::from_static(b"{\"merchantId\": "))
+        .call(
+            "POST",
+            PATH_CARD_ORDER,
+            bytes::Bytes::from_static(b"{\"merchantId\": "),
+        )
         .await
         .unwrap();
     assert_eq!(status, 200);
     let v: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!((v["responseCode"].as_str(), v["errorFieldName"].as_str()), (Some("30"), Some("body")));
+    assert_eq!(
+        (v["responseCode"].as_str(), v["errorFieldName"].as_str()),
+        (Some("30"), Some("body"))
+    );
     // Oversized: 413 with a 30, on a fresh connection.
     let mut big = ApiClient::connect(r.addr()).await.unwrap();
     let (status, body) = big
-        .call("POST", PATH_CARD_ORDER, bytes::Bytes::from(vec![b' '; 70 * 1024]))
+        .call(
+            "POST",
+            PATH_CARD_ORDER,
+            bytes::Bytes::from(vec![b' '; 70 * 1024]),
+        )
         .await
         .unwrap();
     assert_eq!(status, 413);
@@ -480,13 +601,22 @@ async fn bad_bodies_and_slow_clients_do_not_harm_others() {
     // A client that never finishes its headers, one that never sends its
     // body: both cut off, while a normal client is served meanwhile.
     let mut slow_head = tokio::net::TcpStream::connect(r.addr()).await.unwrap();
-    slow_head.write_all(b"POST /rs-services/v2/checkout/cardOrder HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    slow_head
+        .write_all(b"POST /rs-services/v2/checkout/cardOrder HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
     let mut slow_body = tokio::net::TcpStream::connect(r.addr()).await.unwrap();
     slow_body
         .write_all(b"POST /rs-services/v2/checkout/cardOrder HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
         .await
         .unwrap();
-    let v = api.call(PATH_CHECK, M1, json!({"paymentMeanDataProvider": "GOOGLEPAY", "paymentData": token(false, DPAN)})).await;
+    let v = api
+        .call(
+            PATH_CHECK,
+            M1,
+            json!({"paymentMeanDataProvider": "GOOGLEPAY", "paymentData": token(false, DPAN)}),
+        )
+        .await;
     assert_eq!(v["responseCode"], "00");
     let mut buf = Vec::new();
     let n = tokio::time::timeout(Duration::from_secs(3), slow_head.read_to_end(&mut buf)).await;
@@ -495,7 +625,11 @@ async fn bad_bodies_and_slow_clients_do_not_harm_others() {
     let _ = tokio::time::timeout(Duration::from_secs(3), slow_body.read_to_end(&mut buf))
         .await
         .expect("body read timeout answers and closes");
-    assert!(String::from_utf8_lossy(&buf).contains("408"), "{}", String::from_utf8_lossy(&buf));
+    assert!(
+        String::from_utf8_lossy(&buf).contains("408"),
+        "{}",
+        String::from_utf8_lossy(&buf)
+    );
 
     // Health and readiness.
     let (status, v) = api.client.get_json("/healthz").await.unwrap();
@@ -531,7 +665,9 @@ async fn acquirer_down_is_99_and_not_ready() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn iso87visa_acquirer_gets_cavv_in_126_9_and_eci_in_60_8() {
     let spec = Arc::new(Spec::builtin("iso87visa").unwrap());
-    let sim = Simulator::start(SimConfig::new(Arc::clone(&spec))).await.unwrap();
+    let sim = Simulator::start(SimConfig::new(Arc::clone(&spec)))
+        .await
+        .unwrap();
     let acquirer = format!(
         r#"
 [[acquirers]]

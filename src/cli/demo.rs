@@ -55,6 +55,10 @@ fn s<E: std::fmt::Display>(e: E) -> String {
 async fn demo() -> Result<(), String> {
     let mut cfg = Config::embedded_default().map_err(s)?;
     cfg.server.listen = "127.0.0.1:0".into();
+    if let Some(sim) = cfg.simulator.as_mut() {
+        // To show the 0100 the simulator decoded.
+        sim.record = 16;
+    }
     let (merchant, version, secret) = cfg
         .demo_merchant()
         .map(|(m, v, k)| (m.to_owned(), v, SealSecret::new(k)))
@@ -64,7 +68,11 @@ async fn demo() -> Result<(), String> {
         .await
         .map_err(|_| "acquirer links not ready within 10 s")?;
     let sim = running.simulator().ok_or("no simulator")?;
-    println!("acqswitch demo: switch on http://{}, acquirer simulator (cb2a) on {}", running.addr(), sim.addr());
+    println!(
+        "acqswitch demo: switch on http://{}, acquirer simulator (cb2a) on {}",
+        running.addr(),
+        sim.addr()
+    );
     println!("merchant {merchant}, Google Pay test keys (ECv2), simulator rules: cents .00 approve, .05 refuse, .99 technical failure\n");
 
     let sender = testkeys::sender(ProtocolVersion::EcV2).map_err(s)?;
@@ -76,8 +84,8 @@ async fn demo() -> Result<(), String> {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<15} {:>6} | {:<5} {:<17} {:<9} | {:<4} {:<4} {:<6} {}",
-        "mode", "amount", "check", "maskedPan", "token", "rc", "acq", "authId", "meaning"
+        "{:<15} {:>6} | {:<5} {:<17} {:<9} | {:<4} {:<4} {:<6} meaning",
+        "mode", "amount", "check", "maskedPan", "token", "rc", "acq", "authId"
     );
     let _ = writeln!(out, "{}", "-".repeat(96));
     let mut last_0100 = None;
@@ -85,7 +93,11 @@ async fn demo() -> Result<(), String> {
         ("CRYPTOGRAM_3DS", "4895370012003478"),
         ("PAN_ONLY", "5413330089020011"),
     ] {
-        for (amount, meaning) in [(1000u64, "approved"), (1005, "refused"), (1099, "technical failure")] {
+        for (amount, meaning) in [
+            (1000u64, "approved"),
+            (1005, "refused"),
+            (1099, "technical failure"),
+        ] {
             let pan = Pan::new(pan).ok_or("test PAN")?;
             let details = if mode == "PAN_ONLY" {
                 PaymentMethodDetails::pan_only(pan, 12, 2030)

@@ -36,7 +36,10 @@ pub fn run(args: LoadArgs) -> Result<ExitCode, String> {
         concurrency: args.concurrency.max(1),
         workers: args.threads.max(1),
         max_duration: Duration::from_secs(args.max_seconds),
-        merchant_id: args.merchant_id.clone().unwrap_or_else(|| demo_id.to_owned()),
+        merchant_id: args
+            .merchant_id
+            .clone()
+            .unwrap_or_else(|| demo_id.to_owned()),
         key_version: args.key_version.unwrap_or(demo_version),
         secret,
         amount: args.amount,

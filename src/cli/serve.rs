@@ -16,9 +16,7 @@ use crate::front::{self, Running, PATH_CARD_ORDER, PATH_CHECK};
 use crate::load_api::seal_request;
 use crate::seal::SealSecret;
 use crate::switch::domain::{Expiry, Pan};
-use crate::wallet::googlepay::{
-    testkeys, DecryptedPayment, PaymentMethodDetails, ProtocolVersion,
-};
+use crate::wallet::googlepay::{testkeys, DecryptedPayment, PaymentMethodDetails, ProtocolVersion};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -56,7 +54,12 @@ fn run_inner(args: ServeArgs) -> Result<(), String> {
     };
     let rt = super::sim::runtime(threads).map_err(|e| e.to_string())?;
     rt.block_on(async move {
-        let demo = embedded.then(|| cfg.demo_merchant().map(|(m, v, s)| (m.to_owned(), v, SealSecret::new(s)))).flatten();
+        let demo = embedded
+            .then(|| {
+                cfg.demo_merchant()
+                    .map(|(m, v, s)| (m.to_owned(), v, SealSecret::new(s)))
+            })
+            .flatten();
         let mut running = front::start(cfg).await.map_err(|e| e.to_string())?;
         if tokio::time::timeout(Duration::from_secs(10), running.wait_ready())
             .await
@@ -150,7 +153,9 @@ fn print_examples(
             v
         )
     };
-    println!("\nGoogle Pay check (PAN_ONLY test token; the answer's paymentToken is a vault reference):");
+    println!(
+        "\nGoogle Pay check (PAN_ONLY test token; the answer's paymentToken is a vault reference):"
+    );
     println!("{}", curl(PATH_CHECK, &check));
     println!("\ncardOrder on a vault reference (amount 1000: approved; a second run answers 94, duplicate reference):");
     println!("{}", curl(PATH_CARD_ORDER, &order));

@@ -37,7 +37,7 @@ use serde_json::{json, Map, Value};
 
 use crate::seal::{self, SealAlgorithm, SealSecret};
 use crate::switch::domain::{
-    AuthorizationRequest, Authentication, CardBrand, Expiry, HolderAuthentProgram, Pan,
+    Authentication, AuthorizationRequest, CardBrand, Expiry, HolderAuthentProgram, Pan,
     PanEntryMode, Wallet,
 };
 use crate::switch::routing;
@@ -69,7 +69,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Keeps a card in the vault for `merchant` (used by `serve` to print a
 /// ready-to-paste example without printing a card number).
-pub fn vault_put(state: &AppState, merchant: &str, pan: Pan, expiry: Expiry, now: Instant) -> String {
+pub fn vault_put(
+    state: &AppState,
+    merchant: &str,
+    pan: Pan,
+    expiry: Expiry,
+    now: Instant,
+) -> String {
     lock(&state.vault).put(merchant, pan, expiry, now, &mut rand::thread_rng())
 }
 
@@ -177,17 +183,20 @@ async fn read_body(st: &AppState, body: Body) -> Result<Bytes, Reply> {
     let limited = axum::body::to_bytes(body, st.body_limit);
     match tokio::time::timeout(st.body_read_timeout, limited).await {
         Ok(Ok(b)) => Ok(b),
-        Ok(Err(_)) => Err(Reply::refusal(Refusal::format("body"))
-            .with_status(StatusCode::PAYLOAD_TOO_LARGE)),
-        Err(_) => Err(Reply::refusal(Refusal::format("body"))
-            .with_status(StatusCode::REQUEST_TIMEOUT)),
+        Ok(Err(_)) => {
+            Err(Reply::refusal(Refusal::format("body")).with_status(StatusCode::PAYLOAD_TOO_LARGE))
+        }
+        Err(_) => {
+            Err(Reply::refusal(Refusal::format("body")).with_status(StatusCode::REQUEST_TIMEOUT))
+        }
     }
 }
 
 /// JSON, merchant, key version, seal, interface version.
 fn open<'s>(st: &'s AppState, body: &[u8]) -> Result<Sealed<'s>, (Reply, Option<&'s Merchant>)> {
     let unknown = |r: Refusal| (Reply::refusal(r), None);
-    let value: Value = serde_json::from_slice(body).map_err(|_| unknown(Refusal::format("body")))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|_| unknown(Refusal::format("body")))?;
     let Value::Object(obj) = value else {
         return Err(unknown(Refusal::format("body")));
     };
@@ -210,10 +219,7 @@ fn open<'s>(st: &'s AppState, body: &[u8]) -> Result<Sealed<'s>, (Reply, Option<
             })
         })?;
     let sealed_with = |r: Refusal| (Reply::refusal(r), Some(merchant));
-    if wire::opt_str(&obj, "seal")
-        .map_err(sealed_with)?
-        .is_none()
-    {
+    if wire::opt_str(&obj, "seal").map_err(sealed_with)?.is_none() {
         return Err(sealed_with(Refusal::format("seal")));
     }
     // The merchant's configured algorithm, not the message's choice: a
@@ -245,7 +251,9 @@ async fn payment_data_provider_check(State(st): State<Arc<AppState>>, body: Body
     };
     let req = match open(&st, &bytes) {
         Ok(r) => r,
-        Err((reply, m)) => return reply.finish(m.and_then(|m| m.current_key().map(|k| (m, k))), &[]),
+        Err((reply, m)) => {
+            return reply.finish(m.and_then(|m| m.current_key().map(|k| (m, k))), &[])
+        }
     };
     let reply = check_token(&st, &req).unwrap_or_else(Reply::refusal);
     reply.finish(Some((req.merchant, req.key)), &[])
@@ -260,7 +268,9 @@ fn check_token(st: &AppState, req: &Sealed<'_>) -> Result<Reply, Refusal> {
     let token = wire::req_str(&req.obj, "paymentData")?;
     let recipient = req.merchant.googlepay.as_ref().ok_or(Refusal::code("03"))?;
     let now = SystemTime::now();
-    let now_ms = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let now_ms = now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     let payment = recipient.unseal(token, now_ms).map_err(|e| {
         tracing::info!(merchant = %req.merchant.id, error = %e, "token refused");
         Refusal {
@@ -322,7 +332,9 @@ async fn card_order(State(st): State<Arc<AppState>>, body: Body) -> Response {
     };
     let req = match open(&st, &bytes) {
         Ok(r) => r,
-        Err((reply, m)) => return reply.finish(m.and_then(|m| m.current_key().map(|k| (m, k))), &[]),
+        Err((reply, m)) => {
+            return reply.finish(m.and_then(|m| m.current_key().map(|k| (m, k))), &[])
+        }
     };
     let reply = match authorize(&st, &req).await {
         Ok(r) => r,

@@ -118,8 +118,8 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
                 ));
             }
             sc.framing = s.framing.clone();
-            // Keep recent requests for tests; the ledger stays bounded.
-            sc.record = 64;
+            sc.record = s.record;
+            sc.ledger_capacity = s.ledger_capacity;
             Some(
                 Simulator::start(sc)
                     .await
@@ -217,7 +217,10 @@ fn merchant(m: &MerchantConfig, cfg: &Config) -> Result<Merchant, StartError> {
     let mut routes = Vec::new();
     for c in &m.contracts {
         if !cfg.acquirers.iter().any(|a| a.name == c.acquirer) {
-            return Err(bad(format!("contract with unknown acquirer {:?}", c.acquirer)));
+            return Err(bad(format!(
+                "contract with unknown acquirer {:?}",
+                c.acquirer
+            )));
         }
         routes.push(Route::new(c.clone()).map_err(|e| bad(e.to_string()))?);
     }
@@ -249,9 +252,7 @@ fn recipient(g: &GooglePayConfig) -> Result<GooglePayRecipient, String> {
     if g.test_keys {
         return testkeys::recipient(version).map_err(|e| e.to_string());
     }
-    let read = |p: &Path| {
-        std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))
-    };
+    let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
     let mut private_keys = Vec::new();
     for k in &g.private_keys {
         private_keys.push(MerchantPrivateKey::parse(k.reveal()).map_err(|e| e.to_string())?);

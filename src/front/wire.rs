@@ -158,12 +158,13 @@ pub fn authentication(obj: &Map<String, Value>) -> Result<Option<Authentication>
     }
     .or(opt_str(obj, "holderAuthentProgram")?);
     let program = program
-        .map(|p| {
-            HolderAuthentProgram::parse(p).ok_or(Refusal::invalid("holderAuthentProgram"))
-        })
+        .map(|p| HolderAuthentProgram::parse(p).ok_or(Refusal::invalid("holderAuthentProgram")))
         .transpose()?;
-    let cavv = field(inner, "cavv", "authenticationResult.cavv")?
-        .or(field(result, "cavv", "authenticationResult.cavv")?);
+    let cavv = field(inner, "cavv", "authenticationResult.cavv")?.or(field(
+        result,
+        "cavv",
+        "authenticationResult.cavv",
+    )?);
     let tavv = field(std_, "tavv", TAVV)?;
     let eci = field(inner, "eci", "authenticationResult.eci")?
         .or(field(result, "eci", "authenticationResult.eci")?)

@@ -70,8 +70,10 @@ pub enum HolderAuthentProgram {
 }
 
 impl HolderAuthentProgram {
-    pub const ALL: [HolderAuthentProgram; 2] =
-        [HolderAuthentProgram::GooglePay, HolderAuthentProgram::ThreeDs];
+    pub const ALL: [HolderAuthentProgram; 2] = [
+        HolderAuthentProgram::GooglePay,
+        HolderAuthentProgram::ThreeDs,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -175,7 +177,8 @@ pub struct Expiry {
 impl Expiry {
     /// A four-digit year and a month 1..=12.
     pub fn new(year: u16, month: u8) -> Option<Self> {
-        ((2000..=2099).contains(&year) && (1..=12).contains(&month)).then_some(Expiry { year, month })
+        ((2000..=2099).contains(&year) && (1..=12).contains(&month))
+            .then_some(Expiry { year, month })
     }
 
     /// `YYYYMM`, as the gateway API writes it.
@@ -374,7 +377,10 @@ mod tests {
             CardBrand::Mastercard
         );
         assert_eq!(CardBrand::of_pan(&pan("371449635398431")), CardBrand::Amex);
-        assert_eq!(CardBrand::of_pan(&pan("6011000990139424")), CardBrand::Other);
+        assert_eq!(
+            CardBrand::of_pan(&pan("6011000990139424")),
+            CardBrand::Other
+        );
     }
 
     #[test]

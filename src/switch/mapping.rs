@@ -252,11 +252,10 @@ impl Mapping {
         match BUILTIN.iter().find(|(n, _)| *n == name) {
             Some((_, text)) => Mapping::from_toml_str(text, spec),
             None if name_or_path.ends_with(".toml") || name_or_path.contains('/') => {
-                let text =
-                    std::fs::read_to_string(name_or_path).map_err(|e| MappingError::Io {
-                        path: name_or_path.into(),
-                        reason: e.to_string(),
-                    })?;
+                let text = std::fs::read_to_string(name_or_path).map_err(|e| MappingError::Io {
+                    path: name_or_path.into(),
+                    reason: e.to_string(),
+                })?;
                 Mapping::from_toml_str(&text, spec)
             }
             None => Err(MappingError::UnknownBuiltin(name_or_path.into())),
@@ -590,7 +589,9 @@ impl Entry {
             Source::Wallet => req.wallet.and_then(|w| mapped(w.as_str())),
             Source::HolderAuthentProgram => auth.and_then(|a| mapped(a.program.as_str())),
             Source::CardBrand => mapped(req.brand.as_str()),
-            Source::Eci => auth.and_then(|a| a.eci.as_ref()).map(|e| Val::B(e.as_str())),
+            Source::Eci => auth
+                .and_then(|a| a.eci.as_ref())
+                .map(|e| Val::B(e.as_str())),
             Source::Cryptogram => auth.and_then(|a| a.cryptogram.as_ref()).map(|c| {
                 let mut s = Zeroizing::new(String::with_capacity(40));
                 if self.binary {
@@ -664,15 +665,17 @@ fn sample_requests() -> Vec<(&'static str, AuthorizationRequest)> {
         amount: 1,
         ..base.clone()
     };
-    vec![("OEMPAY", base), ("WALLET 3DS", wallet_3ds), ("WALLET", bare)]
+    vec![
+        ("OEMPAY", base),
+        ("WALLET 3DS", wallet_3ds),
+        ("WALLET", bare),
+    ]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::switch::domain::{
-        AuthCryptogram, Authentication, Currency, Eci, Expiry, Pan,
-    };
+    use crate::switch::domain::{AuthCryptogram, Authentication, Currency, Eci, Expiry, Pan};
 
     fn spec(name: &str) -> Spec {
         Spec::builtin(name).unwrap()
@@ -771,12 +774,18 @@ mod tests {
             ("\"2\" = { from = \"pan\" }", "\"2\": unknown domain value"),
             ("\"47.09\" = { from = \"eci\" }", "\"47.09\": sub-field"),
             ("\"300\" = { from = \"eci\" }", "\"300\": field 300 is not"),
-            ("\"47\" = { from = \"eci\" }", "\"47\": field 47 is a sub-field container"),
+            (
+                "\"47\" = { from = \"eci\" }",
+                "\"47\": field 47 is a sub-field container",
+            ),
             (
                 "\"22\" = { from = \"pan_entry_mode\", map = { OEMPAY = \"812\" } }",
                 "no value for WALLET",
             ),
-            ("\"4\" = { from = \"amount\", colour = 1 }", "unknown field `colour`"),
+            (
+                "\"4\" = { from = \"amount\", colour = 1 }",
+                "unknown field `colour`",
+            ),
             ("\"11\" = { constant = \"000001\" }", "STAN"),
             ("\"4\" = { constant = \"12\" }", "sample OEMPAY"),
         ];

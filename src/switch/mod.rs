@@ -51,7 +51,10 @@ impl Merchant {
 
     /// The newest key, for sealing responses when the request named none.
     pub fn current_key(&self) -> Option<(u32, &SealSecret)> {
-        self.keys.iter().max_by_key(|(v, _)| *v).map(|(v, k)| (*v, k))
+        self.keys
+            .iter()
+            .max_by_key(|(v, _)| *v)
+            .map(|(v, k)| (*v, k))
     }
 }
 

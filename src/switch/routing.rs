@@ -183,7 +183,12 @@ mod tests {
             Some("rest")
         );
         let only: Vec<Route> = vec![Route::new(contract("x", &["AMEX"], &[])).unwrap()];
-        assert!(route(&only, CardBrand::Visa, &Pan::new("4111111111111111").unwrap()).is_none());
+        assert!(route(
+            &only,
+            CardBrand::Visa,
+            &Pan::new("4111111111111111").unwrap()
+        )
+        .is_none());
     }
 
     #[test]

@@ -229,7 +229,10 @@ mod tests {
         assert!(r.starts_with(VAULT_PREFIX) && r.len() == 36);
         assert!(!r.contains("5413"));
         assert_eq!(v.get("m1", &r, t0).unwrap().0, pan);
-        assert!(v.get("m2", &r, t0).is_none(), "another merchant's reference");
+        assert!(
+            v.get("m2", &r, t0).is_none(),
+            "another merchant's reference"
+        );
         assert!(v.get("m1", &r, t0 + Duration::from_secs(901)).is_none());
         assert!(v.is_empty());
         let a = v.put("m1", pan.clone(), exp, t0, &mut rng);

@@ -113,7 +113,7 @@ impl RootSigningKeys {
 /// Whether a key with this expiration is still valid at `now_ms`. Google's rule:
 /// expired when `keyExpiration <= now`.
 pub(crate) fn not_expired(expiration_ms: Option<u64>, now_ms: u64) -> bool {
-    expiration_ms.map_or(true, |e| e > now_ms)
+    expiration_ms.is_none_or(|e| e > now_ms)
 }
 
 /// Decodes a base64 DER SubjectPublicKeyInfo holding a P-256 key.
