@@ -5,17 +5,25 @@
 //! - [`net`]: framing, acquirer links (request/response matching), connection pools.
 //! - [`sim`]: acquirer simulator (pure rules + thin tokio server), for tests and the CLI.
 //! - [`load`]: load generator behind `acqswitch load` (bounded in count and time).
+//! - [`load_api`]: the same load through the HTTP API (`acqswitch load --api`).
 //! - [`cli`]: command-line front ends.
 //! - [`wallet`]: wallet payment tokens (Google Pay), verify -> decrypt -> validate.
 //! - [`seal`]: Sips-style seal (HMAC-SHA-256) of front-end JSON requests and responses.
+//! - [`front`]: gateway-facing HTTP JSON API (axum): seal, Google Pay check, cardOrder.
+//! - [`config`]: TOML configuration and the embedded default.
+//! - [`switch`]: authorization domain, dialect mappings, response codes, routing, the service.
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod config;
+pub mod front;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod iso8583;
 pub mod load;
+pub mod load_api;
 pub mod net;
 pub mod seal;
 pub mod sim;
+pub mod switch;
 pub mod wallet;

@@ -1,18 +1,46 @@
-//! `acqswitch demo`: runs the codec on the bundled sample message, a Google
-//! Pay (CRYPTOGRAM_3DS) e-commerce authorization 0100 in the cb2a dialect:
-//! builds it, encodes it, decodes the bytes back and prints the masked view,
-//! the wire bytes and the JSON document. No external setup.
+//! `acqswitch demo`: the whole switch on loopback, no setup. Starts the
+//! acquirer simulator and the switch (embedded default configuration),
+//! makes Google Pay test tokens, and runs paymentDataProviderCheck then
+//! cardOrder over HTTP for approved (.00), refused (.05) and technical
+//! failure (.99) amounts in CRYPTOGRAM_3DS and PAN_ONLY modes; prints a
+//! table with masked card data, the masked 0100 the simulator decoded, then
+//! a short load run through the API.
+//!
+//! Nothing printed carries a full PAN, DPAN or cryptogram.
 
+use std::fmt::Write as _;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::iso8583::{json, sample, Spec};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde_json::{json, Value};
+
+use crate::config::Config;
+use crate::front::{self, PATH_CARD_ORDER, PATH_CHECK};
+use crate::load::Progress;
+use crate::load_api::{seal_request, ApiClient, ApiLoadConfig};
+use crate::seal::SealSecret;
+use crate::wallet::googlepay::{
+    testkeys, Cryptogram, DecryptedPayment, Pan, PaymentMethodDetails, ProtocolVersion,
+};
+
+/// Requests in the closing load run (bounded in time as well).
+const LOAD_REQUESTS: u64 = 20_000;
 
 pub fn run() -> ExitCode {
-    match demo() {
-        Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
+    let rt = match super::sim::runtime(2) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
         }
+    };
+    match rt.block_on(demo()) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -20,46 +48,178 @@ pub fn run() -> ExitCode {
     }
 }
 
-fn demo() -> Result<String, String> {
-    use std::fmt::Write;
-    let spec = Spec::builtin("cb2a").map_err(|e| e.to_string())?;
-    let msg = sample::wallet_authorization_cb2a(&spec).map_err(|e| e.to_string())?;
-    let wire = spec.encode_to_bytes(&msg).map_err(|e| e.to_string())?;
-    let decoded = spec.decode(&wire).map_err(|e| e.to_string())?;
-    if decoded != msg {
-        return Err("decoded message differs from the encoded one".into());
-    }
-    let mut out = String::new();
-    let w = |out: &mut String, s: String| {
-        let _ = writeln!(out, "{s}");
-    };
-    w(
-        &mut out,
-        format!("dialect: {} ({})", spec.name, spec.description),
-    );
-    w(
-        &mut out,
-        "sample: Google Pay CRYPTOGRAM_3DS e-commerce authorization request".into(),
-    );
-    w(&mut out, format!("masked: {}", spec.display(&decoded)));
-    w(
-        &mut out,
-        format!("wire ({} bytes): {}", wire.len(), masked_hex_note()),
-    );
-    let doc = json::to_document(&spec, &decoded, false);
-    w(
-        &mut out,
-        format!(
-            "json: {}",
-            serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?
-        ),
-    );
-    w(&mut out, "round trip: decode(encode(m)) == m".into());
-    Ok(out)
+fn s<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
 }
 
-/// The wire bytes hold the test DPAN and cryptogram in clear (BCD/binary),
-/// so they are not printed; `acqswitch iso encode --hex` shows them on request.
-fn masked_hex_note() -> &'static str {
-    "not shown (they carry the DPAN and cryptogram); use `acqswitch iso encode --hex`"
+async fn demo() -> Result<(), String> {
+    let mut cfg = Config::embedded_default().map_err(s)?;
+    cfg.server.listen = "127.0.0.1:0".into();
+    if let Some(sim) = cfg.simulator.as_mut() {
+        // To show the 0100 the simulator decoded.
+        sim.record = 16;
+    }
+    let (merchant, version, secret) = cfg
+        .demo_merchant()
+        .map(|(m, v, k)| (m.to_owned(), v, SealSecret::new(k)))
+        .ok_or("no demo merchant")?;
+    let running = front::start(cfg).await.map_err(s)?;
+    tokio::time::timeout(Duration::from_secs(10), running.wait_ready())
+        .await
+        .map_err(|_| "acquirer links not ready within 10 s")?;
+    let sim = running.simulator().ok_or("no simulator")?;
+    println!(
+        "acqswitch demo: switch on http://{}, acquirer simulator (cb2a) on {}",
+        running.addr(),
+        sim.addr()
+    );
+    println!("merchant {merchant}, Google Pay test keys (ECv2), simulator rules: cents .00 approve, .05 refuse, .99 technical failure\n");
+
+    let sender = testkeys::sender(ProtocolVersion::EcV2).map_err(s)?;
+    let mut rng = StdRng::from_entropy();
+    let mut client = ApiClient::connect(running.addr()).await.map_err(s)?;
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<15} {:>6} | {:<5} {:<17} {:<9} | {:<4} {:<4} {:<6} meaning",
+        "mode", "amount", "check", "maskedPan", "token", "rc", "acq", "authId"
+    );
+    let _ = writeln!(out, "{}", "-".repeat(96));
+    let mut last_0100 = None;
+    for (mode, pan) in [
+        ("CRYPTOGRAM_3DS", "4895370012003478"),
+        ("PAN_ONLY", "5413330089020011"),
+    ] {
+        for (amount, meaning) in [
+            (1000u64, "approved"),
+            (1005, "refused"),
+            (1099, "technical failure"),
+        ] {
+            let pan = Pan::new(pan).ok_or("test PAN")?;
+            let details = if mode == "PAN_ONLY" {
+                PaymentMethodDetails::pan_only(pan, 12, 2030)
+            } else {
+                PaymentMethodDetails::cryptogram_3ds(
+                    pan,
+                    12,
+                    2030,
+                    Cryptogram::new("AgAAAAAABk4DWZ4C28yUQAAAAAA="),
+                    Some("05".into()),
+                )
+            };
+            let payment = DecryptedPayment {
+                message_id: format!("demo-{now_ms}-{mode}-{amount}"),
+                message_expiration_ms: now_ms + 3_600_000,
+                payment_method: "CARD".into(),
+                gateway_merchant_id: None,
+                details,
+            };
+            let token = sender.seal_payment(&payment, &mut rng).map_err(s)?;
+            let check = seal_request(
+                json!({"merchantId": merchant, "interfaceVersion": "IR_WS_2.55",
+                       "paymentMeanDataProvider": "GOOGLEPAY", "paymentData": token}),
+                version,
+                &secret,
+            );
+            let (_, c) = client.post_json(PATH_CHECK, &check).await.map_err(s)?;
+            let token_shown = match c["paymentToken"].as_str() {
+                Some(t) if t.starts_with("vlt_") => format!("{}..", &t[..7.min(t.len())]),
+                Some(_) => "DPAN".to_owned(),
+                None => "-".to_owned(),
+            };
+            let mut order = json!({
+                "merchantId": merchant, "interfaceVersion": "IR_WS_2.55",
+                "transactionReference": format!("DEMO{now_ms}{}{amount}", &mode[..3]),
+                "amount": amount, "currencyCode": "978", "orderChannel": "INTERNET",
+                "paymentMeanDataProvider": "GOOGLEPAY",
+                "paymentToken": c["paymentToken"], "cardExpiryDate": c["cardExpiryDate"],
+            });
+            if mode == "PAN_ONLY" {
+                // 3-D Secure (simulated here) supplies the CAVV and ECI.
+                order["authenticationResult"] = json!({"holderAuthentProgram": "3DS",
+                    "threeDS": {"eci": "05", "cavv": "AAABBEg0VhI0VniQEjRWAAAAAAA="}});
+            } else {
+                order["authenticationResult"] = c["authenticationResult"].clone();
+            }
+            let order = seal_request(order, version, &secret);
+            let (_, r) = client.post_json(PATH_CARD_ORDER, &order).await.map_err(s)?;
+            let f = |v: &Value, k: &str| v[k].as_str().unwrap_or("-").to_owned();
+            let _ = writeln!(
+                out,
+                "{:<15} {:>3}.{:02} | {:<5} {:<17} {:<9} | {:<4} {:<4} {:<6} {}",
+                mode,
+                amount / 100,
+                amount % 100,
+                f(&c, "responseCode"),
+                f(&c, "maskedPan"),
+                token_shown,
+                f(&r, "responseCode"),
+                f(&r, "acquirerResponseCode"),
+                f(&r, "authorisationId"),
+                meaning
+            );
+            if mode == "CRYPTOGRAM_3DS" && amount == 1000 {
+                last_0100 = sim
+                    .records()
+                    .into_iter()
+                    .rev()
+                    .find(|m| m.mti() == crate::iso8583::Mti::AUTHORIZATION_REQUEST);
+            }
+        }
+    }
+    print!("{out}");
+    if let (Some(msg), Some(a)) = (&last_0100, running.state().service.acquirer("cb2a")) {
+        println!("\nthe approved CRYPTOGRAM_3DS 0100 as the simulator decoded it (masked):");
+        println!("  {}", a.spec.display(msg));
+    }
+    println!("\nresponse codes: 00 approved; 05 refused; 90 technical, retry later (acquirer 90-98); 99 unreachable/timeout");
+
+    println!("\nload: {LOAD_REQUESTS} cardOrder requests through the HTTP API (64 connections, at most 5 s)");
+    let progress = Arc::new(Progress::default());
+    let bar = ProgressBar::new(LOAD_REQUESTS);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} {per_sec}")
+            .map_err(s)?,
+    );
+    let ticker = {
+        let (bar, progress) = (bar.clone(), Arc::clone(&progress));
+        tokio::spawn(async move {
+            loop {
+                bar.set_position(progress.done.load(Ordering::Relaxed));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let load = ApiLoadConfig {
+        addr: running.addr(),
+        requests: LOAD_REQUESTS,
+        concurrency: 64,
+        workers: 1,
+        max_duration: Duration::from_secs(5),
+        merchant_id: merchant.clone(),
+        key_version: version,
+        secret,
+        amount: 1000,
+    };
+    let result = crate::load_api::run(&load, progress).await;
+    ticker.abort();
+    bar.finish_and_clear();
+    let (report, _) = result.map_err(s)?;
+    println!(
+        "{} requests, {} approved, {} errors in {:.2} s: {} per second; latency p50 {} us, p99 {} us, p99.9 {} us",
+        report.requests,
+        report.ok,
+        report.errors,
+        report.seconds,
+        report.throughput_per_s,
+        report.p50_us,
+        report.p99_us,
+        report.p999_us
+    );
+    println!("(demo: switch, simulator and load share one process; `acqswitch serve` + `acqswitch load --api` measure them apart)");
+    running.shutdown().await;
+    Ok(())
 }

@@ -18,8 +18,20 @@ use crate::net::{FramingConfig, Pool, PoolConfig};
 #[derive(Debug, Args)]
 pub struct LoadArgs {
     /// Simulator address (loopback only).
-    #[arg(long)]
-    pub target: String,
+    #[arg(long, required_unless_present = "api")]
+    pub target: Option<String>,
+    /// Load the switch's HTTP API instead (`http://127.0.0.1:8080`,
+    /// loopback only): sealed cardOrder requests; see `load_api`.
+    #[arg(long, conflicts_with = "target")]
+    pub api: Option<String>,
+    /// With --api: merchant id, key version and seal secret file (default:
+    /// the embedded demo merchant).
+    #[arg(long, requires = "api")]
+    pub merchant_id: Option<String>,
+    #[arg(long, requires = "api")]
+    pub key_version: Option<u32>,
+    #[arg(long, requires = "api")]
+    pub secret_file: Option<std::path::PathBuf>,
     /// Dialect: a built-in name (cb2a, iso87ascii, iso87binary) or a file.
     #[arg(long, default_value = "cb2a")]
     pub spec: String,
@@ -63,14 +75,17 @@ pub fn run(args: LoadArgs) -> ExitCode {
 }
 
 fn run_inner(args: LoadArgs) -> Result<ExitCode, String> {
+    if args.api.is_some() {
+        return crate::cli::load_api::run(args);
+    }
+    let target = args.target.clone().unwrap_or_default();
     // This tool only ever talks to a local simulator.
-    let addrs: Vec<_> = args
-        .target
+    let addrs: Vec<_> = target
         .to_socket_addrs()
-        .map_err(|e| format!("target {}: {e}", args.target))?
+        .map_err(|e| format!("target {target}: {e}"))?
         .collect();
     if addrs.is_empty() || !addrs.iter().all(|a| a.ip().is_loopback()) {
-        return Err(format!("target {} is not a loopback address", args.target));
+        return Err(format!("target {target} is not a loopback address"));
     }
     let spec = Arc::new(Spec::load(&args.spec).map_err(|e| e.to_string())?);
     let template = authorization_template(&spec, args.amount).map_err(|e| e.to_string())?;
@@ -95,7 +110,7 @@ fn run_inner(args: LoadArgs) -> Result<ExitCode, String> {
         let pool = Pool::start(pool_cfg, spec).map_err(|e| e.to_string())?;
         tokio::time::timeout(Duration::from_secs(10), pool.wait_ready(args.links))
             .await
-            .map_err(|_| format!("links to {} not ready within 10 s", args.target))?;
+            .map_err(|_| format!("links to {target} not ready within 10 s"))?;
         let progress = Arc::new(Progress::default());
         let bar = if args.quiet {
             ProgressBar::hidden()

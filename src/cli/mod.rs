@@ -5,7 +5,9 @@ pub mod demo;
 pub mod gpay;
 pub mod iso;
 pub mod load;
+pub mod load_api;
 pub mod seal;
+pub mod serve;
 pub mod sim;
 
 /// Logs go to stderr so stdout stays machine-readable (JSON, bytes).

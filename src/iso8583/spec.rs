@@ -284,6 +284,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("cb2a", include_str!("../../specs/cb2a.toml")),
     ("iso87ascii", include_str!("../../specs/iso87ascii.toml")),
     ("iso87binary", include_str!("../../specs/iso87binary.toml")),
+    ("iso87visa", include_str!("../../specs/iso87visa.toml")),
 ];
 
 fn builtin_text(name: &str) -> Option<&'static str> {

@@ -1,0 +1,89 @@
+//! `acqswitch load --api URL`: the load run through the HTTP API, with the
+//! same progress bar and the same final JSON line as the pool load run.
+
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::load::LoadArgs;
+use crate::config::Config;
+use crate::load::Progress;
+use crate::load_api::{parse_api_url, ApiLoadConfig};
+use crate::seal::SealSecret;
+
+pub fn run(args: LoadArgs) -> Result<ExitCode, String> {
+    let url = args.api.clone().unwrap_or_default();
+    let addr = parse_api_url(&url).map_err(|e| e.to_string())?;
+    let default = Config::embedded_default().map_err(|e| e.to_string())?;
+    let (demo_id, demo_version, demo_secret) = default
+        .demo_merchant()
+        .ok_or("the embedded default has no merchant")?;
+    let secret = match &args.secret_file {
+        Some(p) => {
+            let text = zeroize::Zeroizing::new(
+                std::fs::read_to_string(p).map_err(|_| "cannot read secret file".to_owned())?,
+            );
+            SealSecret::new(text.trim_end_matches(['\r', '\n']))
+        }
+        None => SealSecret::new(demo_secret),
+    };
+    let cfg = ApiLoadConfig {
+        addr,
+        requests: args.requests,
+        concurrency: args.concurrency.max(1),
+        workers: args.threads.max(1),
+        max_duration: Duration::from_secs(args.max_seconds),
+        merchant_id: args
+            .merchant_id
+            .clone()
+            .unwrap_or_else(|| demo_id.to_owned()),
+        key_version: args.key_version.unwrap_or(demo_version),
+        secret,
+        amount: args.amount,
+    };
+    let rt = super::sim::runtime(args.threads).map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let progress = Arc::new(Progress::default());
+        let bar = if args.quiet {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(args.requests)
+        };
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:40}] {pos}/{len} {per_sec} errors: {msg}",
+            )
+            .map_err(|e| e.to_string())?,
+        );
+        let ticker = {
+            let (bar, progress) = (bar.clone(), Arc::clone(&progress));
+            tokio::spawn(async move {
+                loop {
+                    bar.set_position(progress.done.load(Ordering::Relaxed));
+                    bar.set_message(progress.errors.load(Ordering::Relaxed).to_string());
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            })
+        };
+        let result = crate::load_api::run(&cfg, progress).await;
+        ticker.abort();
+        bar.finish_and_clear();
+        let (report, errors) = result.map_err(|e| e.to_string())?;
+        eprintln!(
+            "errors by kind: {}",
+            serde_json::to_string(&errors).map_err(|e| e.to_string())?
+        );
+        println!(
+            "{}",
+            serde_json::to_string(&report).map_err(|e| e.to_string())?
+        );
+        Ok(if report.errors == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    })
+}

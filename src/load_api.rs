@@ -1,0 +1,342 @@
+//! Load through the gateway HTTP API (`acqswitch load --api URL`): sealed
+//! `cardOrder` requests over keep-alive HTTP/1.1 connections (hyper's
+//! client connection, one per request loop), measured with the same
+//! [`LoadReport`] as the pool load run.
+//!
+//! Every run is bounded by a request count and a wall-clock deadline, and
+//! only ever connects to a loopback address.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::{FuturesUnordered, StreamExt};
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::front::PATH_CARD_ORDER;
+use crate::load::{ErrorBreakdown, LoadReport, Progress};
+use crate::seal::{self, SealAlgorithm, SealSecret};
+
+/// Why an API call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    #[error("{0} is not a loopback http:// address")]
+    NotLoopback(String),
+    #[error("connect: {0}")]
+    Connect(std::io::Error),
+    #[error("http: {0}")]
+    Http(#[from] hyper::Error),
+    #[error("request: {0}")]
+    Request(String),
+    #[error("response is not JSON")]
+    Json,
+}
+
+/// `http://127.0.0.1:8080` -> the socket address, loopback only.
+pub fn parse_api_url(url: &str) -> Result<SocketAddr, ApiError> {
+    let bad = || ApiError::NotLoopback(url.to_owned());
+    let rest = url.strip_prefix("http://").ok_or_else(bad)?;
+    let hostport = rest.split('/').next().unwrap_or_default();
+    let addr = hostport
+        .to_socket_addrs()
+        .map_err(|_| bad())?
+        .find(|a| a.ip().is_loopback())
+        .ok_or_else(bad)?;
+    Ok(addr)
+}
+
+/// One keep-alive HTTP/1.1 connection to the API.
+pub struct ApiClient {
+    sender: SendRequest<Full<Bytes>>,
+    host: String,
+}
+
+impl ApiClient {
+    /// Connects to `addr` (loopback only).
+    pub async fn connect(addr: SocketAddr) -> Result<ApiClient, ApiError> {
+        if !addr.ip().is_loopback() {
+            return Err(ApiError::NotLoopback(addr.to_string()));
+        }
+        let stream = TcpStream::connect(addr).await.map_err(ApiError::Connect)?;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(ApiClient {
+            sender,
+            host: addr.to_string(),
+        })
+    }
+
+    /// Sends a request; returns the status and the body.
+    pub async fn call(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Bytes,
+    ) -> Result<(u16, Bytes), ApiError> {
+        self.sender.ready().await?;
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", &self.host)
+            .header("content-type", "application/json")
+            .body(Full::new(body))
+            .map_err(|e| ApiError::Request(e.to_string()))?;
+        let resp = self.sender.send_request(req).await?;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok((status, body))
+    }
+
+    /// POSTs a JSON value; returns the status and the JSON answer.
+    pub async fn post_json(&mut self, path: &str, v: &Value) -> Result<(u16, Value), ApiError> {
+        let body = serde_json::to_vec(v).map_err(|_| ApiError::Json)?;
+        let (status, body) = self.call("POST", path, Bytes::from(body)).await?;
+        let v = serde_json::from_slice(&body).map_err(|_| ApiError::Json)?;
+        Ok((status, v))
+    }
+
+    pub async fn get_json(&mut self, path: &str) -> Result<(u16, Value), ApiError> {
+        let (status, body) = self.call("GET", path, Bytes::new()).await?;
+        let v = serde_json::from_slice(&body).map_err(|_| ApiError::Json)?;
+        Ok((status, v))
+    }
+}
+
+/// Adds `keyVersion` and the `seal` (HMAC-SHA-256) to a request.
+pub fn seal_request(mut v: Value, key_version: u32, secret: &SealSecret) -> Value {
+    v["keyVersion"] = json!(key_version);
+    let s = seal::compute(&v, secret, SealAlgorithm::HmacSha256);
+    v["seal"] = json!(s);
+    v
+}
+
+/// Test DPAN and cryptogram sent by the load run (a CRYPTOGRAM_3DS card,
+/// as `paymentDataProviderCheck` would have returned it).
+pub const LOAD_DPAN: &str = "4895370012003478";
+pub const LOAD_CRYPTOGRAM: &str = "AgAAAAAABk4DWZ4C28yUQAAAAAA=";
+
+/// A sealed CRYPTOGRAM_3DS `cardOrder`.
+pub fn card_order_request(
+    merchant_id: &str,
+    key_version: u32,
+    secret: &SealSecret,
+    reference: &str,
+    amount: u64,
+) -> Value {
+    seal_request(
+        json!({
+            "merchantId": merchant_id,
+            "interfaceVersion": "IR_WS_2.55",
+            "transactionReference": reference,
+            "amount": amount,
+            "currencyCode": "978",
+            "orderChannel": "INTERNET",
+            "paymentMeanDataProvider": "GOOGLEPAY",
+            "panEntryMode": "OEMPAY",
+            "paymentToken": LOAD_DPAN,
+            "cardExpiryDate": "203012",
+            "authenticationResult": {
+                "holderAuthentProgram": "GOOGLEPAY",
+                "googlePay": {"eci": "05", "cavv": LOAD_CRYPTOGRAM}
+            }
+        }),
+        key_version,
+        secret,
+    )
+}
+
+/// What to send and how hard.
+#[derive(Debug, Clone)]
+pub struct ApiLoadConfig {
+    pub addr: SocketAddr,
+    pub requests: u64,
+    /// Connections (one request in flight on each).
+    pub concurrency: usize,
+    /// Tasks sharing the connections (one per runtime worker thread).
+    pub workers: usize,
+    pub max_duration: Duration,
+    pub merchant_id: String,
+    pub key_version: u32,
+    pub secret: SealSecret,
+    pub amount: u64,
+}
+
+struct LoopResult {
+    ok: u64,
+    errors: ErrorBreakdown,
+    hist: Histogram<u64>,
+}
+
+fn new_hist() -> Histogram<u64> {
+    // 1 us .. 60 s at 3 significant digits; bounds are constants.
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("constant histogram bounds are valid")
+}
+
+/// Runs the load; `responseCode` other than 00 counts as `declined`.
+pub async fn run(
+    cfg: &ApiLoadConfig,
+    progress: Arc<Progress>,
+) -> Result<(LoadReport, ErrorBreakdown), ApiError> {
+    // Connect first so connection set-up is not measured.
+    let mut clients = Vec::with_capacity(cfg.concurrency);
+    for _ in 0..cfg.concurrency.max(1) {
+        clients.push(ApiClient::connect(cfg.addr).await?);
+    }
+    // References unique across runs against the same server.
+    let run_id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let issued = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + cfg.max_duration;
+    let workers = cfg.workers.clamp(1, clients.len());
+    let mut per_worker: Vec<Vec<ApiClient>> = (0..workers).map(|_| Vec::new()).collect();
+    for (i, c) in clients.into_iter().enumerate() {
+        per_worker[i % workers].push(c);
+    }
+    let mut handles = Vec::new();
+    for conns in per_worker {
+        let cfg = cfg.clone();
+        let issued = Arc::clone(&issued);
+        let progress = Arc::clone(&progress);
+        handles.push(tokio::spawn(async move {
+            let cfg = &cfg;
+            let issued = &*issued;
+            let progress = &*progress;
+            let mut set: FuturesUnordered<_> = conns
+                .into_iter()
+                .map(|mut client| async move {
+                    let mut r = LoopResult {
+                        ok: 0,
+                        errors: ErrorBreakdown::default(),
+                        hist: new_hist(),
+                    };
+                    loop {
+                        let n = issued.fetch_add(1, Ordering::Relaxed);
+                        if n >= cfg.requests || Instant::now() >= deadline {
+                            break;
+                        }
+                        let reference = format!("L{run_id}x{n}");
+                        let req = card_order_request(
+                            &cfg.merchant_id,
+                            cfg.key_version,
+                            &cfg.secret,
+                            &reference,
+                            cfg.amount,
+                        );
+                        let t0 = Instant::now();
+                        let result = client.post_json(PATH_CARD_ORDER, &req).await;
+                        let us = t0.elapsed().as_micros().max(1) as u64;
+                        match result {
+                            Ok((200, v)) if v["responseCode"] == "00" => {
+                                r.ok += 1;
+                                let _ = r.hist.record(us);
+                            }
+                            Ok((200, _)) => {
+                                r.errors.declined += 1;
+                                progress.errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok(_) => {
+                                r.errors.other += 1;
+                                progress.errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(_) => {
+                                r.errors.disconnected += 1;
+                                progress.errors.fetch_add(1, Ordering::Relaxed);
+                                progress.done.fetch_add(1, Ordering::Relaxed);
+                                // The connection is gone: this loop stops.
+                                break;
+                            }
+                        }
+                        progress.done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    r
+                })
+                .collect();
+            let mut out = LoopResult {
+                ok: 0,
+                errors: ErrorBreakdown::default(),
+                hist: new_hist(),
+            };
+            while let Some(r) = set.next().await {
+                out.ok += r.ok;
+                add(&mut out.errors, &r.errors);
+                let _ = out.hist.add(&r.hist);
+            }
+            out
+        }));
+    }
+    let mut total = LoopResult {
+        ok: 0,
+        errors: ErrorBreakdown::default(),
+        hist: new_hist(),
+    };
+    for h in handles {
+        let r = h.await.map_err(|e| ApiError::Request(e.to_string()))?;
+        total.ok += r.ok;
+        add(&mut total.errors, &r.errors);
+        let _ = total.hist.add(&r.hist);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let e = &total.errors;
+    let n_err = e.timeout + e.busy + e.disconnected + e.no_ready_link + e.declined + e.other;
+    let requests = total.ok + n_err;
+    Ok((
+        LoadReport {
+            requests,
+            ok: total.ok,
+            errors: n_err,
+            seconds: (seconds * 1000.0).round() / 1000.0,
+            throughput_per_s: if seconds > 0.0 {
+                (requests as f64 / seconds).round()
+            } else {
+                0.0
+            },
+            p50_us: total.hist.value_at_quantile(0.50),
+            p99_us: total.hist.value_at_quantile(0.99),
+            p999_us: total.hist.value_at_quantile(0.999),
+        },
+        total.errors,
+    ))
+}
+
+fn add(a: &mut ErrorBreakdown, b: &ErrorBreakdown) {
+    a.timeout += b.timeout;
+    a.busy += b.busy;
+    a.disconnected += b.disconnected;
+    a.no_ready_link += b.no_ready_link;
+    a.declined += b.declined;
+    a.other += b.other;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_urls_are_loopback_only() {
+        assert_eq!(parse_api_url("http://127.0.0.1:8080").unwrap().port(), 8080);
+        assert!(parse_api_url("http://127.0.0.1:8080/x").is_ok());
+        assert!(parse_api_url("https://127.0.0.1:8080").is_err());
+        assert!(parse_api_url("http://10.0.0.1:8080").is_err());
+    }
+
+    #[test]
+    fn requests_verify() {
+        let secret = SealSecret::new("s");
+        let v = card_order_request("m", 1, &secret, "r1", 1000);
+        assert!(seal::verify(&v, &secret, SealAlgorithm::HmacSha256));
+    }
+}

@@ -1,0 +1,445 @@
+//! The authorization domain: what a front-end asks the switch to authorize,
+//! in types that validate on construction and mask card data in `Debug`.
+//!
+//! The names follow the gateway API (`orderChannel`, `panEntryMode`,
+//! `holderAuthentProgram`, ...); [`super::mapping`] turns a request into an
+//! acquirer's ISO 8583 dialect.
+
+use std::fmt;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+pub use crate::wallet::googlepay::Pan;
+
+/// Where the order was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OrderChannel {
+    Internet,
+    InApp,
+}
+
+impl OrderChannel {
+    pub const ALL: [OrderChannel; 2] = [OrderChannel::Internet, OrderChannel::InApp];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderChannel::Internet => "INTERNET",
+            OrderChannel::InApp => "INAPP",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// How the card number was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PanEntryMode {
+    /// A wallet device token (DPAN) with its cryptogram (CRYPTOGRAM_3DS).
+    OemPay,
+    /// A card on file in the wallet (PAN_ONLY); authentication, if any,
+    /// comes from 3-D Secure.
+    Wallet,
+}
+
+impl PanEntryMode {
+    pub const ALL: [PanEntryMode; 2] = [PanEntryMode::OemPay, PanEntryMode::Wallet];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PanEntryMode::OemPay => "OEMPAY",
+            PanEntryMode::Wallet => "WALLET",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// Who authenticated the cardholder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HolderAuthentProgram {
+    /// The wallet, with a network token cryptogram (TAVV).
+    GooglePay,
+    /// 3-D Secure, with a CAVV.
+    ThreeDs,
+}
+
+impl HolderAuthentProgram {
+    pub const ALL: [HolderAuthentProgram; 2] = [
+        HolderAuthentProgram::GooglePay,
+        HolderAuthentProgram::ThreeDs,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HolderAuthentProgram::GooglePay => "GOOGLEPAY",
+            HolderAuthentProgram::ThreeDs => "3DS",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// The wallet the payment came from (`paymentMeanDataProvider`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Wallet {
+    GooglePay,
+}
+
+impl Wallet {
+    pub const ALL: [Wallet; 1] = [Wallet::GooglePay];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Wallet::GooglePay => "GOOGLEPAY",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// Card scheme (`paymentMeanBrand`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CardBrand {
+    Visa,
+    Mastercard,
+    Cb,
+    Amex,
+    Other,
+}
+
+impl CardBrand {
+    pub const ALL: [CardBrand; 5] = [
+        CardBrand::Visa,
+        CardBrand::Mastercard,
+        CardBrand::Cb,
+        CardBrand::Amex,
+        CardBrand::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CardBrand::Visa => "VISA",
+            CardBrand::Mastercard => "MASTERCARD",
+            CardBrand::Cb => "CB",
+            CardBrand::Amex => "AMEX",
+            CardBrand::Other => "OTHER",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// The international brand of a card number, from its leading digits
+    /// (Visa 4; Mastercard 51-55 and 2221-2720; Amex 34, 37).
+    pub fn of_pan(pan: &Pan) -> CardBrand {
+        let d = pan.reveal().as_bytes();
+        let num = |n: usize| -> u32 {
+            d.iter()
+                .take(n)
+                .fold(0, |acc, c| acc * 10 + u32::from(c - b'0'))
+        };
+        match (num(1), num(2), num(4)) {
+            (4, _, _) => CardBrand::Visa,
+            (_, 51..=55, _) | (_, _, 2221..=2720) => CardBrand::Mastercard,
+            (_, 34 | 37, _) => CardBrand::Amex,
+            _ => CardBrand::Other,
+        }
+    }
+
+    /// Google Pay's token requestor id for network tokens of this brand.
+    pub fn google_pay_token_requestor_id(self) -> Option<&'static str> {
+        match self {
+            CardBrand::Visa => Some("40010075001"),
+            CardBrand::Mastercard => Some("50110030273"),
+            _ => None,
+        }
+    }
+}
+
+/// Card expiry, month precision.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Expiry {
+    year: u16,
+    month: u8,
+}
+
+impl Expiry {
+    /// A four-digit year and a month 1..=12.
+    pub fn new(year: u16, month: u8) -> Option<Self> {
+        ((2000..=2099).contains(&year) && (1..=12).contains(&month))
+            .then_some(Expiry { year, month })
+    }
+
+    /// `YYYYMM`, as the gateway API writes it.
+    pub fn parse_yyyymm(s: &str) -> Option<Self> {
+        if s.len() != 6 || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Expiry::new(s.get(..4)?.parse().ok()?, s.get(4..)?.parse().ok()?)
+    }
+
+    pub fn yyyymm(self) -> String {
+        format!("{:04}{:02}", self.year, self.month)
+    }
+
+    pub fn yymm(self) -> String {
+        format!("{:02}{:02}", self.year % 100, self.month)
+    }
+
+    pub fn mmyy(self) -> String {
+        format!("{:02}{:02}", self.month, self.year % 100)
+    }
+
+    /// Whether the card is still valid in the month of (`year`, `month`).
+    pub fn valid_in(self, year: u16, month: u8) -> bool {
+        (self.year, self.month) >= (year, month)
+    }
+}
+
+impl fmt::Debug for Expiry {
+    // Expiry dates are not secret under PCI DSS when the PAN is masked, but
+    // there is no need to print them in full either.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Expiry(****)")
+    }
+}
+
+/// A TAVV, CAVV or UCAF: 20 bytes once decoded from base64. Never shown by
+/// `Debug`; zeroizes on drop.
+#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+pub struct AuthCryptogram {
+    bytes: Vec<u8>,
+}
+
+impl AuthCryptogram {
+    /// Length of every cryptogram the schemes use for e-commerce.
+    pub const LEN: usize = 20;
+
+    /// From the base64 text Google Pay and 3-D Secure servers send.
+    pub fn from_base64(text: &str) -> Option<Self> {
+        if text.len() > 64 {
+            return None;
+        }
+        let bytes = STANDARD.decode(text).ok()?;
+        (bytes.len() == Self::LEN).then_some(AuthCryptogram { bytes })
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        (bytes.len() == Self::LEN).then(|| AuthCryptogram {
+            bytes: bytes.to_vec(),
+        })
+    }
+
+    /// The raw bytes, for the authorization message only.
+    pub fn reveal(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl fmt::Debug for AuthCryptogram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AuthCryptogram(****)")
+    }
+}
+
+/// Electronic commerce indicator: two digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Eci([u8; 2]);
+
+impl Eci {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.as_bytes() {
+            [a, b] if a.is_ascii_digit() && b.is_ascii_digit() => Some(Eci([*a, *b])),
+            // Some servers drop the leading zero ("5" for "05").
+            [b] if b.is_ascii_digit() => Some(Eci([b'0', *b])),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Both bytes are ASCII digits by construction.
+        std::str::from_utf8(&self.0).unwrap_or("00")
+    }
+}
+
+/// Cardholder authentication carried with the authorization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authentication {
+    pub program: HolderAuthentProgram,
+    pub eci: Option<Eci>,
+    pub cryptogram: Option<AuthCryptogram>,
+}
+
+/// A currency, ISO 4217 numeric code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Currency(u16);
+
+impl Currency {
+    pub fn parse(s: &str) -> Option<Self> {
+        (s.len() == 3 && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok().map(Currency))
+            .flatten()
+    }
+
+    pub fn code(self) -> String {
+        format!("{:03}", self.0)
+    }
+}
+
+/// A typed authorization request. `Debug` masks the card number and hides
+/// the cryptogram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationRequest {
+    pub merchant_id: String,
+    /// Minor units.
+    pub amount: u64,
+    pub currency: Currency,
+    pub transaction_reference: String,
+    pub order_channel: OrderChannel,
+    pub pan_entry_mode: PanEntryMode,
+    /// DPAN (OEMPAY) or PAN (WALLET).
+    pub card_number: Pan,
+    pub expiry: Expiry,
+    pub brand: CardBrand,
+    pub wallet: Option<Wallet>,
+    pub authentication: Option<Authentication>,
+}
+
+/// Why a request cannot be authorized as given: the gateway field at fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {field}: {reason}")]
+pub struct DomainError {
+    pub field: &'static str,
+    pub reason: &'static str,
+}
+
+impl AuthorizationRequest {
+    /// The rules that tie the fields together, checked before routing.
+    pub fn check(&self) -> Result<(), DomainError> {
+        let err = |field, reason| Err(DomainError { field, reason });
+        if self.amount == 0 || self.amount > 999_999_999_999 {
+            return err("amount", "out of range");
+        }
+        match (self.pan_entry_mode, &self.authentication) {
+            (PanEntryMode::OemPay, Some(a))
+                if a.program == HolderAuthentProgram::GooglePay && a.cryptogram.is_some() => {}
+            (PanEntryMode::OemPay, _) => {
+                return err(
+                    "authenticationResult",
+                    "OEMPAY needs holderAuthentProgram GOOGLEPAY and a cryptogram",
+                )
+            }
+            (PanEntryMode::Wallet, Some(a)) if a.program != HolderAuthentProgram::ThreeDs => {
+                return err(
+                    "holderAuthentProgram",
+                    "a WALLET (PAN_ONLY) card is authenticated by 3DS",
+                )
+            }
+            (PanEntryMode::Wallet, _) => {}
+        }
+        if let Some(a) = &self.authentication {
+            if a.program == HolderAuthentProgram::ThreeDs && a.cryptogram.is_none() {
+                return err("authenticationResult", "3DS needs a CAVV");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pan(s: &str) -> Pan {
+        Pan::new(s).unwrap()
+    }
+
+    #[test]
+    fn brands_by_bin() {
+        assert_eq!(CardBrand::of_pan(&pan("4895370012003478")), CardBrand::Visa);
+        assert_eq!(
+            CardBrand::of_pan(&pan("5413330089020011")),
+            CardBrand::Mastercard
+        );
+        assert_eq!(
+            CardBrand::of_pan(&pan("2221000000000009")),
+            CardBrand::Mastercard
+        );
+        assert_eq!(CardBrand::of_pan(&pan("371449635398431")), CardBrand::Amex);
+        assert_eq!(
+            CardBrand::of_pan(&pan("6011000990139424")),
+            CardBrand::Other
+        );
+    }
+
+    #[test]
+    fn expiry_forms() {
+        let e = Expiry::parse_yyyymm("202812").unwrap();
+        assert_eq!(e.yymm(), "2812");
+        assert_eq!(e.mmyy(), "1228");
+        assert_eq!(e.yyyymm(), "202812");
+        assert!(Expiry::parse_yyyymm("202813").is_none());
+        assert!(Expiry::parse_yyyymm("2028-1").is_none());
+        assert!(e.valid_in(2028, 12) && !e.valid_in(2029, 1));
+        assert_eq!(format!("{e:?}"), "Expiry(****)");
+    }
+
+    #[test]
+    fn cryptogram_is_twenty_bytes_and_hidden() {
+        let c = AuthCryptogram::from_base64("AgAAAAAABk4DWZ4C28yUQAAAAAA=").unwrap();
+        assert_eq!(c.reveal().len(), 20);
+        assert_eq!(format!("{c:?}"), "AuthCryptogram(****)");
+        assert!(AuthCryptogram::from_base64("AAAA").is_none());
+        assert!(AuthCryptogram::from_base64("not base64!").is_none());
+    }
+
+    #[test]
+    fn eci_and_currency() {
+        assert_eq!(Eci::parse("05").unwrap().as_str(), "05");
+        assert_eq!(Eci::parse("7").unwrap().as_str(), "07");
+        assert!(Eci::parse("x1").is_none());
+        assert_eq!(Currency::parse("978").unwrap().code(), "978");
+        assert!(Currency::parse("EUR").is_none());
+    }
+
+    #[test]
+    fn mode_rules() {
+        let mut r = AuthorizationRequest {
+            merchant_id: "m".into(),
+            amount: 1000,
+            currency: Currency::parse("978").unwrap(),
+            transaction_reference: "r".into(),
+            order_channel: OrderChannel::Internet,
+            pan_entry_mode: PanEntryMode::OemPay,
+            card_number: pan("4895370012003478"),
+            expiry: Expiry::new(2030, 12).unwrap(),
+            brand: CardBrand::Visa,
+            wallet: Some(Wallet::GooglePay),
+            authentication: None,
+        };
+        assert_eq!(r.check().unwrap_err().field, "authenticationResult");
+        r.authentication = Some(Authentication {
+            program: HolderAuthentProgram::GooglePay,
+            eci: Eci::parse("05"),
+            cryptogram: AuthCryptogram::from_base64("AgAAAAAABk4DWZ4C28yUQAAAAAA="),
+        });
+        assert!(r.check().is_ok());
+        r.pan_entry_mode = PanEntryMode::Wallet;
+        assert_eq!(r.check().unwrap_err().field, "holderAuthentProgram");
+        r.authentication = None;
+        assert!(r.check().is_ok());
+        let dbg = format!("{r:?}");
+        assert!(!dbg.contains("4895370012003478"), "{dbg}");
+    }
+}

@@ -1,0 +1,813 @@
+//! Authorization domain <-> ISO 8583, per acquirer dialect, from a mapping
+//! file (`specs/*.mapping.toml`). The file says which field or sub-field
+//! carries each domain value; this module only interprets it, so adding an
+//! acquirer is a dialect file and a mapping file, not code.
+//!
+//! ```text
+//!   "47.02" = { from = "cryptogram" }      field 47, TLV tag labelled "02"
+//!   "60.8"  = { from = "eci", default = "07" }   fixed part "8" of field 60
+//!   "22"    = { from = "pan_entry_mode", map = { OEMPAY = "812", WALLET = "812" } }
+//!   "25"    = { constant = "59" }
+//! ```
+//!
+//! A mapping is validated once against its dialect ([`Mapping::load`]):
+//! unknown keys, unknown domain values, sub-fields the dialect does not
+//! define and incomplete `map`s are refused with the key named, then a
+//! sample authorization in each mode must encode. Building a request
+//! ([`Mapping::build_request`]) is then pure: no I/O, no clock (the time is
+//! passed in).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use super::domain::{
+    AuthorizationRequest, CardBrand, HolderAuthentProgram, OrderChannel, PanEntryMode, Wallet,
+};
+use crate::iso8583::{Class, DataEncoding, Message, Mti, Spec, SubValue, Subfields, ValueError};
+
+/// Mapping files shipped with the crate, by name.
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("cb2a", include_str!("../../specs/cb2a.mapping.toml")),
+    (
+        "iso87visa",
+        include_str!("../../specs/iso87visa.mapping.toml"),
+    ),
+];
+
+/// A domain value a mapping entry can take (`from = "..."`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    CardNumber,
+    ExpiryYymm,
+    ExpiryMmyy,
+    Amount,
+    Currency,
+    TransmissionDatetime,
+    LocalTime,
+    LocalDate,
+    Rrn,
+    TerminalId,
+    AcceptorId,
+    MerchantCategoryCode,
+    AcquirerId,
+    PanEntryMode,
+    OrderChannel,
+    Wallet,
+    HolderAuthentProgram,
+    CardBrand,
+    Eci,
+    Cryptogram,
+    TokenRequestorId,
+    TransactionReference,
+}
+
+impl Source {
+    const NAMES: [(&'static str, Source); 22] = [
+        ("card_number", Source::CardNumber),
+        ("expiry_yymm", Source::ExpiryYymm),
+        ("expiry_mmyy", Source::ExpiryMmyy),
+        ("amount", Source::Amount),
+        ("currency", Source::Currency),
+        ("transmission_datetime", Source::TransmissionDatetime),
+        ("local_time", Source::LocalTime),
+        ("local_date", Source::LocalDate),
+        ("rrn", Source::Rrn),
+        ("terminal_id", Source::TerminalId),
+        ("acceptor_id", Source::AcceptorId),
+        ("merchant_category_code", Source::MerchantCategoryCode),
+        ("acquirer_id", Source::AcquirerId),
+        ("pan_entry_mode", Source::PanEntryMode),
+        ("order_channel", Source::OrderChannel),
+        ("wallet", Source::Wallet),
+        ("holder_authent_program", Source::HolderAuthentProgram),
+        ("card_brand", Source::CardBrand),
+        ("eci", Source::Eci),
+        ("cryptogram", Source::Cryptogram),
+        ("token_requestor_id", Source::TokenRequestorId),
+        ("transaction_reference", Source::TransactionReference),
+    ];
+
+    fn parse(s: &str) -> Option<Source> {
+        Self::NAMES.iter().find(|(n, _)| *n == s).map(|(_, v)| *v)
+    }
+
+    /// The wire names of an enumerated value; `None` for free values.
+    fn variants(self) -> Option<Vec<&'static str>> {
+        Some(match self {
+            Source::PanEntryMode => PanEntryMode::ALL.iter().map(|v| v.as_str()).collect(),
+            Source::OrderChannel => OrderChannel::ALL.iter().map(|v| v.as_str()).collect(),
+            Source::Wallet => Wallet::ALL.iter().map(|v| v.as_str()).collect(),
+            Source::HolderAuthentProgram => HolderAuthentProgram::ALL
+                .iter()
+                .map(|v| v.as_str())
+                .collect(),
+            Source::CardBrand => CardBrand::ALL.iter().map(|v| v.as_str()).collect(),
+            _ => return None,
+        })
+    }
+}
+
+/// Why a mapping file is refused. Messages name the key at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MappingError {
+    #[error("mapping syntax: {0}")]
+    Syntax(String),
+    #[error("mapping {path}: {reason}")]
+    Io { path: String, reason: String },
+    #[error("unknown built-in mapping {0:?}")]
+    UnknownBuiltin(String),
+    #[error("mapping is for dialect {mapping:?}, the acquirer uses {dialect:?}")]
+    DialectMismatch { mapping: String, dialect: String },
+    #[error("request.mti: {0:?} is not a four-digit MTI")]
+    Mti(String),
+    #[error("request.fields.{key:?}: {reason}")]
+    Entry { key: String, reason: String },
+    #[error("response.{key}: {reason}")]
+    Response { key: &'static str, reason: String },
+    #[error("sample {mode} authorization does not encode: {error}")]
+    Sample { mode: &'static str, error: String },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMapping {
+    dialect: String,
+    request: RawRequest,
+    response: RawResponse,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRequest {
+    mti: String,
+    fields: BTreeMap<String, RawEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEntry {
+    from: Option<String>,
+    constant: Option<String>,
+    map: Option<BTreeMap<String, String>>,
+    default: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResponse {
+    response_code: String,
+    authorisation_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+enum Rule {
+    Constant(String),
+    From {
+        source: Source,
+        /// For enumerated sources: wire name -> value, covering every name.
+        map: Vec<(&'static str, String)>,
+        default: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    key: String,
+    rule: Rule,
+    /// The target holds binary data: values are written as hex.
+    binary: bool,
+    /// Fixed numeric target: amounts are zero-padded to this many digits.
+    pad_to: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+struct Container {
+    field: u16,
+    /// (sub-field key, dialect order, entry), sorted by dialect order.
+    entries: Vec<(String, usize, Entry)>,
+}
+
+/// A validated mapping for one dialect.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    pub dialect: String,
+    mti: Mti,
+    fields: Vec<(u16, Entry)>,
+    containers: Vec<Container>,
+    response_code: u16,
+    authorisation_id: Option<u16>,
+}
+
+/// Values of a request that come from the merchant's contract with the
+/// acquirer and from the switch, not from the gateway request.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestContext<'a> {
+    pub terminal_id: &'a str,
+    pub acceptor_id: &'a str,
+    pub merchant_category_code: &'a str,
+    pub acquirer_id: &'a str,
+    /// Retrieval reference number, 12 characters.
+    pub rrn: &'a str,
+    pub now: SystemTime,
+}
+
+/// What the acquirer answered, read with the mapping.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AcquirerAnswer {
+    pub response_code: Option<String>,
+    pub authorisation_id: Option<String>,
+}
+
+/// A value ready to be written: borrowed, or owned in a zeroizing buffer
+/// (it may be card data).
+enum Val<'a> {
+    B(&'a str),
+    O(Zeroizing<String>),
+}
+
+impl std::ops::Deref for Val<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            Val::B(s) => s,
+            Val::O(s) => s,
+        }
+    }
+}
+
+impl Mapping {
+    /// A built-in mapping name (`cb2a`) or a path to a mapping file,
+    /// validated against `spec`.
+    pub fn load(name_or_path: &str, spec: &Spec) -> Result<Mapping, MappingError> {
+        let name = name_or_path
+            .strip_suffix(".mapping.toml")
+            .unwrap_or(name_or_path);
+        match BUILTIN.iter().find(|(n, _)| *n == name) {
+            Some((_, text)) => Mapping::from_toml_str(text, spec),
+            None if name_or_path.ends_with(".toml") || name_or_path.contains('/') => {
+                let text = std::fs::read_to_string(name_or_path).map_err(|e| MappingError::Io {
+                    path: name_or_path.into(),
+                    reason: e.to_string(),
+                })?;
+                Mapping::from_toml_str(&text, spec)
+            }
+            None => Err(MappingError::UnknownBuiltin(name_or_path.into())),
+        }
+    }
+
+    /// Parses and validates mapping text against `spec`.
+    pub fn from_toml_str(text: &str, spec: &Spec) -> Result<Mapping, MappingError> {
+        let raw: RawMapping =
+            toml::from_str(text).map_err(|e| MappingError::Syntax(e.to_string()))?;
+        if raw.dialect != spec.name {
+            return Err(MappingError::DialectMismatch {
+                mapping: raw.dialect,
+                dialect: spec.name.clone(),
+            });
+        }
+        let mti = Mti::parse(&raw.request.mti).ok_or(MappingError::Mti(raw.request.mti))?;
+        let mut fields = Vec::new();
+        let mut containers: Vec<Container> = Vec::new();
+        for (key, raw_entry) in raw.request.fields {
+            let bad = |reason: String| MappingError::Entry {
+                key: key.clone(),
+                reason,
+            };
+            let (field_text, sub) = match key.split_once('.') {
+                Some((f, s)) => (f, Some(s)),
+                None => (key.as_str(), None),
+            };
+            let n: u16 = field_text
+                .parse()
+                .map_err(|_| bad("not a field number".into()))?;
+            if n == 11 {
+                return Err(bad("DE 11 (STAN) is set by the pool".into()));
+            }
+            let fs = spec
+                .field(n)
+                .ok_or_else(|| bad(format!("field {n} is not in dialect {}", spec.name)))?;
+            let rule = rule_of(raw_entry).map_err(bad)?;
+            match sub {
+                None => {
+                    if fs.subfields.is_some() {
+                        return Err(bad(format!(
+                            "field {n} is a sub-field container: map its sub-fields (\"{n}.x\")"
+                        )));
+                    }
+                    let binary = fs.encoding == DataEncoding::Binary;
+                    let pad_to = (fs.is_fixed() && fs.class == Class::N).then_some(fs.max);
+                    fields.push((
+                        n,
+                        Entry {
+                            key: key.clone(),
+                            rule,
+                            binary,
+                            pad_to,
+                        },
+                    ));
+                }
+                Some(sub) => {
+                    let subs = fs.subfields.as_deref().ok_or_else(|| {
+                        bad(format!("field {n} has no sub-fields in the dialect"))
+                    })?;
+                    let (order, binary, pad_to) = sub_target(subs, sub).ok_or_else(|| {
+                        bad(format!("sub-field {sub:?} is not defined in field {n}"))
+                    })?;
+                    let entry = Entry {
+                        key: key.clone(),
+                        rule,
+                        binary,
+                        pad_to,
+                    };
+                    match containers.iter_mut().find(|c| c.field == n) {
+                        Some(c) => c.entries.push((sub.to_owned(), order, entry)),
+                        None => containers.push(Container {
+                            field: n,
+                            entries: vec![(sub.to_owned(), order, entry)],
+                        }),
+                    }
+                }
+            }
+        }
+        for c in &mut containers {
+            c.entries.sort_by_key(|(_, order, _)| *order);
+        }
+        let field_of = |key: &'static str, text: &str| -> Result<u16, MappingError> {
+            let n: u16 = text.parse().map_err(|_| MappingError::Response {
+                key,
+                reason: "not a field number".into(),
+            })?;
+            spec.field(n).map(|_| n).ok_or(MappingError::Response {
+                key,
+                reason: format!("field {n} is not in the dialect"),
+            })
+        };
+        let mapping = Mapping {
+            dialect: raw.dialect,
+            mti,
+            fields,
+            containers,
+            response_code: field_of("response_code", &raw.response.response_code)?,
+            authorisation_id: raw
+                .response
+                .authorisation_id
+                .as_deref()
+                .map(|t| field_of("authorisation_id", t))
+                .transpose()?,
+        };
+        mapping.check_samples(spec)?;
+        Ok(mapping)
+    }
+
+    /// Builds the acquirer request for `req`. DE 11 is left to the pool.
+    pub fn build_request(
+        &self,
+        spec: &Spec,
+        req: &AuthorizationRequest,
+        ctx: &RequestContext<'_>,
+    ) -> Result<Message<'static>, ValueError> {
+        let mut msg = Message::new(self.mti);
+        let clock = Clock::of(ctx.now);
+        for (n, entry) in &self.fields {
+            if let Some(v) = entry.value(req, ctx, &clock) {
+                spec.set_text(&mut msg, *n, &v)?;
+            }
+        }
+        for c in &self.containers {
+            let values: Vec<(&str, Val<'_>)> = c
+                .entries
+                .iter()
+                .filter_map(|(sub, _, e)| e.value(req, ctx, &clock).map(|v| (sub.as_str(), v)))
+                .collect();
+            if values.is_empty() {
+                continue;
+            }
+            let entries: Vec<(&str, SubValue<'_>)> = values
+                .iter()
+                .map(|(k, v)| (*k, SubValue::Text(v)))
+                .collect();
+            spec.set_subfields(&mut msg, c.field, &entries)?;
+        }
+        Ok(msg)
+    }
+
+    /// Reads the acquirer's answer.
+    pub fn read_response(&self, spec: &Spec, msg: &Message<'_>) -> AcquirerAnswer {
+        AcquirerAnswer {
+            response_code: spec
+                .text(msg, self.response_code)
+                .map(|t| t.trim().to_owned()),
+            authorisation_id: self
+                .authorisation_id
+                .and_then(|n| spec.text(msg, n))
+                .map(|t| t.trim().to_owned()),
+        }
+    }
+
+    /// The field carrying the acquirer's response code.
+    pub fn response_code_field(&self) -> u16 {
+        self.response_code
+    }
+
+    /// Where a domain value goes: `"2"`, `"47.02"`, ... (for tests and docs).
+    pub fn placement(&self, source_name: &str) -> Option<&str> {
+        let source = Source::parse(source_name)?;
+        let is = |e: &Entry| matches!(e.rule, Rule::From { source: s, .. } if s == source);
+        self.fields
+            .iter()
+            .map(|(_, e)| e)
+            .chain(
+                self.containers
+                    .iter()
+                    .flat_map(|c| c.entries.iter().map(|(_, _, e)| e)),
+            )
+            .find(|e| is(e))
+            .map(|e| e.key.as_str())
+    }
+
+    /// Every optional value present, in each mode; then every optional
+    /// value absent. Each must encode.
+    fn check_samples(&self, spec: &Spec) -> Result<(), MappingError> {
+        let ctx = RequestContext {
+            terminal_id: "TERM0001",
+            acceptor_id: "ACCEPTOR0000001",
+            merchant_category_code: "5999",
+            acquirer_id: "12345678901",
+            rrn: "000000000001",
+            now: UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000),
+        };
+        for (mode, req) in sample_requests() {
+            let msg = self
+                .build_request(spec, &req, &ctx)
+                .map_err(|e| MappingError::Sample {
+                    mode,
+                    error: e.to_string(),
+                })?;
+            spec.encode_to_bytes(&msg)
+                .map_err(|e| MappingError::Sample {
+                    mode,
+                    error: e.to_string(),
+                })?;
+        }
+        Ok(())
+    }
+}
+
+fn rule_of(raw: RawEntry) -> Result<Rule, String> {
+    match (raw.from, raw.constant) {
+        (Some(_), Some(_)) => Err("give `from` or `constant`, not both".into()),
+        (None, None) => Err("give `from` or `constant`".into()),
+        (None, Some(c)) => {
+            if raw.map.is_some() || raw.default.is_some() {
+                return Err("`map` and `default` go with `from`".into());
+            }
+            Ok(Rule::Constant(c))
+        }
+        (Some(from), None) => {
+            let source =
+                Source::parse(&from).ok_or_else(|| format!("unknown domain value {from:?}"))?;
+            let map = match (source.variants(), raw.map) {
+                (None, Some(_)) => return Err(format!("{from} takes no `map`")),
+                (None, None) => Vec::new(),
+                (Some(variants), None) => variants.into_iter().map(|v| (v, v.to_owned())).collect(),
+                (Some(variants), Some(mut m)) => {
+                    let mut out = Vec::new();
+                    for v in variants {
+                        let value = m
+                            .remove(v)
+                            .ok_or_else(|| format!("`map` has no value for {v}"))?;
+                        out.push((v, value));
+                    }
+                    if let Some(k) = m.keys().next() {
+                        return Err(format!("`map` key {k:?} is not a value of {from}"));
+                    }
+                    out
+                }
+            };
+            Ok(Rule::From {
+                source,
+                map,
+                default: raw.default,
+            })
+        }
+    }
+}
+
+/// (dialect order, binary target, zero-pad length) of sub-field `key`.
+fn sub_target(subs: &Subfields, key: &str) -> Option<(usize, bool, Option<usize>)> {
+    match subs {
+        Subfields::Tlv(layout) => layout
+            .tags
+            .iter()
+            .position(|(_, ts)| ts.label == key)
+            .map(|i| (i, layout.tags[i].1.encoding == DataEncoding::Binary, None)),
+        Subfields::Fixed { parts } => parts.iter().position(|(id, _)| id == key).map(|i| {
+            let fs = &parts[i].1;
+            (
+                i,
+                fs.encoding == DataEncoding::Binary,
+                (fs.class == Class::N).then_some(fs.max),
+            )
+        }),
+        Subfields::Bitmap { fields, .. } => {
+            let n: usize = key.parse().ok()?;
+            let fs = fields.get(n)?.as_ref()?;
+            Some((
+                n,
+                fs.encoding == DataEncoding::Binary,
+                (fs.is_fixed() && fs.class == Class::N).then_some(fs.max),
+            ))
+        }
+        Subfields::BerTlv { .. } => {
+            let tag = u32::from_str_radix(key, 16).ok()?;
+            Some((tag as usize, true, None))
+        }
+    }
+}
+
+/// Date and time strings of one request, computed once.
+struct Clock {
+    /// MMDDhhmmss, UTC.
+    datetime: String,
+}
+
+impl Clock {
+    fn of(now: SystemTime) -> Clock {
+        Clock {
+            datetime: crate::net::link::transmission_datetime(now),
+        }
+    }
+}
+
+impl Entry {
+    fn value<'a>(
+        &'a self,
+        req: &'a AuthorizationRequest,
+        ctx: &RequestContext<'a>,
+        clock: &'a Clock,
+    ) -> Option<Val<'a>> {
+        let (source, map, default) = match &self.rule {
+            Rule::Constant(c) => return Some(Val::B(c)),
+            Rule::From {
+                source,
+                map,
+                default,
+            } => (*source, map, default),
+        };
+        let mapped = |name: &str| -> Option<Val<'a>> {
+            map.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| Val::B(v.as_str()))
+        };
+        let auth = req.authentication.as_ref();
+        let v = match source {
+            Source::CardNumber => Some(Val::B(req.card_number.reveal())),
+            Source::ExpiryYymm => Some(Val::O(Zeroizing::new(req.expiry.yymm()))),
+            Source::ExpiryMmyy => Some(Val::O(Zeroizing::new(req.expiry.mmyy()))),
+            Source::Amount => Some(Val::O(Zeroizing::new(match self.pad_to {
+                Some(w) => format!("{:0w$}", req.amount),
+                None => req.amount.to_string(),
+            }))),
+            Source::Currency => Some(Val::O(Zeroizing::new(req.currency.code()))),
+            Source::TransmissionDatetime => Some(Val::B(&clock.datetime)),
+            Source::LocalTime => clock.datetime.get(4..10).map(Val::B),
+            Source::LocalDate => clock.datetime.get(..4).map(Val::B),
+            Source::Rrn => Some(Val::B(ctx.rrn)),
+            Source::TerminalId => Some(Val::B(ctx.terminal_id)),
+            Source::AcceptorId => Some(Val::B(ctx.acceptor_id)),
+            Source::MerchantCategoryCode => Some(Val::B(ctx.merchant_category_code)),
+            Source::AcquirerId => Some(Val::B(ctx.acquirer_id)),
+            Source::PanEntryMode => mapped(req.pan_entry_mode.as_str()),
+            Source::OrderChannel => mapped(req.order_channel.as_str()),
+            Source::Wallet => req.wallet.and_then(|w| mapped(w.as_str())),
+            Source::HolderAuthentProgram => auth.and_then(|a| mapped(a.program.as_str())),
+            Source::CardBrand => mapped(req.brand.as_str()),
+            Source::Eci => auth
+                .and_then(|a| a.eci.as_ref())
+                .map(|e| Val::B(e.as_str())),
+            Source::Cryptogram => auth.and_then(|a| a.cryptogram.as_ref()).map(|c| {
+                let mut s = Zeroizing::new(String::with_capacity(40));
+                if self.binary {
+                    for b in c.reveal() {
+                        let _ = write!(s, "{b:02X}");
+                    }
+                } else {
+                    STANDARD.encode_string(c.reveal(), &mut s);
+                }
+                Val::O(s)
+            }),
+            Source::TokenRequestorId => (req.pan_entry_mode == PanEntryMode::OemPay
+                && req.wallet == Some(Wallet::GooglePay))
+            .then(|| req.brand.google_pay_token_requestor_id())
+            .flatten()
+            .map(Val::B),
+            Source::TransactionReference => Some(Val::B(&req.transaction_reference)),
+        };
+        v.or_else(|| default.as_deref().map(Val::B))
+    }
+}
+
+/// One request per mode with every optional value present, and a PAN_ONLY
+/// one with none, for load-time validation.
+fn sample_requests() -> Vec<(&'static str, AuthorizationRequest)> {
+    use super::domain::{AuthCryptogram, Authentication, Currency, Eci, Expiry, Pan};
+    let (Some(dpan), Some(pan), Some(cur), Some(exp)) = (
+        Pan::new("4895370012003478"),
+        Pan::new("5413330089020011"),
+        Currency::parse("978"),
+        Expiry::new(2030, 12),
+    ) else {
+        return Vec::new();
+    };
+    let cryptogram = AuthCryptogram::from_bytes(&[0xA5; AuthCryptogram::LEN]);
+    let base = AuthorizationRequest {
+        merchant_id: "sample".into(),
+        amount: 999_999_999_999,
+        currency: cur,
+        transaction_reference: "SAMPLE0000000000000000000000000000001".into(),
+        order_channel: OrderChannel::InApp,
+        pan_entry_mode: PanEntryMode::OemPay,
+        card_number: dpan,
+        expiry: exp,
+        brand: CardBrand::Visa,
+        wallet: Some(Wallet::GooglePay),
+        authentication: Some(Authentication {
+            program: HolderAuthentProgram::GooglePay,
+            eci: Eci::parse("05"),
+            cryptogram: cryptogram.clone(),
+        }),
+    };
+    let wallet_3ds = AuthorizationRequest {
+        pan_entry_mode: PanEntryMode::Wallet,
+        card_number: pan.clone(),
+        brand: CardBrand::Mastercard,
+        order_channel: OrderChannel::Internet,
+        authentication: Some(Authentication {
+            program: HolderAuthentProgram::ThreeDs,
+            eci: Eci::parse("02"),
+            cryptogram,
+        }),
+        ..base.clone()
+    };
+    let bare = AuthorizationRequest {
+        pan_entry_mode: PanEntryMode::Wallet,
+        card_number: pan,
+        brand: CardBrand::Other,
+        wallet: None,
+        authentication: None,
+        amount: 1,
+        ..base.clone()
+    };
+    vec![
+        ("OEMPAY", base),
+        ("WALLET 3DS", wallet_3ds),
+        ("WALLET", bare),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::switch::domain::{AuthCryptogram, Authentication, Currency, Eci, Expiry, Pan};
+
+    fn spec(name: &str) -> Spec {
+        Spec::builtin(name).unwrap()
+    }
+
+    fn request() -> AuthorizationRequest {
+        AuthorizationRequest {
+            merchant_id: "m".into(),
+            amount: 1234,
+            currency: Currency::parse("978").unwrap(),
+            transaction_reference: "ref1".into(),
+            order_channel: OrderChannel::Internet,
+            pan_entry_mode: PanEntryMode::OemPay,
+            card_number: Pan::new("4895370012003478").unwrap(),
+            expiry: Expiry::new(2028, 12).unwrap(),
+            brand: CardBrand::Visa,
+            wallet: Some(Wallet::GooglePay),
+            authentication: Some(Authentication {
+                program: HolderAuthentProgram::GooglePay,
+                eci: Eci::parse("05"),
+                cryptogram: AuthCryptogram::from_base64("AgAAAAAABk4DWZ4C28yUQAAAAAA="),
+            }),
+        }
+    }
+
+    fn ctx() -> RequestContext<'static> {
+        RequestContext {
+            terminal_id: "ACQ00001",
+            acceptor_id: "MERCHANT0000001",
+            merchant_category_code: "5999",
+            acquirer_id: "12345678901",
+            rrn: "000000000042",
+            now: UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000),
+        }
+    }
+
+    #[test]
+    fn cb2a_places_wallet_data_in_de47() {
+        let spec = spec("cb2a");
+        let m = Mapping::load("cb2a", &spec).unwrap();
+        let msg = m.build_request(&spec, &request(), &ctx()).unwrap();
+        let wire = spec.encode_to_bytes(&msg).unwrap();
+        let d = spec.decode(&wire).unwrap();
+        assert_eq!(d.mti(), Mti::AUTHORIZATION_REQUEST);
+        assert_eq!(spec.text(&d, 2).unwrap(), "4895370012003478");
+        assert_eq!(spec.text(&d, 4).unwrap(), "000000001234");
+        assert_eq!(spec.text(&d, 7).unwrap(), "1114221320");
+        assert_eq!(spec.text(&d, 12).unwrap(), "221320");
+        assert_eq!(spec.text(&d, 13).unwrap(), "1114");
+        assert_eq!(spec.text(&d, 14).unwrap(), "2812");
+        assert_eq!(spec.text(&d, 22).unwrap(), "812");
+        assert_eq!(spec.text(&d, 49).unwrap(), "978");
+        assert_eq!(spec.subfield_text(&d, 47, "01").unwrap(), "05");
+        let tavv = STANDARD.decode("AgAAAAAABk4DWZ4C28yUQAAAAAA=").unwrap();
+        assert_eq!(
+            spec.subfield_text(&d, 47, "02").unwrap(),
+            hex::encode_upper(tavv)
+        );
+        assert_eq!(spec.subfield_text(&d, 47, "03").unwrap(), "216");
+        assert_eq!(spec.subfield_text(&d, 47, "04").unwrap(), "40010075001");
+        assert_eq!(spec.subfield_text(&d, 47, "05").unwrap(), "INTERNET");
+        assert!(spec.text(&d, 11).is_none(), "the pool sets the STAN");
+        assert_eq!(m.placement("cryptogram"), Some("47.02"));
+    }
+
+    #[test]
+    fn iso87visa_places_cavv_in_126_and_eci_in_60() {
+        let spec = spec("iso87visa");
+        let m = Mapping::load("iso87visa", &spec).unwrap();
+        let mut req = request();
+        req.pan_entry_mode = PanEntryMode::Wallet;
+        req.authentication = Some(Authentication {
+            program: HolderAuthentProgram::ThreeDs,
+            eci: Eci::parse("06"),
+            cryptogram: AuthCryptogram::from_base64("AgAAAAAABk4DWZ4C28yUQAAAAAA="),
+        });
+        let msg = m.build_request(&spec, &req, &ctx()).unwrap();
+        let wire = spec.encode_to_bytes(&msg).unwrap();
+        let d = spec.decode(&wire).unwrap();
+        assert_eq!(spec.subfield_text(&d, 60, "8").unwrap(), "06");
+        assert_eq!(spec.subfield_text(&d, 126, "9").unwrap().len(), 40);
+        assert_eq!(spec.subfield_text(&d, 126, "13").unwrap(), "I");
+        assert_eq!(spec.text(&d, 22).unwrap(), "010");
+        // No authentication: the ECI default, no cryptogram.
+        req.authentication = None;
+        let msg = m.build_request(&spec, &req, &ctx()).unwrap();
+        assert_eq!(spec.subfield_text(&msg, 60, "8").unwrap(), "07");
+        assert!(spec.subfield_text(&msg, 126, "9").is_none());
+    }
+
+    #[test]
+    fn bad_files_name_the_key() {
+        let spec = spec("cb2a");
+        let base = "dialect = \"cb2a\"\n[response]\nresponse_code = \"39\"\n[request]\nmti = \"0100\"\n[request.fields]\n";
+        let cases = [
+            ("\"2\" = { from = \"pan\" }", "\"2\": unknown domain value"),
+            ("\"47.09\" = { from = \"eci\" }", "\"47.09\": sub-field"),
+            ("\"300\" = { from = \"eci\" }", "\"300\": field 300 is not"),
+            (
+                "\"47\" = { from = \"eci\" }",
+                "\"47\": field 47 is a sub-field container",
+            ),
+            (
+                "\"22\" = { from = \"pan_entry_mode\", map = { OEMPAY = \"812\" } }",
+                "no value for WALLET",
+            ),
+            (
+                "\"4\" = { from = \"amount\", colour = 1 }",
+                "unknown field `colour`",
+            ),
+            ("\"11\" = { constant = \"000001\" }", "STAN"),
+            ("\"4\" = { constant = \"12\" }", "sample OEMPAY"),
+        ];
+        for (entry, want) in cases {
+            let e = Mapping::from_toml_str(&format!("{base}{entry}\n"), &spec)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{entry}: {e}");
+        }
+        let e = Mapping::load("iso87visa", &spec).unwrap_err();
+        assert!(matches!(e, MappingError::DialectMismatch { .. }));
+    }
+
+    #[test]
+    fn response_fields() {
+        let spec = spec("cb2a");
+        let m = Mapping::load("cb2a", &spec).unwrap();
+        let mut r = Message::new(Mti::AUTHORIZATION_RESPONSE);
+        spec.set_text(&mut r, 39, "51").unwrap();
+        spec.set_text(&mut r, 38, "A1B2C3").unwrap();
+        let a = m.read_response(&spec, &r);
+        assert_eq!(a.response_code.as_deref(), Some("51"));
+        assert_eq!(a.authorisation_id.as_deref(), Some("A1B2C3"));
+    }
+}
