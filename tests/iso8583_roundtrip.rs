@@ -2,7 +2,9 @@
 //! encode(decode(b)) == b, for random valid messages; plus literal vectors
 //! for the field types the shipped dialects do not use.
 
-use acqswitch::iso8583::{json, sample, DecodeErrorKind, Location, Message, Mti, Spec, SubValue};
+use acqswitch::iso8583::{
+    json, sample, DecodeErrorKind, Field, Location, Message, Mti, Spec, SubValue,
+};
 use proptest::prelude::*;
 use rand::{rngs::StdRng, SeedableRng};
 
@@ -162,7 +164,11 @@ fn sub_field_errors_name_the_sub_field() {
     let mut m = Message::new(Mti::AUTHORIZATION_REQUEST);
     m.set_header(b"ISO01".to_vec());
     // DE 48 with a bad ECI ("0X" is not class n): built raw, decoded strictly.
-    spec.set_text(&mut m, 48, "EC0X").unwrap();
+    assert!(
+        spec.set_text(&mut m, 48, "EC0X").is_err(),
+        "set_text checks containers"
+    );
+    m.insert(48, Field::from_wire(b"EC0X".to_vec(), 4));
     let wire = spec.encode_to_bytes(&m).unwrap();
     let e = spec.decode(&wire).unwrap_err();
     assert_eq!(e.location, Location::Subfield { field: 48, sub: 2 });

@@ -66,6 +66,8 @@ pub enum DecodeErrorKind {
     BadTlv,
     /// BER-TLV constructed objects nested deeper than the dialect allows.
     TlvTooDeep { max: u8 },
+    /// A tag appears twice in one container (or one BER-TLV template).
+    DuplicateTag,
 }
 
 impl fmt::Display for DecodeErrorKind {
@@ -95,6 +97,7 @@ impl fmt::Display for DecodeErrorKind {
                 write!(f, "{count} trailing byte(s) after the last field")
             }
             DecodeErrorKind::BadTlv => f.write_str("malformed tag-length-value data"),
+            DecodeErrorKind::DuplicateTag => f.write_str("tag appears twice in the same container"),
             DecodeErrorKind::TlvTooDeep { max } => {
                 write!(f, "BER-TLV nested deeper than {max} levels")
             }

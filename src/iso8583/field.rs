@@ -25,6 +25,13 @@ impl<'a> Field<'a> {
         }
     }
 
+    /// A field from wire data as it is, not checked against any dialect
+    /// (tests and tools that need malformed messages; everything else
+    /// should use [`super::Spec::set_text`]).
+    pub fn from_wire(raw: Vec<u8>, units: u16) -> Field<'static> {
+        Field::owned(raw, units)
+    }
+
     pub(crate) fn owned(raw: Vec<u8>, units: u16) -> Field<'static> {
         Field {
             raw: Cow::Owned(raw),

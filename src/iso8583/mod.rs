@@ -84,14 +84,30 @@ impl Spec {
     /// Sets field `n` from its logical value, validated against the dialect.
     pub fn set_text(&self, msg: &mut Message<'_>, n: u16, text: &str) -> Result<(), ValueError> {
         let fs = self.settable(n)?;
-        msg.insert(n, value::encode_text(fs, Location::Field(n), text)?);
+        let field = value::encode_text(fs, Location::Field(n), text)?;
+        Self::check_container(fs, n, &field)?;
+        msg.insert(n, field);
         Ok(())
+    }
+
+    /// A container set from raw text or bytes must hold well-formed
+    /// sub-fields, exactly as the decoder would require.
+    fn check_container(fs: &FieldSpec, n: u16, field: &Field<'_>) -> Result<(), ValueError> {
+        match &fs.subfields {
+            Some(subs) => subfield::validate(subs, field.raw()).map_err(|_| ValueError::Invalid {
+                location: Location::Field(n),
+                reason: "malformed sub-field container",
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Sets a binary field from raw bytes (text fields: from UTF-8 text).
     pub fn set_bytes(&self, msg: &mut Message<'_>, n: u16, bytes: &[u8]) -> Result<(), ValueError> {
         let fs = self.settable(n)?;
-        msg.insert(n, value::encode_bytes(fs, Location::Field(n), bytes)?);
+        let field = value::encode_bytes(fs, Location::Field(n), bytes)?;
+        Self::check_container(fs, n, &field)?;
+        msg.insert(n, field);
         Ok(())
     }
 

@@ -121,6 +121,12 @@ fn validate_ber<'a>(
             f.sub.get_or_insert(obj.tag);
             f
         };
+        // A template holds each tag once; a second one could not be shown
+        // or rebuilt from a keyed document.
+        let before = &data[..data.len() - rest.len()];
+        if ber_objects(before).any(|o| o.tag == obj.tag) {
+            return Err(with_sub(Fail::new(rest, DecodeErrorKind::DuplicateTag)));
+        }
         if obj.constructed {
             validate_ber(obj.value, depth + 1, max_depth, tags).map_err(with_sub)?;
         } else if let Some((_, ts)) = tags.iter().find(|(t, _)| *t == obj.tag) {
@@ -251,6 +257,12 @@ pub(crate) fn validate<'a>(subs: &Subfields, data: &'a [u8]) -> Result<(), Fail<
             while !rest.is_empty() {
                 let (r, e) = tlv_entry(layout, rest).map_err(into_fail)?;
                 let number = tag_number(e.tag);
+                let before = &data[..data.len() - rest.len()];
+                if tlv_entries(layout, before).any(|p| p.tag == e.tag) {
+                    let mut f = Fail::new(rest, DecodeErrorKind::DuplicateTag);
+                    f.sub = Some(number);
+                    return Err(f);
+                }
                 if let Some(i) = layout.tag_numbers.iter().position(|t| *t == number) {
                     let ts = &layout.tags[i].1;
                     check_tag_value(ts, e.value).map_err(|mut f| {
@@ -392,6 +404,16 @@ pub(crate) fn build(
             SubValue::Text(t) => Ok(t),
             SubValue::Nested(_) => Err(ValueError::NeedsString(location)),
         }
+    }
+    if entries
+        .iter()
+        .enumerate()
+        .any(|(i, (k, _))| entries[..i].iter().any(|(p, _)| p == k))
+    {
+        return Err(ValueError::Invalid {
+            location: Location::Field(field),
+            reason: "the same sub-field is given twice",
+        });
     }
     match subs {
         Subfields::BerTlv { max_depth, tags } => {
@@ -591,6 +613,16 @@ fn build_ber(
                     return Err(ValueError::Invalid {
                         location,
                         reason: "BER-TLV nested too deeply",
+                    });
+                }
+                if inner
+                    .iter()
+                    .enumerate()
+                    .any(|(i, (k, _))| inner[..i].iter().any(|(p, _)| p == k))
+                {
+                    return Err(ValueError::Invalid {
+                        location,
+                        reason: "the same tag is given twice",
                     });
                 }
                 let mut buf = Vec::new();

@@ -188,11 +188,40 @@ fn malformed_tlv_names_sub_field() {
     let spec = Spec::builtin("iso87binary").unwrap();
     let mut m = Message::new(Mti::AUTHORIZATION_REQUEST);
     // 9F26 announces 8 bytes but only 2 follow.
-    spec.set_text(&mut m, 55, "9F26081122").unwrap();
+    assert!(
+        spec.set_text(&mut m, 55, "9F26081122").is_err(),
+        "set_text checks containers"
+    );
+    m.insert(55, Field::from_wire(hex::decode("9F26081122").unwrap(), 5));
     let wire = spec.encode_to_bytes(&m).unwrap();
     let e = decode_err(&spec, &wire);
     assert_eq!(e.location, Location::Field(55));
     assert_eq!(e.kind, DecodeErrorKind::Truncated { needed: 6 });
+}
+
+#[test]
+fn duplicate_tags_are_refused() {
+    let spec = Spec::builtin("cb2a").unwrap();
+    let mut m = Message::new(Mti::AUTHORIZATION_REQUEST);
+    // DE 47 with tag "01" twice.
+    let raw = b"01\x0205"
+        .iter()
+        .chain(b"01\x0207")
+        .copied()
+        .collect::<Vec<u8>>();
+    m.insert(47, Field::from_wire(raw.clone(), raw.len() as u16));
+    let wire = spec.encode_to_bytes(&m).unwrap();
+    let e = decode_err(&spec, &wire);
+    assert_eq!(e.kind, DecodeErrorKind::DuplicateTag);
+    assert_eq!(
+        e.location,
+        Location::Subfield {
+            field: 47,
+            sub: 0x3031
+        }
+    );
+    let dup = [("01", SubValue::Text("05")), ("01", SubValue::Text("07"))];
+    assert!(spec.set_subfields(&mut m, 47, &dup).is_err());
 }
 
 #[test]
