@@ -49,6 +49,28 @@ pub struct LoadReport {
     pub p999_us: u64,
 }
 
+impl LoadReport {
+    /// The summary line for `ok` successes and `errors` failures over
+    /// `seconds`, with latency percentiles (microseconds) from `hist`.
+    pub fn new(ok: u64, errors: u64, seconds: f64, hist: &Histogram<u64>) -> LoadReport {
+        let requests = ok + errors;
+        LoadReport {
+            requests,
+            ok,
+            errors,
+            seconds: (seconds * 1000.0).round() / 1000.0,
+            throughput_per_s: if seconds > 0.0 {
+                (requests as f64 / seconds).round()
+            } else {
+                0.0
+            },
+            p50_us: hist.value_at_quantile(0.50),
+            p99_us: hist.value_at_quantile(0.99),
+            p999_us: hist.value_at_quantile(0.999),
+        }
+    }
+}
+
 /// Error counts by kind, for the human-readable summary.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct ErrorBreakdown {
@@ -152,24 +174,7 @@ pub async fn run(
         + errors.no_ready_link
         + errors.declined
         + errors.other;
-    let requests = ok + n_err;
-    Ok((
-        LoadReport {
-            requests,
-            ok,
-            errors: n_err,
-            seconds: (seconds * 1000.0).round() / 1000.0,
-            throughput_per_s: if seconds > 0.0 {
-                (requests as f64 / seconds).round()
-            } else {
-                0.0
-            },
-            p50_us: hist.value_at_quantile(0.50),
-            p99_us: hist.value_at_quantile(0.99),
-            p999_us: hist.value_at_quantile(0.999),
-        },
-        errors,
-    ))
+    Ok((LoadReport::new(ok, n_err, seconds, &hist), errors))
 }
 
 fn new_hist() -> Histogram<u64> {

@@ -292,22 +292,8 @@ pub async fn run(
     let seconds = started.elapsed().as_secs_f64();
     let e = &total.errors;
     let n_err = e.timeout + e.busy + e.disconnected + e.no_ready_link + e.declined + e.other;
-    let requests = total.ok + n_err;
     Ok((
-        LoadReport {
-            requests,
-            ok: total.ok,
-            errors: n_err,
-            seconds: (seconds * 1000.0).round() / 1000.0,
-            throughput_per_s: if seconds > 0.0 {
-                (requests as f64 / seconds).round()
-            } else {
-                0.0
-            },
-            p50_us: total.hist.value_at_quantile(0.50),
-            p99_us: total.hist.value_at_quantile(0.99),
-            p999_us: total.hist.value_at_quantile(0.999),
-        },
+        LoadReport::new(total.ok, n_err, seconds, &total.hist),
         total.errors,
     ))
 }

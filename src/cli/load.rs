@@ -112,30 +112,9 @@ fn run_inner(args: LoadArgs) -> Result<ExitCode, String> {
             .await
             .map_err(|_| format!("links to {target} not ready within 10 s"))?;
         let progress = Arc::new(Progress::default());
-        let bar = if args.quiet {
-            ProgressBar::hidden()
-        } else {
-            ProgressBar::new(args.requests)
-        };
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:40}] {pos}/{len} {per_sec} errors: {msg}",
-            )
-            .map_err(|e| e.to_string())?,
-        );
-        let ticker = {
-            let (bar, progress) = (bar.clone(), Arc::clone(&progress));
-            tokio::spawn(async move {
-                loop {
-                    bar.set_position(progress.done.load(Ordering::Relaxed));
-                    bar.set_message(progress.errors.load(Ordering::Relaxed).to_string());
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            })
-        };
-        let result = crate::load::run(&pool, &cfg, progress).await;
-        ticker.abort();
-        bar.finish_and_clear();
+        let shown = ProgressDisplay::start(args.quiet, args.requests, &progress)?;
+        let result = crate::load::run(&pool, &cfg, Arc::clone(&progress)).await;
+        shown.finish();
         let (report, errors) = result.map_err(|e| e.to_string())?;
         eprintln!(
             "errors by kind: {}",
@@ -152,4 +131,47 @@ fn run_inner(args: LoadArgs) -> Result<ExitCode, String> {
             ExitCode::FAILURE
         })
     })
+}
+
+/// The progress bar of a load run, refreshed from the run's counters.
+pub(super) struct ProgressDisplay {
+    bar: ProgressBar,
+    ticker: tokio::task::JoinHandle<()>,
+}
+
+impl ProgressDisplay {
+    /// Starts refreshing (hidden when `quiet`); call inside the runtime.
+    pub(super) fn start(
+        quiet: bool,
+        total: u64,
+        progress: &Arc<Progress>,
+    ) -> Result<ProgressDisplay, String> {
+        let bar = if quiet {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(total)
+        };
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:40}] {pos}/{len} {per_sec} errors: {msg}",
+            )
+            .map_err(|e| e.to_string())?,
+        );
+        let ticker = {
+            let (bar, progress) = (bar.clone(), Arc::clone(progress));
+            tokio::spawn(async move {
+                loop {
+                    bar.set_position(progress.done.load(Ordering::Relaxed));
+                    bar.set_message(progress.errors.load(Ordering::Relaxed).to_string());
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            })
+        };
+        Ok(ProgressDisplay { bar, ticker })
+    }
+
+    pub(super) fn finish(self) {
+        self.ticker.abort();
+        self.bar.finish_and_clear();
+    }
 }

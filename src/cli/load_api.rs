@@ -2,13 +2,10 @@
 //! same progress bar and the same final JSON line as the pool load run.
 
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
-
-use super::load::LoadArgs;
+use super::load::{LoadArgs, ProgressDisplay};
 use crate::config::Config;
 use crate::load::Progress;
 use crate::load_api::{parse_api_url, ApiLoadConfig};
@@ -47,30 +44,9 @@ pub fn run(args: LoadArgs) -> Result<ExitCode, String> {
     let rt = super::sim::runtime(args.threads).map_err(|e| e.to_string())?;
     rt.block_on(async move {
         let progress = Arc::new(Progress::default());
-        let bar = if args.quiet {
-            ProgressBar::hidden()
-        } else {
-            ProgressBar::new(args.requests)
-        };
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:40}] {pos}/{len} {per_sec} errors: {msg}",
-            )
-            .map_err(|e| e.to_string())?,
-        );
-        let ticker = {
-            let (bar, progress) = (bar.clone(), Arc::clone(&progress));
-            tokio::spawn(async move {
-                loop {
-                    bar.set_position(progress.done.load(Ordering::Relaxed));
-                    bar.set_message(progress.errors.load(Ordering::Relaxed).to_string());
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            })
-        };
-        let result = crate::load_api::run(&cfg, progress).await;
-        ticker.abort();
-        bar.finish_and_clear();
+        let shown = ProgressDisplay::start(args.quiet, args.requests, &progress)?;
+        let result = crate::load_api::run(&cfg, Arc::clone(&progress)).await;
+        shown.finish();
         let (report, errors) = result.map_err(|e| e.to_string())?;
         eprintln!(
             "errors by kind: {}",
