@@ -735,6 +735,12 @@ impl RawTag {
                 format!("tag {label}: binary values have class b"),
             ));
         }
+        if self.max == Some(0) {
+            return Err(field_err(
+                id,
+                format!("tag {label}: max must be at least 1"),
+            ));
+        }
         Ok(TagSpec {
             label,
             name: self.name,

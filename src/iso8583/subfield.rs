@@ -48,19 +48,28 @@ fn ber_tag(input: &[u8]) -> PResult<'_, (u32, &[u8], bool)> {
     Ok((rest, (tag, bytes, first & 0x20 != 0)))
 }
 
-/// A BER length: short form (< 0x80) or long form 0x81..=0x83.
+/// A BER length: short form (< 0x80) or long form 0x81..=0x83, in the
+/// fewest bytes (a longer form would not re-encode to the same bytes).
 fn ber_length(input: &[u8]) -> PResult<'_, usize> {
     let (rest, b) = take_bytes(1)(input)?;
     match b[0] {
         n @ 0..=0x7F => Ok((rest, usize::from(n))),
         0x81..=0x83 => {
-            let (rest, bytes) = take_bytes(usize::from(b[0] & 0x7F))(rest)?;
-            Ok((
-                rest,
-                bytes
-                    .iter()
-                    .fold(0usize, |acc, b| (acc << 8) | usize::from(*b)),
-            ))
+            let width = usize::from(b[0] & 0x7F);
+            let (rest, bytes) = take_bytes(width)(rest)?;
+            let len = bytes
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+            let minimal = if width == 1 {
+                len >= 0x80
+            } else {
+                len >> (8 * (width - 1)) != 0
+            };
+            if minimal {
+                Ok((rest, len))
+            } else {
+                fail(input, DecodeErrorKind::BadTlv)
+            }
         }
         _ => fail(input, DecodeErrorKind::BadTlv),
     }
@@ -681,8 +690,13 @@ mod tests {
         let long = [&[0x9F, 0x10, 0x81, 0x80][..], &[0u8; 128]].concat();
         let objs: Vec<_> = ber_objects(&long).collect();
         assert_eq!(objs[0].value.len(), 128);
-        // 0x84 length form is refused.
+        // 0x84 length form is refused, and so are lengths not in the
+        // fewest bytes.
         assert!(ber_length(&[0x84, 0, 0, 0, 1]).is_err());
+        assert!(ber_length(&[0x81, 0x00]).is_err());
+        assert!(ber_length(&[0x81, 0x7F]).is_err());
+        assert!(ber_length(&[0x82, 0x00, 0xFF]).is_err());
+        assert_eq!(ber_length(&[0x82, 0x01, 0x00]).unwrap().1, 256);
         // A tag of more than four bytes is refused.
         assert!(ber_tag(&[0x1F, 0x81, 0x81, 0x81, 0x01]).is_err());
     }
