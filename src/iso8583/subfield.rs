@@ -48,6 +48,15 @@ fn ber_tag(input: &[u8]) -> PResult<'_, (u32, &[u8], bool)> {
     Ok((rest, (tag, bytes, first & 0x20 != 0)))
 }
 
+/// Marks known tag `i` as seen; true if it already was.
+#[inline]
+fn first_repeat(seen: &mut u64, i: usize) -> bool {
+    let bit = 1u64 << i;
+    let was = *seen & bit != 0;
+    *seen |= bit;
+    was
+}
+
 /// A BER length: short form (< 0x80) or long form 0x81..=0x83, in the
 /// fewest bytes (a longer form would not re-encode to the same bytes).
 fn ber_length(input: &[u8]) -> PResult<'_, usize> {
@@ -124,6 +133,7 @@ fn validate_ber<'a>(
         ));
     }
     let mut rest = data;
+    let mut seen = 0u64;
     while !rest.is_empty() {
         let (r, obj) = ber_object(rest).map_err(into_fail)?;
         let with_sub = |mut f: Fail<'a>| {
@@ -131,9 +141,17 @@ fn validate_ber<'a>(
             f
         };
         // A template holds each tag once; a second one could not be shown
-        // or rebuilt from a keyed document.
-        let before = &data[..data.len() - rest.len()];
-        if ber_objects(before).any(|o| o.tag == obj.tag) {
+        // or rebuilt from a keyed document. Known tags are tracked in a
+        // bit set; only unknown ones cost a rescan.
+        let known = tags
+            .iter()
+            .position(|(t, _)| *t == obj.tag)
+            .filter(|i| *i < 64);
+        let repeated = match known {
+            Some(i) => first_repeat(&mut seen, i),
+            None => ber_objects(&data[..data.len() - rest.len()]).any(|o| o.tag == obj.tag),
+        };
+        if repeated {
             return Err(with_sub(Fail::new(rest, DecodeErrorKind::DuplicateTag)));
         }
         if obj.constructed {
@@ -263,16 +281,24 @@ pub(crate) fn validate<'a>(subs: &Subfields, data: &'a [u8]) -> Result<(), Fail<
         Subfields::BerTlv { max_depth, tags } => validate_ber(data, 1, *max_depth, tags),
         Subfields::Tlv(layout) => {
             let mut rest = data;
+            let mut seen = 0u64;
             while !rest.is_empty() {
                 let (r, e) = tlv_entry(layout, rest).map_err(into_fail)?;
                 let number = tag_number(e.tag);
-                let before = &data[..data.len() - rest.len()];
-                if tlv_entries(layout, before).any(|p| p.tag == e.tag) {
+                // Each tag once (see validate_ber): a bit set for known tags,
+                // a rescan only for unknown ones.
+                let known = layout.tag_numbers.iter().position(|t| *t == number);
+                let repeated = match known.filter(|i| *i < 64) {
+                    Some(i) => first_repeat(&mut seen, i),
+                    None => tlv_entries(layout, &data[..data.len() - rest.len()])
+                        .any(|p| p.tag == e.tag),
+                };
+                if repeated {
                     let mut f = Fail::new(rest, DecodeErrorKind::DuplicateTag);
                     f.sub = Some(number);
                     return Err(f);
                 }
-                if let Some(i) = layout.tag_numbers.iter().position(|t| *t == number) {
+                if let Some(i) = known {
                     let ts = &layout.tags[i].1;
                     check_tag_value(ts, e.value).map_err(|mut f| {
                         f.sub = Some(number);
