@@ -205,3 +205,38 @@ pub fn gpay_token(data: &[u8]) {
 pub fn seal(data: &[u8]) {
     crate::seal::fuzz_seal(data);
 }
+
+/// A gateway request body: JSON parsing with the body limit the server
+/// applies, then every field reader of the cardOrder and
+/// paymentDataProviderCheck requests, and the seal over the whole body.
+/// Readers must refuse with a code and a field name, never panic.
+pub fn api_body(data: &[u8]) {
+    use crate::front::wire;
+    if data.len() > 64 * 1024 {
+        return;
+    }
+    let Ok(serde_json::Value::Object(obj)) = serde_json::from_slice::<serde_json::Value>(data)
+    else {
+        return;
+    };
+    let _ = wire::transaction_reference(&obj);
+    let _ = wire::amount(&obj);
+    let _ = wire::currency(&obj);
+    let _ = wire::order_channel(&obj);
+    let _ = wire::pan_entry_mode(&obj);
+    let _ = wire::brand(&obj);
+    let _ = wire::wallet(&obj);
+    let _ = wire::expiry(&obj);
+    let _ = wire::authentication(&obj);
+    for name in [
+        "merchantId",
+        "interfaceVersion",
+        "paymentMeanDataProvider",
+        "paymentData",
+        "cardNumber",
+    ] {
+        let _ = wire::req_str(&obj, name);
+    }
+    let _ = wire::opt_u64(&obj, "keyVersion");
+    crate::seal::fuzz_seal(data);
+}

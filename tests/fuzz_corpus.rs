@@ -73,6 +73,11 @@ fn replay_seal() {
 }
 
 #[test]
+fn replay_api_body() {
+    replay("api_body", fuzzing::api_body);
+}
+
+#[test]
 fn write_seeds() {
     if std::env::var_os("ACQSWITCH_WRITE_FUZZ_SEEDS").is_none() {
         return;
