@@ -177,7 +177,8 @@ pub async fn run(
     Ok((LoadReport::new(ok, n_err, seconds, &hist), errors))
 }
 
-fn new_hist() -> Histogram<u64> {
+/// A latency histogram: 1 us .. 60 s at 3 significant digits.
+pub(crate) fn new_hist() -> Histogram<u64> {
     // 1 us .. 60 s at 3 significant digits; bounds are constants.
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("constant histogram bounds are valid")
 }

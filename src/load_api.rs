@@ -22,7 +22,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::front::PATH_CARD_ORDER;
-use crate::load::{ErrorBreakdown, LoadReport, Progress};
+use crate::load::{new_hist, ErrorBreakdown, LoadReport, Progress};
 use crate::seal::{self, SealAlgorithm, SealSecret};
 
 /// Why an API call failed.
@@ -179,10 +179,6 @@ struct LoopResult {
     hist: Histogram<u64>,
 }
 
-fn new_hist() -> Histogram<u64> {
-    // 1 us .. 60 s at 3 significant digits; bounds are constants.
-    Histogram::new_with_bounds(1, 60_000_000, 3).expect("constant histogram bounds are valid")
-}
 
 /// Runs the load; `responseCode` other than 00 counts as `declined`.
 pub async fn run(
