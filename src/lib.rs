@@ -7,6 +7,7 @@
 //! - [`load`]: load generator behind `acqswitch load` (bounded in count and time).
 //! - [`load_api`]: the same load through the HTTP API (`acqswitch load --api`).
 //! - [`cli`]: command-line front ends.
+//! - [`civil`]: UTC calendar fields from Unix seconds (no date-time dependency).
 //! - [`wallet`]: wallet payment tokens (Google Pay), verify -> decrypt -> validate.
 //! - [`seal`]: Sips-style seal (HMAC-SHA-256) of front-end JSON requests and responses.
 //! - [`front`]: gateway-facing HTTP JSON API (axum): seal, Google Pay check, cardOrder.
@@ -14,6 +15,7 @@
 //! - [`switch`]: authorization domain, dialect mappings, response codes, routing, the service.
 #![forbid(unsafe_code)]
 
+pub mod civil;
 pub mod cli;
 pub mod config;
 pub mod front;

@@ -179,7 +179,6 @@ struct LoopResult {
     hist: Histogram<u64>,
 }
 
-
 /// Runs the load; `responseCode` other than 00 counts as `declined`.
 pub async fn run(
     cfg: &ApiLoadConfig,

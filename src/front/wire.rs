@@ -205,31 +205,17 @@ fn field<'v>(
 
 /// `2024-11-14T22:13:20Z` from seconds since the Unix epoch.
 pub fn iso8601(secs: u64) -> String {
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let c = crate::civil::CivilTime::from_unix(secs);
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        c.year, c.month, c.day, c.hour, c.minute, c.second
     )
 }
 
 /// (year, month) of `secs`, for expiry checks.
 pub fn year_month(secs: u64) -> (u16, u8) {
-    let s = iso8601(secs);
-    let y = s.get(..4).and_then(|y| y.parse().ok()).unwrap_or(1970);
-    let m = s.get(5..7).and_then(|m| m.parse().ok()).unwrap_or(1);
-    (y, m)
+    let c = crate::civil::CivilTime::from_unix(secs);
+    (u16::try_from(c.year).unwrap_or(u16::MAX), c.month)
 }
 
 #[cfg(test)]

@@ -943,21 +943,10 @@ impl<'a> Connection<'a> {
 /// DE 7 transmission date and time, `MMDDhhmmss` in UTC.
 pub fn transmission_datetime(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let c = crate::civil::CivilTime::from_unix(secs);
     format!(
-        "{month:02}{day:02}{:02}{:02}{:02}",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
+        "{:02}{:02}{:02}{:02}{:02}",
+        c.month, c.day, c.hour, c.minute, c.second
     )
 }
 
