@@ -664,8 +664,16 @@ fn build_ber(
                 build_ber(inner, field, depth + 1, max_depth, tags, &mut buf)?;
                 buf
             }
-            (SubValue::Text(t), _) => {
+            (SubValue::Text(t), constructed) => {
                 let bytes = hex::decode(t).map_err(|_| ValueError::BadHex(location))?;
+                // A constructed tag given as raw hex must still hold BER-TLV,
+                // or the decoder would refuse what the builder made.
+                if constructed && validate_ber(&bytes, depth + 1, max_depth, tags).is_err() {
+                    return Err(ValueError::Invalid {
+                        location,
+                        reason: "a constructed tag's value must be BER-TLV",
+                    });
+                }
                 if let Some((_, ts)) = tags.iter().find(|(t, _)| *t == tag) {
                     if bytes.len() > ts.max {
                         return Err(ValueError::BadLength {

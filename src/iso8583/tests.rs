@@ -200,6 +200,20 @@ fn malformed_tlv_names_sub_field() {
 }
 
 #[test]
+fn constructed_tag_as_raw_hex_must_hold_ber_tlv() {
+    let spec = Spec::builtin("cb2a").unwrap();
+    let mut m = Message::new(Mti::AUTHORIZATION_REQUEST);
+    // 0x75 has the constructed bit: "C941" is not a BER-TLV object.
+    assert!(spec
+        .set_subfields(&mut m, 55, &[("75", SubValue::Text("C941"))])
+        .is_err());
+    spec.set_subfields(&mut m, 55, &[("75", SubValue::Text("9F270180"))])
+        .unwrap();
+    let wire = spec.encode_to_bytes(&m).unwrap();
+    assert_eq!(spec.decode(&wire).unwrap(), m);
+}
+
+#[test]
 fn duplicate_tags_are_refused() {
     let spec = Spec::builtin("cb2a").unwrap();
     let mut m = Message::new(Mti::AUTHORIZATION_REQUEST);
