@@ -116,14 +116,7 @@ fn run_inner(args: LoadArgs) -> Result<ExitCode, String> {
         let result = crate::load::run(&pool, &cfg, Arc::clone(&progress)).await;
         shown.finish();
         let (report, errors) = result.map_err(|e| e.to_string())?;
-        eprintln!(
-            "errors by kind: {}",
-            serde_json::to_string(&errors).map_err(|e| e.to_string())?
-        );
-        println!(
-            "{}",
-            serde_json::to_string(&report).map_err(|e| e.to_string())?
-        );
+        print_summary(&report, &errors)?;
         pool.shutdown().await;
         Ok(if report.errors == 0 {
             ExitCode::SUCCESS
@@ -174,4 +167,18 @@ impl ProgressDisplay {
         self.ticker.abort();
         self.bar.finish_and_clear();
     }
+}
+
+/// Errors by kind on stderr, then the one JSON summary line on stdout.
+pub(super) fn print_summary(
+    report: &crate::load::LoadReport,
+    errors: &crate::load::ErrorBreakdown,
+) -> Result<(), String> {
+    let errors = serde_json::to_string(errors).map_err(|e| e.to_string())?;
+    eprintln!("errors by kind: {errors}");
+    println!(
+        "{}",
+        serde_json::to_string(report).map_err(|e| e.to_string())?
+    );
+    Ok(())
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::load::{LoadArgs, ProgressDisplay};
+use super::load::{print_summary, LoadArgs, ProgressDisplay};
 use crate::config::Config;
 use crate::load::Progress;
 use crate::load_api::{parse_api_url, ApiLoadConfig};
@@ -48,14 +48,7 @@ pub fn run(args: LoadArgs) -> Result<ExitCode, String> {
         let result = crate::load_api::run(&cfg, Arc::clone(&progress)).await;
         shown.finish();
         let (report, errors) = result.map_err(|e| e.to_string())?;
-        eprintln!(
-            "errors by kind: {}",
-            serde_json::to_string(&errors).map_err(|e| e.to_string())?
-        );
-        println!(
-            "{}",
-            serde_json::to_string(&report).map_err(|e| e.to_string())?
-        );
+        print_summary(&report, &errors)?;
         Ok(if report.errors == 0 {
             ExitCode::SUCCESS
         } else {
