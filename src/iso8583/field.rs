@@ -9,8 +9,9 @@ use std::borrow::Cow;
 use super::bitmap::Bitmap;
 use super::mti::Mti;
 
-/// One data element as it is on the wire.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One data element as it is on the wire. `Debug` shows sizes only: the
+/// data may be a PAN or a cryptogram.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Field<'a> {
     raw: Cow<'a, [u8]>,
     /// Length in the field's unit (nibbles for BCD), as the prefix said.
@@ -61,6 +62,15 @@ impl<'a> Field<'a> {
             raw: Cow::Owned(self.raw.into_owned()),
             units: self.units,
         }
+    }
+}
+
+impl std::fmt::Debug for Field<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Field")
+            .field("units", &self.units)
+            .field("bytes", &self.raw.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -258,8 +268,14 @@ mod tests {
         assert!(bm.get(1) && bm.get(3) && bm.get(70) && !bm.get(65));
         assert_eq!(m.remove(3).unwrap().raw(), b"000000");
         assert!(!m.has(3));
-        // Debug shows field numbers, never data.
+        // Debug shows field numbers and sizes, never data.
         let dbg = format!("{m:?}");
         assert!(dbg.contains("[11, 70]") && !dbg.contains("000002"), "{dbg}");
+        let f = Field::owned(b"4895370012003478".to_vec(), 16);
+        let dbg = format!("{f:?}");
+        assert!(
+            !dbg.contains("48953700") && !dbg.contains("52, 56"),
+            "{dbg}"
+        );
     }
 }

@@ -249,14 +249,27 @@ mod opt_hex {
     }
 }
 
-/// One decoded frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One decoded frame. `Debug` shows sizes only: a message may hold card data.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Frame {
     /// An empty frame (length 0, or only the fixed header): keep the link alive.
     KeepAlive,
     /// A message. `header` is the fixed header as received (empty if none);
     /// both share the read buffer's allocation.
     Message { header: Bytes, body: Bytes },
+}
+
+impl std::fmt::Debug for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Frame::KeepAlive => f.write_str("KeepAlive"),
+            Frame::Message { header, body } => f
+                .debug_struct("Message")
+                .field("header_bytes", &header.len())
+                .field("body_bytes", &body.len())
+                .finish(),
+        }
+    }
 }
 
 /// Where an in-place encoded frame starts; returned by [`FrameCodec::begin`].
