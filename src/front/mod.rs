@@ -193,6 +193,14 @@ async fn read_body(st: &AppState, body: Body) -> Result<Bytes, Reply> {
 }
 
 /// JSON, merchant, key version, seal, interface version.
+/// Reads, parses and unseals a request; a refusal comes back as the
+/// finished (sealed, when the merchant is known) response.
+async fn receive<'s>(st: &'s AppState, body: Body) -> Result<Sealed<'s>, Response> {
+    let bytes = read_body(st, body).await.map_err(|r| r.finish(None, &[]))?;
+    open(st, &bytes)
+        .map_err(|(reply, m)| reply.finish(m.and_then(|m| m.current_key().map(|k| (m, k))), &[]))
+}
+
 fn open<'s>(st: &'s AppState, body: &[u8]) -> Result<Sealed<'s>, (Reply, Option<&'s Merchant>)> {
     let unknown = |r: Refusal| (Reply::refusal(r), None);
     let value: Value =
@@ -245,15 +253,9 @@ fn now_secs(now: SystemTime) -> u64 {
 }
 
 async fn payment_data_provider_check(State(st): State<Arc<AppState>>, body: Body) -> Response {
-    let bytes = match read_body(&st, body).await {
-        Ok(b) => b,
-        Err(r) => return r.finish(None, &[]),
-    };
-    let req = match open(&st, &bytes) {
+    let req = match receive(&st, body).await {
         Ok(r) => r,
-        Err((reply, m)) => {
-            return reply.finish(m.and_then(|m| m.current_key().map(|k| (m, k))), &[])
-        }
+        Err(refused) => return refused,
     };
     let reply = check_token(&st, &req).unwrap_or_else(Reply::refusal);
     reply.finish(Some((req.merchant, req.key)), &[])
@@ -326,15 +328,9 @@ fn check_token(st: &AppState, req: &Sealed<'_>) -> Result<Reply, Refusal> {
 }
 
 async fn card_order(State(st): State<Arc<AppState>>, body: Body) -> Response {
-    let bytes = match read_body(&st, body).await {
-        Ok(b) => b,
-        Err(r) => return r.finish(None, &[]),
-    };
-    let req = match open(&st, &bytes) {
+    let req = match receive(&st, body).await {
         Ok(r) => r,
-        Err((reply, m)) => {
-            return reply.finish(m.and_then(|m| m.current_key().map(|k| (m, k))), &[])
-        }
+        Err(refused) => return refused,
     };
     let reply = match authorize(&st, &req).await {
         Ok(r) => r,
