@@ -1,19 +1,7 @@
 //! The `acqswitch iso` commands, through the real binary.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-
-fn run(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_acqswitch"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
-}
+mod common;
+use common::run;
 
 const DOC: &str = r#"{"t":"0100","2":"4895370012003478","4":"000000001000","11":"000123","14":"2812","47":{"01":"05","02":"00112233445566778899AABBCCDDEEFF00112233","03":"216"}}"#;
 

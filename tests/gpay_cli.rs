@@ -1,32 +1,15 @@
 //! The real `acqswitch gpay` binary: decrypt output shape, masking, failure
 //! objects and exit codes.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_acqswitch");
 const VECTORS: &str = include_str!("data/googlepay/public_vectors.json");
 const NOW_MS: &str = "1704067200000";
 
-fn run(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
+mod common;
+use common::run;
 
 fn vector_files(dir: &Path) -> (String, String) {
     let v: Value = serde_json::from_str(VECTORS).unwrap();
