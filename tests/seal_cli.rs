@@ -18,7 +18,7 @@ fn compute_then_verify() {
         let mut msg = case["message"].clone();
         let out = run(
             &["seal", "compute", "--secret-file", secret],
-            &msg.to_string(),
+            msg.to_string(),
         );
         assert!(out.status.success());
         let seal = String::from_utf8(out.stdout).unwrap().trim().to_owned();
@@ -30,7 +30,7 @@ fn compute_then_verify() {
         msg["seal"] = Value::String(seal.clone());
         let ok = run(
             &["seal", "verify", "--secret-file", secret],
-            &msg.to_string(),
+            msg.to_string(),
         );
         assert!(ok.status.success());
 
@@ -38,7 +38,7 @@ fn compute_then_verify() {
             Value::String(seal.replacen(&seal[..1], if &seal[..1] == "0" { "1" } else { "0" }, 1));
         let bad = run(
             &["seal", "verify", "--secret-file", secret],
-            &msg.to_string(),
+            msg.to_string(),
         );
         assert!(!bad.status.success());
     }
