@@ -31,7 +31,15 @@ pub fn dialect(name: &str) -> &'static Spec {
 /// Decode arbitrary bytes; whatever decodes must re-encode to the same
 /// bytes and display without panicking.
 pub fn iso_decode(spec: &Spec, data: &[u8]) {
-    if let Ok(msg) = spec.decode(data) {
+    let decoded = spec.decode(data);
+    // The planned fast path and the general path agree on every input:
+    // same message, or the same error at the same place.
+    assert_eq!(
+        decoded,
+        crate::iso8583::decode::decode_reference(spec, data),
+        "planned and reference decoders disagree"
+    );
+    if let Ok(msg) = decoded {
         let wire = match spec.encode_to_bytes(&msg) {
             Ok(w) => w,
             Err(e) => panic!("decoded message does not re-encode: {e}"),

@@ -15,11 +15,12 @@ use nom::IResult;
 
 use super::bitmap::Bitmap;
 use super::encoding::{
-    ebcdic_to_ascii, first_outside, hex_value, Class, DataEncoding, BCD_DIGIT_PAIR,
+    all_in, ebcdic_to_ascii, first_outside, hex_value, Class, DataEncoding, Pad, BCD_DIGIT_PAIR,
 };
 use super::error::{DecodeError, DecodeErrorKind, Location};
 use super::field::{Field, Message};
 use super::mti::Mti;
+use super::plan::{CheckPlan, FieldPlan, LengthPlan};
 use super::spec::{BitmapEncoding, FieldSpec, LengthType, MtiEncoding, PrefixEncoding, Spec};
 use super::subfield;
 
@@ -344,22 +345,161 @@ pub(crate) fn offset_in(input: &[u8], at: &[u8]) -> usize {
         .map_or(input.len(), |o| o.min(input.len()))
 }
 
-/// Decodes one whole message; every byte must belong to it.
-pub fn decode<'a>(spec: &Spec, input: &'a [u8]) -> Result<Message<'a>, DecodeError> {
-    let at = |fail: &Fail<'_>, location: Location| DecodeError {
+/// The hot path for one field, driven by its precompiled plan: the rest of
+/// the input and the field when the plan covers the field and the field is
+/// valid; `None` otherwise, and [`general_field`] then decides (it accepts
+/// or names the error).
+#[inline(always)]
+fn planned_field<'a>(
+    spec: &Spec,
+    plan: &FieldPlan,
+    n: u16,
+    input: &'a [u8],
+) -> Option<(&'a [u8], Field<'a>)> {
+    let (units, wire, body) = match plan.length {
+        LengthPlan::Fixed { units, wire } => (units as usize, wire as usize, input),
+        LengthPlan::Ascii { digits } => {
+            let d = digits as usize;
+            let mut units = 0usize;
+            for &c in input.get(..d)? {
+                let v = c.wrapping_sub(b'0');
+                if v > 9 {
+                    return None;
+                }
+                units = units * 10 + usize::from(v);
+            }
+            (units, 0, &input[d..])
+        }
+        LengthPlan::Bcd { bytes } => {
+            let b = bytes as usize;
+            let mut units = 0usize;
+            for &byte in input.get(..b)? {
+                let (hi, lo) = (byte >> 4, byte & 0xF);
+                if hi > 9 || lo > 9 {
+                    return None;
+                }
+                units = units * 100 + usize::from(hi) * 10 + usize::from(lo);
+            }
+            (units, 0, &input[b..])
+        }
+        LengthPlan::Binary { bytes: 1 } => (usize::from(*input.first()?), 0, &input[1..]),
+        LengthPlan::Binary { .. } => {
+            let p = input.get(..2)?;
+            (
+                usize::from(u16::from_be_bytes([p[0], p[1]])),
+                0,
+                &input[2..],
+            )
+        }
+        LengthPlan::Absent | LengthPlan::General => return None,
+    };
+    let wire = if let LengthPlan::Fixed { .. } = plan.length {
+        wire
+    } else {
+        if units > usize::from(plan.max) {
+            return None;
+        }
+        if plan.nibbles {
+            units.div_ceil(2)
+        } else {
+            units
+        }
+    };
+    let data = body.get(..wire)?;
+    match plan.check {
+        CheckPlan::None => {}
+        CheckPlan::Table(table) => {
+            if !all_in(data, table) {
+                return None;
+            }
+        }
+        CheckPlan::BcdDigits { filler, pad } => {
+            if !all_in(data, &BCD_DIGIT_PAIR) {
+                return None;
+            }
+            if units % 2 == 1 {
+                let nibble = match pad {
+                    Pad::Left => data[0] >> 4,
+                    Pad::Right => data[data.len() - 1] & 0xF,
+                };
+                if nibble != filler {
+                    return None;
+                }
+            }
+        }
+        CheckPlan::General => return None,
+    }
+    if plan.container {
+        let subs = spec.field(n)?.subfields.as_deref()?;
+        subfield::validate(subs, data).ok()?;
+    }
+    // `units` fits u16: the dialect caps max at 9999.
+    Some((&body[wire..], Field::borrowed(data, units as u16)))
+}
+
+/// One field the plan did not take: decoded by [`field_value`], which
+/// covers every layout and names what is wrong and where.
+#[cold]
+#[inline(never)]
+fn general_field<'a>(
+    spec: &Spec,
+    n: u16,
+    input: &'a [u8],
+    rest: &'a [u8],
+) -> Result<(&'a [u8], Field<'a>), DecodeError> {
+    let Some(fs) = spec.field(n) else {
+        return Err(located(
+            input,
+            &Fail::new(rest, DecodeErrorKind::FieldNotInDialect),
+            Location::Field(n),
+        ));
+    };
+    field_value(fs, rest).map_err(|e| located(input, &unwrap_fail(e), Location::Field(n)))
+}
+
+/// A parse failure inside `input` as a [`DecodeError`] at `location`
+/// (a sub-field location when the failure came from one).
+#[cold]
+fn located(input: &[u8], fail: &Fail<'_>, location: Location) -> DecodeError {
+    DecodeError {
         location: match (location, fail.sub) {
             (Location::Field(field), Some(sub)) => Location::Subfield { field, sub },
             (l, _) => l,
         },
         offset: offset_in(input, fail.at),
         kind: fail.kind,
-    };
-    let unwrap = |e: nom::Err<Fail<'a>>| match e {
+    }
+}
+
+/// The failure inside a nom error.
+#[cold]
+fn unwrap_fail(e: nom::Err<Fail<'_>>) -> Fail<'_> {
+    match e {
         nom::Err::Error(f) | nom::Err::Failure(f) => f,
         // Complete parsers never ask for more input.
         nom::Err::Incomplete(_) => Fail::new(&[], DecodeErrorKind::Truncated { needed: 1 }),
-    };
+    }
+}
 
+/// Decodes one whole message; every byte must belong to it.
+pub fn decode<'a>(spec: &Spec, input: &'a [u8]) -> Result<Message<'a>, DecodeError> {
+    decode_with::<true>(spec, input)
+}
+
+/// [`decode`] without the per-field plans: every field goes through
+/// [`field_value`]. The reference the planned path is checked against
+/// (unit tests, the `iso_decode` fuzz target).
+pub fn decode_reference<'a>(spec: &Spec, input: &'a [u8]) -> Result<Message<'a>, DecodeError> {
+    decode_with::<false>(spec, input)
+}
+
+#[inline(always)]
+fn decode_with<'a, const PLANNED: bool>(
+    spec: &Spec,
+    input: &'a [u8],
+) -> Result<Message<'a>, DecodeError> {
+    let at = |fail: &Fail<'_>, location: Location| located(input, fail, location);
+    let unwrap = unwrap_fail;
     let (rest, header) =
         take_bytes(spec.header_len)(input).map_err(|e| at(&unwrap(e), Location::Header))?;
     let (rest, mti) = mti(spec.mti)(rest).map_err(|e| at(&unwrap(e), Location::Mti))?;
@@ -399,23 +539,26 @@ pub fn decode<'a>(spec: &Spec, input: &'a [u8]) -> Result<Message<'a>, DecodeErr
         + bitmap.word(1).count_ones()
         + bitmap.word(2).count_ones()) as usize;
     let mut msg = Message::with_capacity(header, mti, count);
-    for w in 0..3u16 {
-        let mut bits = bitmap.word(w as usize);
+    // Data-element bits only: bit 1 (and 65 with a tertiary bitmap) announce
+    // bitmaps, not fields.
+    let mut words = [bitmap.word(0) & !(1 << 63), bitmap.word(1), bitmap.word(2)];
+    if spec.tertiary {
+        words[1] &= !(1 << 63);
+    }
+    for (w, mut bits) in (0u16..).zip(words) {
         while bits != 0 {
             let lead = bits.leading_zeros();
-            bits &= !(1u64 << (63 - lead));
+            bits ^= 1u64 << (63 - lead);
             let n = w * 64 + lead as u16 + 1;
-            if n == 1 || (n == 65 && spec.tertiary) {
-                continue;
-            }
-            let Some(fs) = spec.field(n) else {
-                return Err(at(
-                    &Fail::new(rest, DecodeErrorKind::FieldNotInDialect),
-                    Location::Field(n),
-                ));
+            let planned = if PLANNED {
+                planned_field(spec, spec.plans.get(n), n, rest)
+            } else {
+                None
             };
-            let (r, field) =
-                field_value(fs, rest).map_err(|e| at(&unwrap(e), Location::Field(n)))?;
+            let (r, field) = match planned {
+                Some(ok) => ok,
+                None => general_field(spec, n, input, rest)?,
+            };
             msg.push_decoded(n, field);
             rest = r;
         }

@@ -68,7 +68,7 @@ impl Class {
     /// Index of the first character outside the class, if any.
     #[inline]
     pub fn first_bad_char(self, s: &[u8]) -> Option<usize> {
-        first_outside(s, &CLASS_TABLES[self as usize])
+        first_outside(s, class_table(self))
     }
 
     /// The short name used in dialect files and error messages.
@@ -122,6 +122,12 @@ const fn class_allows(class: Class, c: u8) -> bool {
     }
 }
 
+/// The byte table of an ASCII character class (`true`: allowed).
+#[inline]
+pub(crate) fn class_table(class: Class) -> &'static [bool; 256] {
+    &CLASS_TABLES[class as usize]
+}
+
 /// Index of the first byte whose `table` entry is false. Valid data is the
 /// common case: eight bytes are checked per branch, and the culprit is
 /// looked for only in a chunk that fails.
@@ -147,6 +153,25 @@ pub fn first_outside(s: &[u8], table: &[bool; 256]) -> Option<usize> {
         .iter()
         .position(|&c| !table[c as usize])
         .map(|i| base + i)
+}
+
+/// Whether every byte of `s` has a `true` entry in `table`: the decoder's
+/// fast path, with no early exit (one branch per four bytes); the caller
+/// looks for the culprit with [`first_outside`] only when this fails.
+#[inline(always)]
+pub(crate) fn all_in(s: &[u8], table: &[bool; 256]) -> bool {
+    let mut chunks = s.chunks_exact(4);
+    let mut ok = true;
+    for c in &mut chunks {
+        ok &= table[c[0] as usize]
+            & table[c[1] as usize]
+            & table[c[2] as usize]
+            & table[c[3] as usize];
+    }
+    for &c in chunks.remainder() {
+        ok &= table[c as usize];
+    }
+    ok
 }
 
 /// Bytes whose two nibbles are both decimal digits.

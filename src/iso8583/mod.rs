@@ -37,6 +37,7 @@ pub mod field;
 pub mod json;
 pub mod mask;
 pub mod mti;
+mod plan;
 pub mod sample;
 pub mod spec;
 pub mod subfield;

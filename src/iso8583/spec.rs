@@ -24,6 +24,7 @@ use serde::Deserialize;
 
 use super::encoding::{hex_value, Class, DataEncoding, Pad};
 use super::error::SpecError;
+use super::plan::Plans;
 
 /// Highest data element number (with a tertiary bitmap).
 pub const MAX_FIELD: u16 = 192;
@@ -221,6 +222,8 @@ pub struct Spec {
     /// Indexed by field number; 0 and 1 (and 65 with a tertiary bitmap) are
     /// always `None`.
     pub(crate) fields: Vec<Option<FieldSpec>>,
+    /// The decoder's per-field plans, derived from `fields`.
+    pub(crate) plans: Plans,
 }
 
 impl Spec {
@@ -442,6 +445,7 @@ impl RawDialect {
             tertiary,
             header_len,
             header_ascii,
+            plans: Plans::new(&fields),
             fields,
         })
     }

@@ -248,3 +248,46 @@ fn display_masks_sensitive_fields() {
     assert!(shown.contains("2=489537******3478"), "{shown}");
     assert!(!shown.contains("4895370012003478"));
 }
+
+/// The planned fast path and the general (reference) path must agree on
+/// valid messages and on every corruption of them: same message, or the
+/// same error at the same place.
+#[test]
+fn planned_decoder_agrees_with_reference() {
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+    let mut rng = StdRng::seed_from_u64(8583);
+    let mut checked = 0usize;
+    for name in ["cb2a", "iso87ascii", "iso87binary", "iso87visa"] {
+        let spec = Spec::builtin(name).unwrap();
+        let mut messages = vec![sample::full_message(&spec, &mut rng)];
+        messages.extend((0..20).map(|_| sample::random_message(&spec, 0.3, 40, &mut rng)));
+        for msg in messages {
+            let wire = spec.encode_to_bytes(&msg).unwrap().to_vec();
+            let agree = |bytes: &[u8]| {
+                assert_eq!(
+                    spec.decode(bytes),
+                    decode::decode_reference(&spec, bytes),
+                    "{name}: {}",
+                    hex::encode(bytes)
+                );
+            };
+            agree(&wire);
+            for cut in 0..wire.len() {
+                agree(&wire[..cut]);
+            }
+            for _ in 0..200 {
+                let mut bad = wire.clone();
+                let i = rng.gen_range(0..bad.len());
+                bad[i] = match rng.gen_range(0..4) {
+                    0 => rng.gen(),
+                    1 => bad[i] ^ 0x80,
+                    2 => bad[i].wrapping_add(1),
+                    _ => b'0',
+                };
+                agree(&bad);
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 10_000);
+}
