@@ -431,7 +431,9 @@ fn planned_field<'a>(
     }
     if plan.container {
         let subs = spec.field(n)?.subfields.as_deref()?;
-        subfield::validate(subs, data).ok()?;
+        if !subfield::quick_valid(subs, data) {
+            return None;
+        }
     }
     // `units` fits u16: the dialect caps max at 9999.
     Some((&body[wire..], Field::borrowed(data, units as u16)))

@@ -9,6 +9,7 @@ use bytes::BufMut;
 
 use super::decode::{fail, field_value, take_bytes, Fail, PResult};
 use super::encode::write_field;
+use super::encoding::{all_in, class_table};
 use super::error::{DecodeErrorKind, Location, ValueError};
 use super::field::Field;
 use super::spec::{FieldSpec, Subfields, TagSpec, TlvLayout, TlvPartEncoding};
@@ -274,6 +275,69 @@ pub fn tlv_entries<'a>(
 fn tag_number(tag: &[u8]) -> u32 {
     tag.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b))
 }
+
+/// Whether a container is valid, for the decoder's fast path: simple TLV
+/// containers holding only known tags, each once, are checked here with
+/// no error bookkeeping; anything else (unknown tags, any failure, other
+/// layouts) is left to [`validate`], which has the final word and names
+/// the error.
+#[inline]
+pub(crate) fn quick_valid(subs: &Subfields, data: &[u8]) -> bool {
+    match subs {
+        Subfields::Tlv(layout) => tlv_quick_valid(layout, data),
+        _ => validate(subs, data).is_ok(),
+    }
+}
+
+fn tlv_quick_valid(layout: &TlvLayout, data: &[u8]) -> bool {
+    let (tw, lw) = (layout.tag_width, layout.length_width);
+    let mut rest = data;
+    let mut seen = 0u64;
+    while !rest.is_empty() {
+        if rest.len() < tw + lw {
+            return false;
+        }
+        let (tag, after) = rest.split_at(tw);
+        if layout.tag_encoding == TlvPartEncoding::Ascii && !all_in(tag, &GRAPHIC) {
+            return false;
+        }
+        let (len_bytes, after) = after.split_at(lw);
+        let Some(len) = tlv_length(layout, len_bytes) else {
+            return false;
+        };
+        if after.len() < len {
+            return false;
+        }
+        let (value, after) = after.split_at(len);
+        let number = tag_number(tag);
+        let Some(i) = layout.tag_numbers.iter().position(|t| *t == number) else {
+            return false;
+        };
+        if i >= 64 || first_repeat(&mut seen, i) {
+            return false;
+        }
+        let ts = &layout.tags[i].1;
+        if value.len() > ts.max
+            || (ts.encoding != super::encoding::DataEncoding::Binary
+                && !all_in(value, class_table(ts.class)))
+        {
+            return false;
+        }
+        rest = after;
+    }
+    true
+}
+
+/// Visible ASCII characters (`u8::is_ascii_graphic`) as a byte table.
+static GRAPHIC: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0x21;
+    while c <= 0x7E {
+        t[c] = true;
+        c += 1;
+    }
+    t
+};
 
 /// Walks a container without allocating; the error points into `data`.
 pub(crate) fn validate<'a>(subs: &Subfields, data: &'a [u8]) -> Result<(), Fail<'a>> {
