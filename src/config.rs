@@ -13,6 +13,8 @@
 //! duplicate_capacity = 1000000
 //! vault_ttl = "15m"               # PAN_ONLY references
 //! vault_capacity = 100000
+//! token_replay_window = "168h"    # a Google Pay messageId seen twice is refused (12)
+//! token_replay_capacity = 1000000
 //!
 //! [simulator]                     # optional: an in-process acquirer simulator;
 //! dialect = "cb2a"                # pools with primary = "simulator" connect to it
@@ -169,6 +171,12 @@ pub struct LimitsConfig {
     #[serde(with = "duration_serde")]
     pub vault_ttl: Duration,
     pub vault_capacity: usize,
+    /// How long a decrypted Google Pay `messageId` is remembered, so the
+    /// same token presented again is refused; at least the tokens' own
+    /// lifetime (`messageExpiration`).
+    #[serde(with = "duration_serde")]
+    pub token_replay_window: Duration,
+    pub token_replay_capacity: usize,
 }
 
 impl Default for LimitsConfig {
@@ -178,6 +186,8 @@ impl Default for LimitsConfig {
             duplicate_capacity: 1_000_000,
             vault_ttl: Duration::from_secs(900),
             vault_capacity: 100_000,
+            token_replay_window: Duration::from_secs(7 * 24 * 3600),
+            token_replay_capacity: 1_000_000,
         }
     }
 }

@@ -116,7 +116,7 @@ fn token(pan_only: bool, pan: &str) -> String {
         )
     };
     let payment = DecryptedPayment {
-        message_id: format!("t-{}", now_ms()),
+        message_id: unique("t"),
         message_expiration_ms: now_ms() + 600_000,
         payment_method: "CARD".into(),
         gateway_merchant_id: None,
@@ -204,14 +204,14 @@ fn hex_of_b64(s: &str) -> String {
 async fn cryptogram_3ds_end_to_end_and_the_0100_fields() {
     let r = start_default().await;
     let mut api = Api::new(&r).await;
-    let c = api
-        .call(
-            PATH_CHECK,
-            M1,
-            json!({"paymentMeanDataProvider": "GOOGLEPAY", "paymentData": token(false, DPAN)}),
-        )
-        .await;
+    let check = json!({"paymentMeanDataProvider": "GOOGLEPAY", "paymentData": token(false, DPAN)});
+    let c = api.call(PATH_CHECK, M1, check.clone()).await;
     assert_eq!(c["responseCode"], "00", "{c}");
+    // The same token again is a replay: refused, nothing revealed.
+    let again = api.call(PATH_CHECK, M1, check).await;
+    assert_eq!(again["responseCode"], "12", "{again}");
+    assert_eq!(again["errorFieldName"], "paymentData");
+    assert!(!again.to_string().contains(DPAN));
     assert_eq!(c["paymentToken"], DPAN);
     assert_eq!(c["cardExpiryDate"], "203012");
     assert_eq!(c["paymentMeanBrand"], "VISA");

@@ -56,6 +56,8 @@ pub struct AppState {
     pub service: AuthorizationService,
     pub merchants: HashMap<String, Merchant>,
     pub references: Mutex<ReferenceWindow>,
+    /// `(merchant, messageId)` of every token decrypted, against replays.
+    pub token_ids: Mutex<ReferenceWindow>,
     pub vault: Mutex<TokenVault>,
     pub body_limit: usize,
     pub body_read_timeout: Duration,
@@ -280,6 +282,15 @@ fn check_token(st: &AppState, req: &Sealed<'_>) -> Result<Reply, Refusal> {
             field: Some("paymentData"),
         }
     })?;
+    // A token is good for one use: the same messageId again is a replay
+    // (checked after the signatures, so only Google's own ids get here).
+    if !lock(&st.token_ids).insert(&req.merchant.id, &payment.message_id, Instant::now()) {
+        tracing::info!(merchant = %req.merchant.id, "token replayed");
+        return Err(Refusal {
+            code: "12",
+            field: Some("paymentData"),
+        });
+    }
     let d = &payment.details;
     let expiry = Expiry::new(d.expiration_year, d.expiration_month)
         .ok_or(Refusal::invalid("paymentData"))?;

@@ -168,6 +168,10 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
             cfg.limits.duplicate_capacity,
             cfg.limits.duplicate_window,
         )),
+        token_ids: Mutex::new(ReferenceWindow::new(
+            cfg.limits.token_replay_capacity,
+            cfg.limits.token_replay_window,
+        )),
         vault: Mutex::new(TokenVault::new(
             cfg.limits.vault_capacity,
             cfg.limits.vault_ttl,

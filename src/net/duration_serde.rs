@@ -1,5 +1,5 @@
 //! Durations in configuration: an integer is milliseconds, a string takes a
-//! unit suffix (`"250ms"`, `"5s"`, `"2m"`).
+//! unit suffix (`"250ms"`, `"5s"`, `"2m"`, `"24h"`).
 
 use serde::{de, Deserialize, Deserializer, Serializer};
 use std::time::Duration;
@@ -21,7 +21,8 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error
     }
 }
 
-/// Parses `"250ms"`, `"5s"`, `"2m"` or a bare number of milliseconds.
+/// Parses `"250ms"`, `"5s"`, `"2m"`, `"24h"` or a bare number of
+/// milliseconds.
 pub fn parse(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -31,7 +32,14 @@ pub fn parse(s: &str) -> Result<Duration, String> {
         "" | "ms" => Ok(Duration::from_millis(n)),
         "us" => Ok(Duration::from_micros(n)),
         "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
+        "m" => n
+            .checked_mul(60)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("duration {s:?} too long")),
+        "h" => n
+            .checked_mul(3600)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("duration {s:?} too long")),
         _ => Err(format!("bad duration unit in {s:?}")),
     }
 }
@@ -63,7 +71,11 @@ mod tests {
         assert_eq!(parse("5s"), Ok(Duration::from_secs(5)));
         assert_eq!(parse("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse("40"), Ok(Duration::from_millis(40)));
-        assert!(parse("5h").is_err());
+        assert_eq!(parse("168h"), Ok(Duration::from_secs(168 * 3600)));
+        assert!(parse("5d").is_err());
         assert!(parse("s").is_err());
+        // Too long for the unit: an error, not an overflow.
+        assert!(parse("18446744073709551615h").is_err());
+        assert!(parse("18446744073709551615m").is_err());
     }
 }
