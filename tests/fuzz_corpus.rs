@@ -162,6 +162,26 @@ fn write_seeds() {
             fs::write(dir("gpay_token").join(k), v.to_string()).unwrap();
         }
     }
+    // The harness's other modes: a payload to seal ("P"), a signedMessage
+    // to sign ("2"), a root keys file ("K").
+    let payload = r#"{"messageExpiration":"4102444800000","messageId":"seed","paymentMethod":"CARD","paymentMethodDetails":{"pan":"4895370012003478","expirationMonth":12,"expirationYear":2030,"authMethod":"CRYPTOGRAM_3DS","cryptogram":"AgAAAAAABk4DWZ4C28yUQAAAAAA=","eciIndicator":"05"}}"#;
+    fs::write(
+        dir("gpay_token").join("mode-payload"),
+        format!("P{payload}"),
+    )
+    .unwrap();
+    let signed_message = vectors["ecv2_token"]["signedMessage"].as_str().unwrap();
+    fs::write(
+        dir("gpay_token").join("mode-signed-message"),
+        format!("2{signed_message}"),
+    )
+    .unwrap();
+    let root_keys = acqswitch::wallet::googlepay::testkeys::root_keys_json().unwrap();
+    fs::write(
+        dir("gpay_token").join("mode-root-keys"),
+        format!("K{root_keys}"),
+    )
+    .unwrap();
     let kat = read_json("seal/kat.json");
     let mut walk = vec![&kat];
     let mut i = 0;
