@@ -356,20 +356,59 @@ fn planned_field<'a>(
     n: u16,
     input: &'a [u8],
 ) -> Option<(&'a [u8], Field<'a>)> {
-    let (units, wire, body) = match plan.length {
-        LengthPlan::Fixed { units, wire } => (units as usize, wire as usize, input),
-        LengthPlan::Ascii { digits } => {
-            let d = digits as usize;
-            let mut units = 0usize;
-            for &c in input.get(..d)? {
-                let v = c.wrapping_sub(b'0');
-                if v > 9 {
-                    return None;
-                }
-                units = units * 10 + usize::from(v);
-            }
-            (units, 0, &input[d..])
+    // Fixed lengths are the common case: a plain branch for them, the
+    // prefix kinds behind it (a jump table here costs more than the work).
+    let (units, wire, body) = if let LengthPlan::Fixed { units, wire } = plan.length {
+        (units as usize, wire as usize, input)
+    } else {
+        let (units, body) = length_prefix_planned(plan.length, input)?;
+        if units > usize::from(plan.max) {
+            return None;
         }
+        let wire = if plan.nibbles {
+            units.div_ceil(2)
+        } else {
+            units
+        };
+        (units, wire, body)
+    };
+    let data = body.get(..wire)?;
+    // Most frequent first; plain branches rather than a jump table.
+    if let CheckPlan::BcdDigits { filler, pad } = plan.check {
+        if !all_in(data, &BCD_DIGIT_PAIR) {
+            return None;
+        }
+        if units % 2 == 1 {
+            let nibble = match pad {
+                Pad::Left => data[0] >> 4,
+                Pad::Right => data[data.len() - 1] & 0xF,
+            };
+            if nibble != filler {
+                return None;
+            }
+        }
+    } else if let CheckPlan::Table(table) = plan.check {
+        if !all_in(data, table) {
+            return None;
+        }
+    } else if plan.check == CheckPlan::General {
+        return None;
+    }
+    if plan.container {
+        let subs = spec.field(n)?.subfields.as_deref()?;
+        if !subfield::quick_valid(subs, data) {
+            return None;
+        }
+    }
+    // `units` fits u16: the dialect caps max at 9999.
+    Some((&body[wire..], Field::borrowed(data, units as u16)))
+}
+
+/// A planned length prefix: the length in the field's unit and the input
+/// after the prefix; `None` for anything the general path must judge.
+#[inline(always)]
+fn length_prefix_planned(length: LengthPlan, input: &[u8]) -> Option<(usize, &[u8])> {
+    match length {
         LengthPlan::Bcd { bytes } => {
             let b = bytes as usize;
             let mut units = 0usize;
@@ -380,63 +419,27 @@ fn planned_field<'a>(
                 }
                 units = units * 100 + usize::from(hi) * 10 + usize::from(lo);
             }
-            (units, 0, &input[b..])
+            Some((units, &input[b..]))
         }
-        LengthPlan::Binary { bytes: 1 } => (usize::from(*input.first()?), 0, &input[1..]),
-        LengthPlan::Binary { .. } => {
-            let p = input.get(..2)?;
-            (
-                usize::from(u16::from_be_bytes([p[0], p[1]])),
-                0,
-                &input[2..],
-            )
-        }
-        LengthPlan::Absent | LengthPlan::General => return None,
-    };
-    let wire = if let LengthPlan::Fixed { .. } = plan.length {
-        wire
-    } else {
-        if units > usize::from(plan.max) {
-            return None;
-        }
-        if plan.nibbles {
-            units.div_ceil(2)
-        } else {
-            units
-        }
-    };
-    let data = body.get(..wire)?;
-    match plan.check {
-        CheckPlan::None => {}
-        CheckPlan::Table(table) => {
-            if !all_in(data, table) {
-                return None;
-            }
-        }
-        CheckPlan::BcdDigits { filler, pad } => {
-            if !all_in(data, &BCD_DIGIT_PAIR) {
-                return None;
-            }
-            if units % 2 == 1 {
-                let nibble = match pad {
-                    Pad::Left => data[0] >> 4,
-                    Pad::Right => data[data.len() - 1] & 0xF,
-                };
-                if nibble != filler {
+        LengthPlan::Ascii { digits } => {
+            let d = digits as usize;
+            let mut units = 0usize;
+            for &c in input.get(..d)? {
+                let v = c.wrapping_sub(b'0');
+                if v > 9 {
                     return None;
                 }
+                units = units * 10 + usize::from(v);
             }
+            Some((units, &input[d..]))
         }
-        CheckPlan::General => return None,
-    }
-    if plan.container {
-        let subs = spec.field(n)?.subfields.as_deref()?;
-        if !subfield::quick_valid(subs, data) {
-            return None;
+        LengthPlan::Binary { bytes: 1 } => Some((usize::from(*input.first()?), &input[1..])),
+        LengthPlan::Binary { .. } => {
+            let p = input.get(..2)?;
+            Some((usize::from(u16::from_be_bytes([p[0], p[1]])), &input[2..]))
         }
+        LengthPlan::Fixed { .. } | LengthPlan::Absent | LengthPlan::General => None,
     }
-    // `units` fits u16: the dialect caps max at 9999.
-    Some((&body[wire..], Field::borrowed(data, units as u16)))
 }
 
 /// One field the plan did not take: decoded by [`field_value`], which
