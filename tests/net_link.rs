@@ -312,6 +312,53 @@ async fn fails_over_to_secondary() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn fails_back_to_the_primary_without_failing_requests() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let primary = closed.local_addr().unwrap();
+    drop(closed);
+    let secondary = sim(Faults::default()).await;
+    let pool = ready_pool(PoolConfig {
+        links: 2,
+        primary: primary.to_string(),
+        secondary: Some(secondary.addr().to_string()),
+        failback_interval: Some(Duration::from_secs(2)),
+        ..pool_cfg(&secondary)
+    })
+    .await;
+    assert!(pool.links().iter().all(|l| l.on_secondary()));
+    let s = Arc::clone(pool.spec());
+    // Nothing on the primary yet: the probes fail, the links stay put.
+    for _ in 0..5 {
+        pool.send(auth(&s, 100)).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert!(pool.links().iter().all(|l| l.on_secondary()));
+    assert_eq!(pool.metrics().failbacks, 0);
+
+    // The primary comes back: each link drains and moves, one at a time,
+    // and every request meanwhile is answered.
+    let mut cfg = SimConfig::new(spec());
+    cfg.listen = primary;
+    let back = Simulator::start(cfg).await.unwrap();
+    let mut sent = 0;
+    while pool.links().iter().any(|l| l.on_secondary()) {
+        pool.send(auth(&s, 100)).await.unwrap();
+        sent += 1;
+        assert!(sent < 10_000, "links never moved back to the primary");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::timeout(T, pool.wait_ready(2)).await.unwrap();
+    assert_eq!(pool.metrics().failbacks, 2);
+    let before = back.ledger().len();
+    pool.send(auth(&s, 100)).await.unwrap();
+    assert_eq!(
+        back.ledger().len(),
+        before + 1,
+        "the primary took the request"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn degraded_then_down_when_endpoint_goes_away() {
     let sim = sim(Faults::default()).await;
     let pool = ready_pool(PoolConfig {

@@ -260,6 +260,8 @@ metrics! {
     echoes_sent,
     /// Acquirer 0800s answered.
     network_answered,
+    /// Moves back from the secondary endpoint to the primary.
+    failbacks,
     /// Successful sign-ons.
     sign_ons,
 }
@@ -479,6 +481,8 @@ enum DownReason {
     StanExhausted,
     #[error("shut down")]
     Shutdown,
+    #[error("primary endpoint reachable again: moving back to it")]
+    Failback,
 }
 
 fn set_state(ctx: &LinkContext, shared: &LinkShared, s: LinkState) {
@@ -525,6 +529,11 @@ async fn supervise(
         set_state(&ctx, &shared, LinkState::Down);
         if matches!(reason, DownReason::Shutdown) {
             break;
+        }
+        if matches!(reason, DownReason::Failback) {
+            LinkMetrics::inc(&shared.metrics.failbacks);
+            tracing::info!(link = shared.id, "moving back to the primary endpoint");
+            continue;
         }
         let delay = backoff.next_delay(&mut rng);
         tracing::warn!(link = shared.id, %reason, ?delay, "link down, reconnecting");
@@ -595,6 +604,8 @@ struct Connection<'a> {
     state: LinkState,
     last_rx: Instant,
     echo_pending: bool,
+    /// Draining to move back to the primary (not to shut down).
+    failing_back: bool,
 }
 
 impl<'a> Connection<'a> {
@@ -612,6 +623,7 @@ impl<'a> Connection<'a> {
             state: LinkState::SigningOn,
             last_rx: Instant::now(),
             echo_pending: false,
+            failing_back: false,
         }
     }
 
@@ -662,6 +674,19 @@ impl<'a> Connection<'a> {
         tokio::pin!(sleep);
         let mut armed: Option<Instant> = None;
         let mut shutdown_seen = false;
+        // On the secondary: probe the primary now and then; a probe that
+        // connects says so on `primary_back`.
+        let failback = match cfg.failback_interval {
+            Some(iv) if self.shared.endpoint.load(Ordering::Relaxed) == 1 => Some(iv),
+            _ => None,
+        };
+        // Links of a pool probe at staggered times, so they do not all
+        // drain at once.
+        let interval = failback.unwrap_or(Duration::from_secs(86_400));
+        let stagger = interval / 4 * (self.shared.id % 4) as u32;
+        let mut probe_timer = tokio::time::interval_at(now + interval + stagger, interval);
+        probe_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (probe_tx, mut primary_back) = mpsc::channel::<()>(1);
         loop {
             // Write whatever is queued: one system call for many frames.
             if !self.wbuf.is_empty() {
@@ -673,7 +698,11 @@ impl<'a> Connection<'a> {
             }
             if self.state == LinkState::Draining && self.matcher.is_empty() && self.wbuf.is_empty()
             {
-                return DownReason::Shutdown;
+                return if self.failing_back && !shutdown_seen {
+                    DownReason::Failback
+                } else {
+                    DownReason::Shutdown
+                };
             }
             let next = self.next_wakeup();
             if next != armed {
@@ -726,6 +755,23 @@ impl<'a> Connection<'a> {
                         shutdown_seen = true;
                         self.set_state(LinkState::Draining);
                     }
+                }
+                _ = probe_timer.tick(), if failback.is_some() && self.state == LinkState::Ready => {
+                    let primary = cfg.primary.clone();
+                    let connect_timeout = cfg.connect_timeout;
+                    let tx = probe_tx.clone();
+                    tokio::spawn(async move {
+                        let probe = TcpStream::connect(primary.as_str());
+                        if let Ok(Ok(_)) = tokio::time::timeout(connect_timeout, probe).await {
+                            let _ = tx.try_send(());
+                        }
+                    });
+                }
+                Some(()) = primary_back.recv(), if self.state == LinkState::Ready => {
+                    // Stop taking requests; those in flight finish here.
+                    tracing::info!(link = self.shared.id, "primary endpoint answers again: draining");
+                    self.failing_back = true;
+                    self.set_state(LinkState::Draining);
                 }
             }
         }

@@ -34,6 +34,7 @@ use crate::iso8583::{Message, Spec};
 /// links = 4
 /// primary = "10.0.0.1:5000"
 /// secondary = "10.0.0.2:5000"
+/// failback_interval = "30s"   # probe the primary while on the secondary
 /// request_timeout = "5s"
 /// max_in_flight_per_link = 256
 /// echo_interval = "30s"
@@ -49,6 +50,12 @@ pub struct PoolConfig {
     pub primary: String,
     /// `host:port` tried when the primary cannot be reached.
     pub secondary: Option<String>,
+    /// While a link is on the secondary, how often it probes the primary
+    /// (a TCP connect); once the primary answers, the link stops taking
+    /// requests, lets its in-flight ones finish, and reconnects to the
+    /// primary. `None`: stay on the secondary until the link drops.
+    #[serde(with = "duration_serde::option")]
+    pub failback_interval: Option<Duration>,
     #[serde(with = "duration_serde")]
     pub request_timeout: Duration,
     /// Requests in flight per link; beyond it `send` fails with `Busy`.
@@ -79,6 +86,7 @@ impl Default for PoolConfig {
             links: 2,
             primary: "127.0.0.1:5000".into(),
             secondary: None,
+            failback_interval: Some(Duration::from_secs(30)),
             request_timeout: Duration::from_secs(5),
             max_in_flight_per_link: 256,
             echo_interval: Some(Duration::from_secs(30)),
