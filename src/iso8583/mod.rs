@@ -143,6 +143,16 @@ impl Spec {
                 max: fs.max,
             });
         }
+        // The container as a whole obeys its field's class too (a value of
+        // an unknown tag in an `ans` container cannot hold a control
+        // character): what is set here always decodes.
+        if let Err(f) = decode::check_content(fs, &data, units) {
+            return Err(ValueError::BadChar {
+                location,
+                index: decode::offset_in(&data, f.at),
+                class: fs.class.name(),
+            });
+        }
         msg.insert(n, Field::owned(data, units as u16));
         Ok(())
     }

@@ -291,3 +291,20 @@ fn planned_decoder_agrees_with_reference() {
     }
     assert!(checked > 10_000);
 }
+
+/// Found by fuzzing (`iso_document`): an unknown tag's value in an ASCII
+/// container of class `ans` carried a tab, was accepted, and the encoded
+/// message then did not decode. The container's class now applies.
+#[test]
+fn container_values_obey_the_container_class() {
+    let spec = Spec::builtin("cb2a").unwrap();
+    let mut m = Message::new(Mti::new(*b"0810"));
+    let err = spec
+        .set_subfields(&mut m, 59, &[("9099", SubValue::Text("At\t4K"))])
+        .unwrap_err();
+    assert!(matches!(err, ValueError::BadChar { index: 9, .. }), "{err}");
+    spec.set_subfields(&mut m, 59, &[("9099", SubValue::Text("At 4K"))])
+        .unwrap();
+    let wire = spec.encode_to_bytes(&m).unwrap();
+    assert_eq!(spec.decode(&wire).unwrap(), m);
+}
