@@ -177,4 +177,40 @@ mod tests {
             }
         }
     }
+
+    /// Signatures that are not the key's: another key's, random (r, s),
+    /// and r or s replaced by n - r / n - s (high-S is valid for p256 0.13
+    /// and Google's verifiers alike). Both paths must answer as p256 does.
+    #[test]
+    fn foreign_random_and_negated_signatures_agree_with_p256() {
+        let mut rng = StdRng::seed_from_u64(13);
+        let sk = SigningKey::random(&mut rng);
+        let vk = *sk.verifying_key();
+        let q = ProjectivePoint::from(*vk.as_affine());
+        let qt = FixedBaseTable::new(&q, KEY_WINDOW_BITS);
+        let msg = b"signed string";
+        let good: Signature = sk.sign(msg);
+        let (r, s) = good.split_scalars();
+        let mut cases = vec![
+            good,
+            SigningKey::random(&mut rng).sign(msg),
+            Signature::from_scalars(*r, -*s).unwrap(),
+            Signature::from_scalars(-*r, *s).unwrap(),
+        ];
+        for _ in 0..16 {
+            let (r, s) = (Scalar::random(&mut rng), Scalar::random(&mut rng));
+            if let Ok(sig) = Signature::from_scalars(r, s) {
+                cases.push(sig);
+            }
+        }
+        let mut accepted = 0;
+        for sig in cases {
+            let expected = vk.verify(msg, &sig).is_ok();
+            accepted += usize::from(expected);
+            assert_eq!(verify(KeyMul::Table(&qt), msg, &sig), expected);
+            assert_eq!(verify(KeyMul::Point(&q), msg, &sig), expected);
+        }
+        // The good signature and its high-S twin.
+        assert_eq!(accepted, 2);
+    }
 }
