@@ -61,7 +61,7 @@ for section in $sections; do
 case "$section" in
 codec)
     hex=$($bin iso encode --spec iso87binary --hex < benches/data/wallet_0100_iso87.json)
-    cargo bench --quiet --bench codec -- --noplot 'wallet_0100' >/dev/null
+    cargo bench --quiet --bench codec -- --noplot 'wallet_0100' >/dev/null 2>&1
     pyres=$("$py" benches/pyiso8583_bench.py default "$hex")
     est() { "$py" -c "import json,sys; print(round(json.load(open(sys.argv[1]))['mean']['point_estimate']))" "target/criterion/$1/new/estimates.json"; }
     rd=$(est "iso87binary_wallet_0100/decode"); re=$(est "iso87binary_wallet_0100/encode")
