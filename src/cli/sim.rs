@@ -19,7 +19,7 @@ pub struct SimArgs {
     /// Dialect: a built-in name (cb2a, iso87ascii, iso87binary) or a file.
     #[arg(long, default_value = "cb2a")]
     pub spec: String,
-    /// Framing: STYLE[+self][,header=HEX][,max=N], STYLE one of
+    /// Framing: `STYLE[+self][,header=HEX][,max=N]`, STYLE one of
     /// two_byte_binary, four_byte_ascii, two_byte_bcd, four_byte_binary.
     #[arg(long, default_value = "two_byte_binary", value_parser = FramingConfig::parse_cli)]
     pub framing: FramingConfig,

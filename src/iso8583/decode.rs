@@ -492,7 +492,7 @@ pub fn decode<'a>(spec: &Spec, input: &'a [u8]) -> Result<Message<'a>, DecodeErr
 }
 
 /// [`decode`] without the per-field plans: every field goes through
-/// [`field_value`]. The reference the planned path is checked against
+/// `field_value`. The reference the planned path is checked against
 /// (unit tests, the `iso_decode` fuzz target).
 pub fn decode_reference<'a>(spec: &Spec, input: &'a [u8]) -> Result<Message<'a>, DecodeError> {
     decode_with::<false>(spec, input)
