@@ -84,7 +84,8 @@ fn message_expiry_uses_the_injected_clock() {
 
 #[test]
 fn rotation_tries_every_merchant_key() {
-    let old = MerchantPrivateKey::from_secret_key(p256::SecretKey::from_slice(&[7u8; 32]).unwrap());
+    let old = MerchantPrivateKey::from_secret_key(p256::SecretKey::from_slice(&[7u8; 32]).unwrap())
+        .unwrap();
     let mut cfg = testkeys::recipient_config(ProtocolVersion::EcV2).unwrap();
     cfg.private_keys.insert(0, old.clone());
     let r = GooglePayRecipient::new(cfg).unwrap();

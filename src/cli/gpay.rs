@@ -344,7 +344,7 @@ fn bench(args: &BenchArgs) -> Result<(), String> {
     println!(
         "{}",
         json!({
-            "implementation": "acqswitch (Rust, p256)",
+            "implementation": crate::wallet::googlepay::IMPLEMENTATION,
             "tokens": tokens.len(),
             "rounds": args.rounds,
             "cold_tokens_per_s": cold.0.round(),

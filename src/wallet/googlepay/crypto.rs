@@ -56,22 +56,30 @@ pub(crate) fn parse_ephemeral_key(bytes: &[u8]) -> Result<PublicKey, TokenError>
     PublicKey::from_sec1_bytes(bytes).map_err(|_| TokenError::EphemeralKey)
 }
 
-/// KEM: ECDH then HKDF, as in Tink's `computeEciesHkdfSymmetricKey`.
+/// The sender's half of the KEM: ECDH(ephemeral secret, recipient public),
+/// the same x coordinate the recipient computes from its side.
+pub(crate) fn sender_shared_x(ephemeral: &SecretKey, recipient: &PublicKey) -> Zeroizing<[u8; 32]> {
+    let shared = p256::ecdh::diffie_hellman(ephemeral.to_nonzero_scalar(), recipient.as_affine());
+    let mut x = Zeroizing::new([0u8; 32]);
+    x.copy_from_slice(shared.raw_secret_bytes());
+    x
+}
+
+/// KEM, after the ECDH: HKDF over the ephemeral key and the shared x, as in
+/// Tink's `computeEciesHkdfSymmetricKey`.
 pub(crate) fn derive_keys(
     version: ProtocolVersion,
-    private_key: &SecretKey,
-    ephemeral: &PublicKey,
     ephemeral_bytes: &[u8],
+    shared_x: &[u8; 32],
 ) -> Result<DemKeys, TokenError> {
     // Callers pass the checked 65-byte form; checking again keeps
     // copy_from_slice below panic-free whatever the caller does.
     if ephemeral_bytes.len() != EPHEMERAL_KEY_LEN {
         return Err(TokenError::Format("ephemeralPublicKey"));
     }
-    let shared = p256::ecdh::diffie_hellman(private_key.to_nonzero_scalar(), ephemeral.as_affine());
     let mut ikm = Zeroizing::new([0u8; EPHEMERAL_KEY_LEN + 32]);
     ikm[..EPHEMERAL_KEY_LEN].copy_from_slice(ephemeral_bytes);
-    ikm[EPHEMERAL_KEY_LEN..].copy_from_slice(shared.raw_secret_bytes());
+    ikm[EPHEMERAL_KEY_LEN..].copy_from_slice(shared_x);
     // An empty salt is the same as HashLen zero bytes (RFC 5869 section 2.2).
     let hk = Hkdf::<Sha256>::new(None, &ikm[..]);
     let aes_len = version.aes_key_len();

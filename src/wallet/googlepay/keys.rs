@@ -131,10 +131,13 @@ pub fn public_key_to_spki_b64(key: &PublicKey) -> Result<String, KeyError> {
 }
 
 /// A merchant's P-256 private decryption key. The scalar zeroizes on drop and
-/// `Debug` never shows it.
+/// `Debug` never shows it. With the `aws-lc` feature the same key is also
+/// held by AWS-LC for the ECDH (AWS-LC wipes it when freed).
 #[derive(Clone)]
 pub struct MerchantPrivateKey {
     secret: SecretKey,
+    #[cfg(feature = "aws-lc")]
+    agreement: std::sync::Arc<aws_lc_rs::agreement::PrivateKey>,
 }
 
 impl MerchantPrivateKey {
@@ -156,19 +159,75 @@ impl MerchantPrivateKey {
         );
         let secret = SecretKey::from_pkcs8_der(&der)
             .map_err(|_| KeyError::PrivateKey("not a PKCS#8 P-256 key"))?;
-        Ok(MerchantPrivateKey { secret })
+        Self::with_secret(secret)
     }
 
     /// Parses a PEM `PRIVATE KEY` (PKCS#8) block.
     pub fn from_pkcs8_pem(pem: &str) -> Result<Self, KeyError> {
         let secret = SecretKey::from_pkcs8_pem(pem)
             .map_err(|_| KeyError::PrivateKey("not a PKCS#8 PEM P-256 key"))?;
-        Ok(MerchantPrivateKey { secret })
+        Self::with_secret(secret)
     }
 
     /// Wraps an existing secret key.
-    pub fn from_secret_key(secret: SecretKey) -> Self {
-        MerchantPrivateKey { secret }
+    pub fn from_secret_key(secret: SecretKey) -> Result<Self, KeyError> {
+        Self::with_secret(secret)
+    }
+
+    #[cfg(not(feature = "aws-lc"))]
+    fn with_secret(secret: SecretKey) -> Result<Self, KeyError> {
+        Ok(MerchantPrivateKey { secret })
+    }
+
+    #[cfg(feature = "aws-lc")]
+    fn with_secret(secret: SecretKey) -> Result<Self, KeyError> {
+        // Handed over as the raw 32-byte scalar, wiped here after use.
+        let scalar = Zeroizing::new(secret.to_bytes());
+        let agreement = aws_lc_rs::agreement::PrivateKey::from_private_key(
+            &aws_lc_rs::agreement::ECDH_P256,
+            scalar.as_slice(),
+        )
+        .map_err(|_| KeyError::PrivateKey("not a P-256 key"))?;
+        Ok(MerchantPrivateKey {
+            secret,
+            agreement: std::sync::Arc::new(agreement),
+        })
+    }
+
+    /// The x coordinate of ECDH(this key, `ephemeral`): the shared secret
+    /// of Google's KEM. `ephemeral_sec1` is the same point, uncompressed.
+    pub(crate) fn ecdh_x(
+        &self,
+        ephemeral: &PublicKey,
+        ephemeral_sec1: &[u8],
+    ) -> Result<Zeroizing<[u8; 32]>, super::TokenError> {
+        let mut x = Zeroizing::new([0u8; 32]);
+        #[cfg(feature = "aws-lc")]
+        {
+            let _ = ephemeral;
+            use aws_lc_rs::agreement::{agree, UnparsedPublicKey, ECDH_P256};
+            agree(
+                &self.agreement,
+                UnparsedPublicKey::new(&ECDH_P256, ephemeral_sec1),
+                super::TokenError::EphemeralKey,
+                |shared| {
+                    if shared.len() == 32 {
+                        x.copy_from_slice(shared);
+                        Ok(())
+                    } else {
+                        Err(super::TokenError::Internal("ecdh length"))
+                    }
+                },
+            )?;
+        }
+        #[cfg(not(feature = "aws-lc"))]
+        {
+            let _ = ephemeral_sec1;
+            let shared =
+                p256::ecdh::diffie_hellman(self.secret.to_nonzero_scalar(), ephemeral.as_affine());
+            x.copy_from_slice(shared.raw_secret_bytes());
+        }
+        Ok(x)
     }
 
     /// Base64 PKCS#8 DER, the form Google's documentation and tools use.
@@ -191,10 +250,6 @@ impl MerchantPrivateKey {
     pub fn public_key(&self) -> PublicKey {
         self.secret.public_key()
     }
-
-    pub(crate) fn secret(&self) -> &SecretKey {
-        &self.secret
-    }
 }
 
 impl std::fmt::Debug for MerchantPrivateKey {
@@ -206,6 +261,7 @@ impl std::fmt::Debug for MerchantPrivateKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
 
     const ECV2_ROOT: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE/1+3HBVSbdv+j7NaArdgMyoSAM43yRydzqdg1TxodSzA96Dj4Mc1EiKroxxunavVIvdxGnJeFViTzFvzFRxyCw==";
 
@@ -252,5 +308,22 @@ mod tests {
         let pem = key.to_pkcs8_pem().unwrap();
         let again = MerchantPrivateKey::parse(&pem).unwrap();
         assert_eq!(again.public_key(), key.public_key());
+    }
+
+    /// Whichever backend does the ECDH, it is p256's answer.
+    #[test]
+    fn ecdh_matches_p256() {
+        use p256::elliptic_curve::sec1::ToEncodedPoint;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(21);
+        for _ in 0..8 {
+            let merchant = SecretKey::random(&mut rng);
+            let key = MerchantPrivateKey::from_secret_key(merchant.clone()).unwrap();
+            let ephemeral = SecretKey::random(&mut rng).public_key();
+            let sec1 = ephemeral.to_encoded_point(false);
+            let expected =
+                p256::ecdh::diffie_hellman(merchant.to_nonzero_scalar(), ephemeral.as_affine());
+            let x = key.ecdh_x(&ephemeral, sec1.as_bytes()).unwrap();
+            assert_eq!(&x[..], &expected.raw_secret_bytes()[..]);
+        }
     }
 }

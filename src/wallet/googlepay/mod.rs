@@ -42,6 +42,14 @@ pub use recipient::{GooglePayRecipient, RecipientConfig};
 pub use sender::{EncryptedParts, TestTokenSender};
 pub use token::{ProtocolVersion, MAX_TOKEN_LEN};
 
+/// What does the arithmetic: signatures always with p256 (precomputed
+/// tables for long-lived keys), the merchant-key ECDH with AWS-LC when the
+/// `aws-lc` feature is on (the default), else with p256.
+#[cfg(feature = "aws-lc")]
+pub const IMPLEMENTATION: &str = "acqswitch (Rust; ECDSA p256, ECDH aws-lc-rs)";
+#[cfg(not(feature = "aws-lc"))]
+pub const IMPLEMENTATION: &str = "acqswitch (Rust; ECDSA and ECDH p256)";
+
 /// Fuzz entry point. Input starting with `{` is a whole token for the demo
 /// recipients (ECv2 and ECv1) and a payload for the payload parser;
 /// otherwise the first byte, modulo 4, picks what the rest is:

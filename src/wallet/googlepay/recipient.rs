@@ -310,8 +310,8 @@ impl GooglePayRecipient {
             return Err(TokenError::Tag);
         }
         for key in &self.private_keys {
-            let keys =
-                crypto::derive_keys(self.version, key.secret(), &ephemeral, &ephemeral_bytes)?;
+            let shared_x = key.ecdh_x(&ephemeral, &ephemeral_bytes)?;
+            let keys = crypto::derive_keys(self.version, &ephemeral_bytes, &shared_x)?;
             if crypto::tag_matches(&keys, &ciphertext, &tag)? {
                 let mut plaintext = Zeroizing::new(ciphertext);
                 crypto::aes_ctr_apply(&keys, &mut plaintext)?;

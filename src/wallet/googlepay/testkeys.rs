@@ -41,9 +41,7 @@ pub fn intermediate_signing_key() -> Result<SigningKey, KeyError> {
 
 /// The demo merchant's decryption key.
 pub fn merchant_private_key() -> Result<MerchantPrivateKey, KeyError> {
-    Ok(MerchantPrivateKey::from_secret_key(secret(
-        "acqswitch test merchant key v1",
-    )?))
+    MerchantPrivateKey::from_secret_key(secret("acqswitch test merchant key v1")?)
 }
 
 /// Google's keys JSON trusting the test root key for ECv1 and ECv2.
