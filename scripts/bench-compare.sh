@@ -39,11 +39,17 @@ wait_port() {
     return 1
 }
 
-# load_rows MIN_PER_S MAX_P99_US COMMAND...: runs the load COMMAND RUNS
-# times and prints one table row per run, checked against the target.
+# load_rows TITLE UNIT MIN_PER_S MAX_P99_US COMMAND...: a table titled
+# TITLE, one row per run of the load COMMAND (RUNS runs), each checked
+# against the target (at least MIN_PER_S UNIT/s, p99 under MAX_P99_US, no
+# errors).
 load_rows() {
-    local min=$1 max_p99=$2
-    shift 2
+    local title=$1 unit=$2 min=$3 max_p99=$4
+    shift 4
+    echo
+    echo "### $title"
+    echo "| run | $unit/s | p50 us | p99 us | p99.9 us | errors | target (>= $min/s, p99 < $max_p99 us, 0 errors) |"
+    echo "|---|---|---|---|---|---|---|"
     for i in $(seq "$runs"); do
         out=$(timeout 300 "$@" --quiet 2>/dev/null | grep '^{')
         tput=$(echo "$out" | json throughput_per_s)
@@ -93,12 +99,9 @@ pool)
     $bin sim --listen "127.0.0.1:$port" --ledger 100000 --max-seconds 600 >/dev/null 2>&1 &
     pids+=($!)
     wait_port $port
-    echo
-    echo "### round trips through the acquirer pool: \`load --target 127.0.0.1:$port --requests $pool_requests --concurrency 256 --links 4\`"
-    echo "| run | round trips/s | p50 us | p99 us | p99.9 us | errors | target (>= 200,000/s, p99 < 2 ms) |"
-    echo "|---|---|---|---|---|---|---|"
-    load_rows 200000 2000 $bin load --target "127.0.0.1:$port" --requests "$pool_requests" \
-        --concurrency 256 --links 4
+    load_rows "round trips through the acquirer pool (\`acqswitch load\` against \`acqswitch sim\`)" \
+        "round trips" 200000 2000 \
+        $bin load --target "127.0.0.1:$port" --requests "$pool_requests" --concurrency 256 --links 4
     kill "${pids[-1]}" 2>/dev/null || true
     ;;
 api)
@@ -110,12 +113,9 @@ api)
         curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
         sleep 0.1
     done
-    echo
-    echo "### cardOrder through the HTTP API: \`load --api http://127.0.0.1:$port --requests $api_requests --concurrency 64 --threads 1\` against \`serve\` (embedded default)"
-    echo "| run | requests/s | p50 us | p99 us | p99.9 us | errors | target (>= 30,000/s, p99 < 10 ms, 0 errors) |"
-    echo "|---|---|---|---|---|---|---|"
-    load_rows 30000 10000 $bin load --api "http://127.0.0.1:$port" --requests "$api_requests" \
-        --concurrency 64 --threads 1
+    load_rows "cardOrder through the HTTP API (\`acqswitch load --api\` against \`acqswitch serve\`, embedded default)" \
+        requests 30000 10000 \
+        $bin load --api "http://127.0.0.1:$port" --requests "$api_requests" --concurrency 64 --threads 1
     kill "${pids[-1]}" 2>/dev/null || true
     ;;
 *)
