@@ -16,14 +16,25 @@ fn builtin(name: &'static str, cell: &'static OnceLock<Spec>) -> &'static Spec {
     })
 }
 
-/// The shipped dialects, loaded once.
+/// The test dialect with every engine feature the shipped ones lack
+/// (header, EBCDIC, LLLL, tertiary bitmap, fixed and bitmap sub-fields).
+const EVERYTHING: &str = include_str!("../tests/data/dialects/everything.toml");
+
+/// The shipped dialects and the `everything` test dialect, loaded once.
 pub fn dialect(name: &str) -> &'static Spec {
     static CB2A: OnceLock<Spec> = OnceLock::new();
     static ASCII: OnceLock<Spec> = OnceLock::new();
     static BINARY: OnceLock<Spec> = OnceLock::new();
+    static VISA: OnceLock<Spec> = OnceLock::new();
+    static ALL: OnceLock<Spec> = OnceLock::new();
     match name {
         "cb2a" => builtin("cb2a", &CB2A),
         "iso87ascii" => builtin("iso87ascii", &ASCII),
+        "iso87visa" => builtin("iso87visa", &VISA),
+        "everything" => ALL.get_or_init(|| match Spec::from_toml_str(EVERYTHING) {
+            Ok(s) => s,
+            Err(e) => panic!("the everything dialect does not load: {e}"),
+        }),
         _ => builtin("iso87binary", &BINARY),
     }
 }
@@ -61,12 +72,19 @@ pub fn iso_decode(spec: &Spec, data: &[u8]) {
     }
 }
 
-/// Decode with each shipped dialect, chosen by the first byte.
+/// Decode with each shipped dialect, or the `everything` test dialect,
+/// chosen by the first byte.
 pub fn iso_decode_any(data: &[u8]) {
     let Some((&which, rest)) = data.split_first() else {
         return;
     };
-    let name = ["cb2a", "iso87ascii", "iso87binary"][usize::from(which % 3)];
+    let name = [
+        "cb2a",
+        "iso87ascii",
+        "iso87binary",
+        "iso87visa",
+        "everything",
+    ][usize::from(which % 5)];
     iso_decode(dialect(name), rest);
 }
 

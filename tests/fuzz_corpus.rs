@@ -117,6 +117,27 @@ fn write_seeds() {
             .unwrap();
         fs::write(dir("spec_load").join(name), text).unwrap();
     }
+    // iso_decode also picks iso87visa (3) and the everything test dialect (4).
+    for (i, spec) in [
+        (3u8, Spec::builtin("iso87visa").unwrap()),
+        (
+            4u8,
+            Spec::from_file(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/dialects/everything.toml"),
+            )
+            .unwrap(),
+        ),
+    ] {
+        let mut msgs = vec![sample::full_message(&spec, &mut rng)];
+        for _ in 0..6 {
+            msgs.push(sample::random_message(&spec, 0.3, 40, &mut rng));
+        }
+        for (j, m) in msgs.iter().enumerate() {
+            let mut wire = vec![i];
+            wire.extend_from_slice(&spec.encode_to_bytes(m).unwrap());
+            fs::write(dir("iso_decode").join(format!("{}-{j}", spec.name)), &wire).unwrap();
+        }
+    }
     // Framing: a few encoded messages back to back, per framing mode.
     let spec = Spec::builtin("cb2a").unwrap();
     let wire = spec
