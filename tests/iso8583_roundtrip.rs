@@ -193,3 +193,40 @@ fn lengths_over_maximum_are_refused_on_set() {
     assert!(spec.set_text(&mut m, 1, "00").is_err());
     assert!(spec.set_text(&mut m, 5, "00").is_err());
 }
+
+/// Found by fuzzing (`iso_decode` over the everything dialect): an ASCII
+/// header holding a byte that is not printable ASCII decoded, and its JSON
+/// document (text) could not carry it back. Such a header is now refused
+/// on decode, on encode and from a document.
+#[test]
+fn ascii_header_is_printable_text() {
+    use acqswitch::iso8583::{EncodeError, ValueError};
+    let spec = everything();
+    let mut m = Message::new(Mti::AUTHORIZATION_REQUEST);
+    m.set_header(b"ISO01".to_vec());
+    spec.set_text(&mut m, 11, "000001").unwrap();
+    let mut wire = spec.encode_to_bytes(&m).unwrap().to_vec();
+    wire[3] = 0xD9;
+    let e = spec.decode(&wire).unwrap_err();
+    assert_eq!(e.location, Location::Header);
+    assert_eq!(e.offset, 3);
+    assert!(
+        matches!(e.kind, DecodeErrorKind::BadChar { byte: 0xD9, .. }),
+        "{e}"
+    );
+
+    m.set_header(b"IS\x00O1".to_vec());
+    assert_eq!(
+        spec.encode_to_bytes(&m).unwrap_err(),
+        EncodeError::HeaderNotAscii { index: 2 }
+    );
+    let doc = serde_json::json!({"h": "IS\u{e9}O", "t": "0100", "11": "000001"});
+    assert!(matches!(
+        json::from_document(&spec, &doc),
+        Err(ValueError::BadChar {
+            location: Location::Header,
+            index: 2,
+            ..
+        })
+    ));
+}

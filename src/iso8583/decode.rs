@@ -507,6 +507,17 @@ fn decode_with<'a, const PLANNED: bool>(
     let unwrap = unwrap_fail;
     let (rest, header) =
         take_bytes(spec.header_len)(input).map_err(|e| at(&unwrap(e), Location::Header))?;
+    // An ASCII header is text: printable characters only, so it shows and
+    // re-encodes faithfully.
+    if spec.header_ascii {
+        if let Some(i) = super::encoding::first_non_printable(header) {
+            let kind = DecodeErrorKind::BadChar {
+                class: Class::Ans,
+                byte: header[i],
+            };
+            return Err(at(&Fail::new(&header[i..], kind), Location::Header));
+        }
+    }
     let (rest, mti) = mti(spec.mti)(rest).map_err(|e| at(&unwrap(e), Location::Mti))?;
 
     let word = bitmap_word(spec.bitmap);

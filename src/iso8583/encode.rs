@@ -86,6 +86,11 @@ pub fn encode(spec: &Spec, msg: &Message<'_>, out: &mut BytesMut) -> Result<(), 
             got: msg.header().len(),
         });
     }
+    if spec.header_ascii {
+        if let Some(index) = super::encoding::first_non_printable(msg.header()) {
+            return Err(EncodeError::HeaderNotAscii { index });
+        }
+    }
     let bitmap = msg.bitmap(spec.tertiary);
     // Header, MTI, three bitmaps, and at most 4 prefix bytes per field.
     out.reserve(msg.header().len() + 4 + 48 + msg.data_len() + 4 * msg.len());

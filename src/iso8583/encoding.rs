@@ -122,6 +122,12 @@ const fn class_allows(class: Class, c: u8) -> bool {
     }
 }
 
+/// Index of the first byte of an ASCII header that is not printable ASCII
+/// (class `ans`): such a header could not be shown as text faithfully.
+pub(crate) fn first_non_printable(header: &[u8]) -> Option<usize> {
+    Class::Ans.first_bad_char(header)
+}
+
 /// The byte table of an ASCII character class (`true`: allowed).
 #[inline]
 pub(crate) fn class_table(class: Class) -> &'static [bool; 256] {

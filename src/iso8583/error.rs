@@ -169,6 +169,8 @@ pub enum EncodeError {
     },
     #[error("message header must be {expected} bytes, got {got}")]
     BadHeader { expected: usize, got: usize },
+    #[error("message header byte {index} is not printable ASCII (the dialect's header is ASCII)")]
+    HeaderNotAscii { index: usize },
 }
 
 /// A dialect file that cannot be used, naming the field and the problem.

@@ -173,6 +173,13 @@ pub fn from_document(spec: &Spec, doc: &Value) -> Result<Message<'static>, Value
                     .as_str()
                     .ok_or(ValueError::NeedsString(Location::Header))?;
                 let bytes = if spec.header_ascii {
+                    if let Some(index) = super::encoding::first_non_printable(text.as_bytes()) {
+                        return Err(ValueError::BadChar {
+                            location: Location::Header,
+                            index,
+                            class: "ans",
+                        });
+                    }
                     text.as_bytes().to_vec()
                 } else {
                     hex::decode(text).map_err(|_| ValueError::BadHex(Location::Header))?
