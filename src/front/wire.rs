@@ -105,36 +105,48 @@ pub fn amount(obj: &Map<String, Value>) -> Result<u64, Refusal> {
     }
 }
 
+/// A present string field read by `parse`: missing is 30, unparsable 12.
+fn req_parsed<T>(
+    obj: &Map<String, Value>,
+    name: &'static str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> Result<T, Refusal> {
+    parse(req_str(obj, name)?).ok_or(Refusal::invalid(name))
+}
+
+/// An optional string field read by `parse`: unparsable is 12.
+fn opt_parsed<T>(
+    obj: &Map<String, Value>,
+    name: &'static str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> Result<Option<T>, Refusal> {
+    opt_str(obj, name)?
+        .map(|s| parse(s).ok_or(Refusal::invalid(name)))
+        .transpose()
+}
+
 pub fn currency(obj: &Map<String, Value>) -> Result<Currency, Refusal> {
-    Currency::parse(req_str(obj, "currencyCode")?).ok_or(Refusal::invalid("currencyCode"))
+    req_parsed(obj, "currencyCode", Currency::parse)
 }
 
 pub fn order_channel(obj: &Map<String, Value>) -> Result<OrderChannel, Refusal> {
-    OrderChannel::parse(req_str(obj, "orderChannel")?).ok_or(Refusal::invalid("orderChannel"))
+    req_parsed(obj, "orderChannel", OrderChannel::parse)
 }
 
 pub fn pan_entry_mode(obj: &Map<String, Value>) -> Result<Option<PanEntryMode>, Refusal> {
-    opt_str(obj, "panEntryMode")?
-        .map(|s| PanEntryMode::parse(s).ok_or(Refusal::invalid("panEntryMode")))
-        .transpose()
+    opt_parsed(obj, "panEntryMode", PanEntryMode::parse)
 }
 
 pub fn brand(obj: &Map<String, Value>) -> Result<Option<CardBrand>, Refusal> {
-    opt_str(obj, "paymentMeanBrand")?
-        .map(|s| CardBrand::parse(s).ok_or(Refusal::invalid("paymentMeanBrand")))
-        .transpose()
+    opt_parsed(obj, "paymentMeanBrand", CardBrand::parse)
 }
 
 pub fn wallet(obj: &Map<String, Value>) -> Result<Option<Wallet>, Refusal> {
-    opt_str(obj, "paymentMeanDataProvider")?
-        .map(|s| Wallet::parse(s).ok_or(Refusal::invalid("paymentMeanDataProvider")))
-        .transpose()
+    opt_parsed(obj, "paymentMeanDataProvider", Wallet::parse)
 }
 
 pub fn expiry(obj: &Map<String, Value>) -> Result<Option<Expiry>, Refusal> {
-    opt_str(obj, "cardExpiryDate")?
-        .map(|s| Expiry::parse_yyyymm(s).ok_or(Refusal::invalid("cardExpiryDate")))
-        .transpose()
+    opt_parsed(obj, "cardExpiryDate", Expiry::parse_yyyymm)
 }
 
 /// The authentication data: `holderAuthentProgram`, the ECI and the
