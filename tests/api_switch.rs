@@ -115,13 +115,7 @@ fn token(pan_only: bool, pan: &str) -> String {
             Some("05".into()),
         )
     };
-    let payment = DecryptedPayment {
-        message_id: unique("t"),
-        message_expiration_ms: now_ms() + 600_000,
-        payment_method: "CARD".into(),
-        gateway_merchant_id: None,
-        details,
-    };
+    let payment = DecryptedPayment::card(unique("t"), now_ms() + 600_000, details);
     testkeys::sender(ProtocolVersion::EcV2)
         .unwrap()
         .seal_payment(&payment, &mut rand::thread_rng())

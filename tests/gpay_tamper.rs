@@ -131,13 +131,11 @@ fn parts_of(token: &str) -> EncryptedParts {
 }
 
 fn payment() -> DecryptedPayment {
-    DecryptedPayment {
-        message_id: "tamper-test".into(),
-        message_expiration_ms: NOW_MS + 60_000,
-        payment_method: "CARD".into(),
-        gateway_merchant_id: None,
-        details: PaymentMethodDetails::pan_only(Pan::new("4111111111111111").unwrap(), 12, 2030),
-    }
+    DecryptedPayment::card(
+        "tamper-test".into(),
+        NOW_MS + 60_000,
+        PaymentMethodDetails::pan_only(Pan::new("4111111111111111").unwrap(), 12, 2030),
+    )
 }
 
 /// Changes under a valid signature: only the DEM checks stand in the way.

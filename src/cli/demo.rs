@@ -110,13 +110,11 @@ async fn demo() -> Result<(), String> {
                     Some("05".into()),
                 )
             };
-            let payment = DecryptedPayment {
-                message_id: format!("demo-{now_ms}-{mode}-{amount}"),
-                message_expiration_ms: now_ms + 3_600_000,
-                payment_method: "CARD".into(),
-                gateway_merchant_id: None,
+            let payment = DecryptedPayment::card(
+                format!("demo-{now_ms}-{mode}-{amount}"),
+                now_ms + 3_600_000,
                 details,
-            };
+            );
             let token = sender.seal_payment(&payment, &mut rng).map_err(s)?;
             let check = seal_request(
                 json!({"merchantId": merchant, "interfaceVersion": "IR_WS_2.55",

@@ -243,11 +243,8 @@ fn test_token(args: TestTokenArgs) -> ExitCode {
         .unwrap_or_else(|| format!("acqswitch-test-{:032x}", rng.gen::<u128>()));
     let now_ms = args.now_ms.unwrap_or_else(system_now_ms);
     let payment = DecryptedPayment {
-        message_id,
-        message_expiration_ms: now_ms.saturating_add(args.ttl_ms),
-        payment_method: "CARD".into(),
         gateway_merchant_id: args.gateway_merchant_id,
-        details,
+        ..DecryptedPayment::card(message_id, now_ms.saturating_add(args.ttl_ms), details)
     };
     let token = testkeys::sender(args.protocol_version.into())
         .map_err(|e| e.to_string())

@@ -97,13 +97,11 @@ fn print_examples(
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     let pan = Pan::new("5413330089020011").ok_or("test PAN")?;
-    let payment = DecryptedPayment {
-        message_id: format!("serve-example-{now_ms}"),
-        message_expiration_ms: now_ms + 3_600_000,
-        payment_method: "CARD".into(),
-        gateway_merchant_id: None,
-        details: PaymentMethodDetails::pan_only(pan.clone(), 12, 2030),
-    };
+    let payment = DecryptedPayment::card(
+        format!("serve-example-{now_ms}"),
+        now_ms + 3_600_000,
+        PaymentMethodDetails::pan_only(pan.clone(), 12, 2030),
+    );
     let mut rng = rand::rngs::StdRng::from_entropy();
     let token = testkeys::sender(ProtocolVersion::EcV2)
         .and_then(|s| {

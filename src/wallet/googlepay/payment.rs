@@ -174,6 +174,22 @@ pub struct DecryptedPayment {
 }
 
 impl DecryptedPayment {
+    /// A `CARD` payload with no gatewayMerchantId: what the test sender,
+    /// the demo and the benchmarks seal.
+    pub fn card(
+        message_id: String,
+        message_expiration_ms: u64,
+        details: PaymentMethodDetails,
+    ) -> Self {
+        DecryptedPayment {
+            message_id,
+            message_expiration_ms,
+            payment_method: "CARD".into(),
+            gateway_merchant_id: None,
+            details,
+        }
+    }
+
     /// Google's JSON shape, with PAN and cryptogram masked unless `reveal`.
     ///
     /// With `reveal` the returned value holds the clear PAN in ordinary
