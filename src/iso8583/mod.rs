@@ -86,16 +86,26 @@ impl Spec {
     pub fn set_text(&self, msg: &mut Message<'_>, n: u16, text: &str) -> Result<(), ValueError> {
         let fs = self.settable(n)?;
         let field = value::encode_text(fs, Location::Field(n), text)?;
-        Self::check_container(fs, n, &field)?;
+        Self::check_decodable(fs, n, &field)?;
         msg.insert(n, field);
         Ok(())
     }
 
-    /// A container set from raw text or bytes must hold well-formed
-    /// sub-fields, exactly as the decoder would require.
-    fn check_container(fs: &FieldSpec, n: u16, field: &Field<'_>) -> Result<(), ValueError> {
+    /// What a setter built must be what the decoder accepts: the field's
+    /// class over its whole data (a container's values included) and, for
+    /// a container, well-formed sub-fields (each tag once, nesting, lengths),
+    /// checked by the decoder's own functions.
+    fn check_decodable(fs: &FieldSpec, n: u16, field: &Field<'_>) -> Result<(), ValueError> {
+        let data = field.raw();
+        if let Err(f) = decode::check_content(fs, data, field.units()) {
+            return Err(ValueError::BadChar {
+                location: Location::Field(n),
+                index: decode::offset_in(data, f.at),
+                class: fs.class.name(),
+            });
+        }
         match &fs.subfields {
-            Some(subs) => subfield::validate(subs, field.raw()).map_err(|_| ValueError::Invalid {
+            Some(subs) => subfield::validate(subs, data).map_err(|_| ValueError::Invalid {
                 location: Location::Field(n),
                 reason: "malformed sub-field container",
             }),
@@ -107,7 +117,7 @@ impl Spec {
     pub fn set_bytes(&self, msg: &mut Message<'_>, n: u16, bytes: &[u8]) -> Result<(), ValueError> {
         let fs = self.settable(n)?;
         let field = value::encode_bytes(fs, Location::Field(n), bytes)?;
-        Self::check_container(fs, n, &field)?;
+        Self::check_decodable(fs, n, &field)?;
         msg.insert(n, field);
         Ok(())
     }
@@ -143,17 +153,9 @@ impl Spec {
                 max: fs.max,
             });
         }
-        // The container as a whole obeys its field's class too (a value of
-        // an unknown tag in an `ans` container cannot hold a control
-        // character): what is set here always decodes.
-        if let Err(f) = decode::check_content(fs, &data, units) {
-            return Err(ValueError::BadChar {
-                location,
-                index: decode::offset_in(&data, f.at),
-                class: fs.class.name(),
-            });
-        }
-        msg.insert(n, Field::owned(data, units as u16));
+        let field = Field::owned(data, units as u16);
+        Self::check_decodable(fs, n, &field)?;
+        msg.insert(n, field);
         Ok(())
     }
 

@@ -308,3 +308,24 @@ fn container_values_obey_the_container_class() {
     let wire = spec.encode_to_bytes(&m).unwrap();
     assert_eq!(spec.decode(&wire).unwrap(), m);
 }
+
+/// Whatever `set_subfields` accepts decodes: the same BER tag written in
+/// two cases is one tag given twice, refused when set (it used to be built,
+/// then refused by the decoder as a duplicate).
+#[test]
+fn set_subfields_refuses_what_the_decoder_would() {
+    let spec = Spec::builtin("cb2a").unwrap();
+    let mut m = Message::new(Mti::AUTHORIZATION_REQUEST);
+    let err = spec
+        .set_subfields(
+            &mut m,
+            55,
+            &[
+                ("9F26", SubValue::Text("00")),
+                ("9f26", SubValue::Text("00")),
+            ],
+        )
+        .unwrap_err();
+    assert!(matches!(err, ValueError::Invalid { .. }), "{err}");
+    assert!(!m.has(55));
+}
