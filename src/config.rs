@@ -275,9 +275,31 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// serde's "invalid type: string \"…\", expected u32" quotes the value it
+/// got, which may be a secret: keep the kind and what was expected.
+fn without_value(message: &str) -> String {
+    for kind in ["invalid type", "invalid value"] {
+        if let Some(rest) = message.strip_prefix(kind) {
+            let expected = rest.find(", expected").map_or("", |i| &rest[i..]);
+            return format!("{kind} (value not shown){expected}");
+        }
+    }
+    message.to_owned()
+}
+
 impl Config {
     pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))
+        // toml's own message quotes the offending line, which may hold a
+        // secret: say where and what, never the line itself.
+        toml::from_str(text).map_err(|e| {
+            let at = e.span().map_or(String::new(), |span| {
+                let before = &text.as_bytes()[..span.start.min(text.len())];
+                let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+                let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+                format!("line {line}, column {column}: ")
+            });
+            ConfigError::Syntax(format!("{at}{}", without_value(e.message())))
+        })
     }
 
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
@@ -312,6 +334,22 @@ mod tests {
         assert_eq!(c.server.body_limit, 65536);
         assert!(c.merchants[0].googlepay.as_ref().unwrap().test_keys);
         assert!(!format!("{c:?}").contains("demo-secret"));
+    }
+
+    /// toml quotes the line it stopped at; a secret on that line must not
+    /// reach the message (it goes to stderr and log collectors).
+    #[test]
+    fn syntax_errors_never_quote_the_line() {
+        let text = DEFAULT_TOML.replace(
+            "secret = \"demo-secret-011223344550000-v1\"",
+            "secret = \"s3cr3t-on-a-bad-line, oops = ",
+        );
+        let e = Config::from_toml_str(&text).unwrap_err().to_string();
+        assert!(!e.contains("s3cr3t"), "{e}");
+        assert!(e.contains("line "), "{e}");
+        let typed = DEFAULT_TOML.replace("version = 1, secret", "version = \"s3cr3t\", secret");
+        let e = Config::from_toml_str(&typed).unwrap_err().to_string();
+        assert!(!e.contains("s3cr3t") && !e.contains("demo-secret"), "{e}");
     }
 
     #[test]

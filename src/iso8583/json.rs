@@ -64,13 +64,12 @@ fn container_json(subs: &Subfields, data: &[u8], reveal: bool) -> Value {
                         String::from_utf8_lossy(e.value).into_owned(),
                         ts.sensitivity,
                     ),
+                    // A tag the dialect does not list may hold anything:
+                    // hidden unless revealed.
                     None if layout.unknown_values == DataEncoding::Binary => {
-                        (hex_upper(e.value), Sensitivity::None)
+                        (hex_upper(e.value), UNKNOWN_TAG)
                     }
-                    None => (
-                        String::from_utf8_lossy(e.value).into_owned(),
-                        Sensitivity::None,
-                    ),
+                    None => (String::from_utf8_lossy(e.value).into_owned(), UNKNOWN_TAG),
                 };
                 map.insert(key, shown(sens, text, reveal));
             }
@@ -108,12 +107,16 @@ fn ber_json(
             let sens = tags
                 .iter()
                 .find(|(t, _)| *t == obj.tag)
-                .map_or(Sensitivity::None, |(_, ts)| ts.sensitivity);
+                .map_or(UNKNOWN_TAG, |(_, ts)| ts.sensitivity);
             shown(sens, hex_upper(obj.value), reveal)
         };
         map.insert(key, value);
     }
 }
+
+/// How values of sub-field tags the dialect does not list are shown: they
+/// may hold card data (an EMV PAN or cryptogram), so hidden unless revealed.
+const UNKNOWN_TAG: Sensitivity = Sensitivity::Cryptogram;
 
 /// A message as a JSON document; sensitive values masked unless `reveal`.
 pub fn to_document(spec: &Spec, msg: &Message<'_>, reveal: bool) -> Value {

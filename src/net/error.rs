@@ -14,8 +14,10 @@ use std::io;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FramingError {
-    /// The length header is not valid for its style (non-digit ASCII, bad BCD nibble).
-    #[error("invalid {style} length header {header:02x?}")]
+    /// The length header is not valid for its style (non-digit ASCII, bad
+    /// BCD nibble). The message does not show the bytes: once the stream is
+    /// out of step they may be part of a card number.
+    #[error("invalid {style} length header")]
     BadLengthHeader {
         style: &'static str,
         header: [u8; 4],

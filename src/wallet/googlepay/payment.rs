@@ -39,13 +39,10 @@ impl Pan {
         &self.0
     }
 
-    /// First 6 and last 4 digits with the rest as `*`.
+    /// First 6 and last 4 digits with the rest as `*`; a PAN under 13
+    /// digits is hidden entirely (the engine's one PAN masking rule).
     pub fn masked(&self) -> String {
-        let n = self.0.len();
-        // Pan::new guarantees 12..=19 ASCII digits, so these slices are in bounds.
-        let head = self.0.get(..6).unwrap_or("");
-        let tail = self.0.get(n.saturating_sub(4)..).unwrap_or("");
-        format!("{head}{}{tail}", "*".repeat(n.saturating_sub(10)))
+        crate::iso8583::mask::mask_pan(&self.0)
     }
 }
 
@@ -333,6 +330,8 @@ mod tests {
     fn pan_masks_first6_last4() {
         let pan = Pan::new("4111111111111111").unwrap();
         assert_eq!(pan.to_string(), "411111******1111");
+        // Under 13 digits, 6 + 4 would show almost all of it: hidden.
+        assert_eq!(Pan::new("411111111111").unwrap().masked(), "************");
         assert_eq!(format!("{pan:?}"), "Pan(411111******1111)");
         assert!(Pan::new("41111111111").is_none());
         assert!(Pan::new("4111a11111111111").is_none());
