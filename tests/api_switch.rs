@@ -95,6 +95,23 @@ async fn start_default() -> Running {
     running
 }
 
+#[tokio::test]
+async fn an_acquirer_defined_twice_is_refused_at_start() {
+    let twice = format!(
+        "{}{}",
+        cb2a_acquirer("simulator"),
+        cb2a_acquirer("simulator")
+    );
+    let err = match front::start(config(&twice, true)).await {
+        Ok(_) => panic!("two acquirers named main were accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("main") && err.contains("defined twice"),
+        "{err}"
+    );
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

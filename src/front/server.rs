@@ -129,11 +129,16 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         None => None,
     };
     let mut acquirers = Vec::new();
-    for a in &cfg.acquirers {
+    for (i, a) in cfg.acquirers.iter().enumerate() {
         let bad = |reason: String| StartError::Acquirer {
             acquirer: a.name.clone(),
             reason,
         };
+        // Routes name acquirers: a second one of the same name would hide
+        // the first (and leave its pool running unused).
+        if cfg.acquirers[..i].iter().any(|p| p.name == a.name) {
+            return Err(bad("defined twice".into()));
+        }
         let spec = Arc::new(Spec::load(&a.dialect).map_err(|e| bad(e.to_string()))?);
         let mapping = Mapping::load(&a.mapping, &spec).map_err(|e| bad(e.to_string()))?;
         let mut pool_cfg = a.pool.clone();
