@@ -84,6 +84,21 @@ impl SealSecret {
         SealSecret(Zeroizing::new(secret.into()))
     }
 
+    /// Reads a secret file: its text without one final line ending (`\n`
+    /// or `\r\n`); anything else, spaces included, is the secret. The text
+    /// read is wiped; an error never shows it.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, String> {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .map_err(|_| format!("{}: cannot read secret file", path.display()))?,
+        );
+        let line = text
+            .strip_suffix('\n')
+            .map(|s| s.strip_suffix('\r').unwrap_or(s))
+            .unwrap_or(&text);
+        Ok(SealSecret::new(line))
+    }
+
     fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()
     }
@@ -283,5 +298,24 @@ mod tests {
         ] {
             fuzz_seal(input);
         }
+    }
+
+    /// One final line ending is not part of the secret; everything else is.
+    #[test]
+    fn secret_file_drops_one_line_ending() {
+        let dir = tempfile::tempdir().unwrap();
+        let msg = serde_json::json!({"a": "1"});
+        for (text, secret) in [("k \n", "k "), ("k\r\n", "k"), ("k\n\n", "k\n"), ("k", "k")] {
+            let path = dir.path().join("secret");
+            std::fs::write(&path, text).unwrap();
+            let from_file = SealSecret::from_file(&path).unwrap();
+            assert_eq!(
+                compute(&msg, &from_file, SealAlgorithm::HmacSha256),
+                compute(&msg, &SealSecret::new(secret), SealAlgorithm::HmacSha256),
+                "{text:?}"
+            );
+        }
+        let missing = SealSecret::from_file(&dir.path().join("none")).unwrap_err();
+        assert!(missing.contains("cannot read secret file"), "{missing}");
     }
 }

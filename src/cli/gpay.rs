@@ -171,9 +171,7 @@ fn fail(code: &str, error: &str) -> ExitCode {
 fn decrypt(args: DecryptArgs) -> ExitCode {
     let mut private_keys = Vec::new();
     for path in &args.private_key {
-        let key = std::fs::read_to_string(path)
-            .map_err(|_| "cannot read private key file".to_owned())
-            .and_then(|text| MerchantPrivateKey::parse(&text).map_err(|e| e.to_string()));
+        let key = MerchantPrivateKey::from_file(path).map_err(|e| e.to_string());
         match key {
             Ok(k) => private_keys.push(k),
             Err(e) => return fail("03", &e),
@@ -301,7 +299,7 @@ fn bench(args: &BenchArgs) -> Result<(), String> {
         recipient_id: args.recipient_id.clone(),
         protocol_version: ProtocolVersion::EcV2,
         private_keys: vec![
-            MerchantPrivateKey::parse(&read(&args.private_key)?).map_err(|e| e.to_string())?
+            MerchantPrivateKey::from_file(&args.private_key).map_err(|e| e.to_string())?
         ],
         root_keys: RootSigningKeys::from_google_json(&read(&args.root_keys)?)
             .map_err(|e| e.to_string())?,

@@ -19,12 +19,7 @@ pub fn run(args: LoadArgs) -> Result<ExitCode, String> {
         .demo_merchant()
         .ok_or("the embedded default has no merchant")?;
     let secret = match &args.secret_file {
-        Some(p) => {
-            let text = zeroize::Zeroizing::new(
-                std::fs::read_to_string(p).map_err(|_| "cannot read secret file".to_owned())?,
-            );
-            SealSecret::new(text.trim_end_matches(['\r', '\n']))
-        }
+        Some(p) => SealSecret::from_file(p)?,
         None => SealSecret::new(demo_secret),
     };
     let cfg = ApiLoadConfig {

@@ -49,15 +49,7 @@ pub fn run(cmd: SealCommand) -> ExitCode {
 }
 
 fn run_inner(args: &SealArgs, verify: bool) -> Result<ExitCode, String> {
-    let secret_text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(&args.secret_file)
-            .map_err(|_| "cannot read secret file".to_owned())?,
-    );
-    let secret_line = secret_text
-        .strip_suffix('\n')
-        .map(|s| s.strip_suffix('\r').unwrap_or(s))
-        .unwrap_or(&secret_text);
-    let secret = SealSecret::new(secret_line);
+    let secret = SealSecret::from_file(&args.secret_file)?;
 
     let mut input = Vec::new();
     std::io::stdin()

@@ -267,8 +267,8 @@ fn recipient(g: &GooglePayConfig) -> Result<GooglePayRecipient, String> {
         private_keys.push(MerchantPrivateKey::parse(k.reveal()).map_err(|e| e.to_string())?);
     }
     for p in &g.private_key_files {
-        let text = zeroize::Zeroizing::new(read(p)?);
-        private_keys.push(MerchantPrivateKey::parse(text.trim()).map_err(|e| e.to_string())?);
+        private_keys
+            .push(MerchantPrivateKey::from_file(p).map_err(|e| format!("{}: {e}", p.display()))?);
     }
     let root_json = match (&g.root_keys, &g.root_keys_file) {
         (Some(j), None) => j.clone(),

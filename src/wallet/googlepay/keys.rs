@@ -151,6 +151,16 @@ impl MerchantPrivateKey {
         Self::from_pkcs8_base64(text)
     }
 
+    /// Reads a key file (base64 PKCS#8 DER or PEM, surrounding whitespace
+    /// ignored); the text read is wiped.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, KeyError> {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .map_err(|_| KeyError::PrivateKey("cannot read the key file"))?,
+        );
+        Self::parse(&text)
+    }
+
     /// Parses base64 PKCS#8 DER.
     pub fn from_pkcs8_base64(b64: &str) -> Result<Self, KeyError> {
         let der = Zeroizing::new(
