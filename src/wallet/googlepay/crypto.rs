@@ -56,10 +56,11 @@ pub(crate) fn parse_ephemeral_key(bytes: &[u8]) -> Result<PublicKey, TokenError>
     PublicKey::from_sec1_bytes(bytes).map_err(|_| TokenError::EphemeralKey)
 }
 
-/// The sender's half of the KEM: ECDH(ephemeral secret, recipient public),
-/// the same x coordinate the recipient computes from its side.
-pub(crate) fn sender_shared_x(ephemeral: &SecretKey, recipient: &PublicKey) -> Zeroizing<[u8; 32]> {
-    let shared = p256::ecdh::diffie_hellman(ephemeral.to_nonzero_scalar(), recipient.as_affine());
+/// ECDH on p256: the x coordinate of `secret · public`. The sender's half
+/// of the KEM (ephemeral secret, recipient public) and, without the
+/// `aws-lc` feature, the recipient's (merchant secret, ephemeral public).
+pub(crate) fn p256_shared_x(secret: &SecretKey, public: &PublicKey) -> Zeroizing<[u8; 32]> {
+    let shared = p256::ecdh::diffie_hellman(secret.to_nonzero_scalar(), public.as_affine());
     let mut x = Zeroizing::new([0u8; 32]);
     x.copy_from_slice(shared.raw_secret_bytes());
     x

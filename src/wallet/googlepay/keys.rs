@@ -211,10 +211,15 @@ impl MerchantPrivateKey {
         ephemeral: &PublicKey,
         ephemeral_sec1: &[u8],
     ) -> Result<Zeroizing<[u8; 32]>, super::TokenError> {
-        let mut x = Zeroizing::new([0u8; 32]);
+        #[cfg(not(feature = "aws-lc"))]
+        {
+            let _ = ephemeral_sec1;
+            Ok(super::crypto::p256_shared_x(&self.secret, ephemeral))
+        }
         #[cfg(feature = "aws-lc")]
         {
             let _ = ephemeral;
+            let mut x = Zeroizing::new([0u8; 32]);
             use aws_lc_rs::agreement::{agree, UnparsedPublicKey, ECDH_P256};
             agree(
                 &self.agreement,
@@ -229,15 +234,8 @@ impl MerchantPrivateKey {
                     }
                 },
             )?;
+            Ok(x)
         }
-        #[cfg(not(feature = "aws-lc"))]
-        {
-            let _ = ephemeral_sec1;
-            let shared =
-                p256::ecdh::diffie_hellman(self.secret.to_nonzero_scalar(), ephemeral.as_affine());
-            x.copy_from_slice(shared.raw_secret_bytes());
-        }
-        Ok(x)
     }
 
     /// Base64 PKCS#8 DER, the form Google's documentation and tools use.

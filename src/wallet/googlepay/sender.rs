@@ -167,7 +167,7 @@ impl TestTokenSender {
             .to_vec();
         // ECDH is symmetric: ECDH(ephemeral secret, recipient public) is the
         // same x coordinate the recipient computes from its side.
-        let shared_x = crypto::sender_shared_x(&ephemeral, &self.recipient_public_key);
+        let shared_x = crypto::p256_shared_x(&ephemeral, &self.recipient_public_key);
         let keys = crypto::derive_keys(self.version, &ephemeral_public_key, &shared_x)?;
         let mut encrypted_message = plaintext.to_vec();
         crypto::aes_ctr_apply(&keys, &mut encrypted_message)?;
