@@ -24,6 +24,7 @@ use crate::front::{self, PATH_CARD_ORDER, PATH_CHECK};
 use crate::load::Progress;
 use crate::load_api::{seal_request, ApiClient, ApiLoadConfig};
 use crate::seal::SealSecret;
+use crate::switch::store::VAULT_PREFIX;
 use crate::wallet::googlepay::{
     testkeys, Cryptogram, DecryptedPayment, Pan, PaymentMethodDetails, ProtocolVersion,
 };
@@ -124,7 +125,7 @@ async fn demo() -> Result<(), String> {
             );
             let (_, c) = client.post_json(PATH_CHECK, &check).await.map_err(s)?;
             let token_shown = match c["paymentToken"].as_str() {
-                Some(t) if t.starts_with("vlt_") => format!("{}..", &t[..7.min(t.len())]),
+                Some(t) if t.starts_with(VAULT_PREFIX) => format!("{}..", t.get(..7).unwrap_or(t)),
                 Some(_) => "DPAN".to_owned(),
                 None => "-".to_owned(),
             };

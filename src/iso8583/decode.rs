@@ -478,7 +478,7 @@ fn located(input: &[u8], fail: &Fail<'_>, location: Location) -> DecodeError {
 
 /// The failure inside a nom error.
 #[cold]
-fn unwrap_fail(e: nom::Err<Fail<'_>>) -> Fail<'_> {
+pub(crate) fn unwrap_fail(e: nom::Err<Fail<'_>>) -> Fail<'_> {
     match e {
         nom::Err::Error(f) | nom::Err::Failure(f) => f,
         // Complete parsers never ask for more input.

@@ -228,12 +228,6 @@ pub fn push_hex_upper(out: &mut String, bytes: &[u8]) {
     }
 }
 
-/// Number of wire bytes needed for `nibbles` nibbles.
-#[inline]
-pub const fn bcd_bytes(nibbles: usize) -> usize {
-    nibbles.div_ceil(2)
-}
-
 /// Iterates over the significant nibbles of a packed BCD value of `nibbles`
 /// length, skipping the filler of an odd length.
 pub fn bcd_nibbles(data: &[u8], nibbles: usize, pad: Pad) -> impl Iterator<Item = u8> + '_ {

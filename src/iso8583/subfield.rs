@@ -7,7 +7,7 @@
 
 use bytes::BufMut;
 
-use super::decode::{fail, field_value, take_bytes, Fail, PResult};
+use super::decode::{fail, field_value, take_bytes, unwrap_fail, Fail, PResult};
 use super::encode::write_field;
 use super::encoding::{all_in, class_table};
 use super::error::{DecodeErrorKind, Location, ValueError};
@@ -136,7 +136,7 @@ fn validate_ber<'a>(
     let mut rest = data;
     let mut seen = 0u64;
     while !rest.is_empty() {
-        let (r, obj) = ber_object(rest).map_err(into_fail)?;
+        let (r, obj) = ber_object(rest).map_err(unwrap_fail)?;
         let with_sub = |mut f: Fail<'a>| {
             f.sub.get_or_insert(obj.tag);
             f
@@ -187,13 +187,6 @@ fn check_tag_value<'a>(ts: &TagSpec, value: &'a [u8]) -> Result<(), Fail<'a>> {
         }
     }
     Ok(())
-}
-
-fn into_fail(e: nom::Err<Fail<'_>>) -> Fail<'_> {
-    match e {
-        nom::Err::Error(f) | nom::Err::Failure(f) => f,
-        nom::Err::Incomplete(_) => Fail::new(&[], DecodeErrorKind::Truncated { needed: 1 }),
-    }
 }
 
 /// One simple-TLV entry.
@@ -347,7 +340,7 @@ pub(crate) fn validate<'a>(subs: &Subfields, data: &'a [u8]) -> Result<(), Fail<
             let mut rest = data;
             let mut seen = 0u64;
             while !rest.is_empty() {
-                let (r, e) = tlv_entry(layout, rest).map_err(into_fail)?;
+                let (r, e) = tlv_entry(layout, rest).map_err(unwrap_fail)?;
                 let number = tag_number(e.tag);
                 // Each tag once (see validate_ber): a bit set for known tags,
                 // a rescan only for unknown ones.
@@ -380,7 +373,7 @@ pub(crate) fn validate<'a>(subs: &Subfields, data: &'a [u8]) -> Result<(), Fail<
                     break;
                 }
                 let (r, _) = field_value(spec, rest).map_err(|e| {
-                    let mut f = into_fail(e);
+                    let mut f = unwrap_fail(e);
                     f.sub = Some(i as u32 + 1);
                     f
                 })?;
@@ -392,7 +385,7 @@ pub(crate) fn validate<'a>(subs: &Subfields, data: &'a [u8]) -> Result<(), Fail<
             bitmap_bytes,
             fields,
         } => {
-            let (mut rest, bitmap) = take_bytes(*bitmap_bytes)(data).map_err(into_fail)?;
+            let (mut rest, bitmap) = take_bytes(*bitmap_bytes)(data).map_err(unwrap_fail)?;
             for n in set_bits(bitmap) {
                 let Some(spec) = fields.get(n).and_then(Option::as_ref) else {
                     let mut f = Fail::new(rest, DecodeErrorKind::FieldNotInDialect);
@@ -400,7 +393,7 @@ pub(crate) fn validate<'a>(subs: &Subfields, data: &'a [u8]) -> Result<(), Fail<
                     return Err(f);
                 };
                 let (r, _) = field_value(spec, rest).map_err(|e| {
-                    let mut f = into_fail(e);
+                    let mut f = unwrap_fail(e);
                     f.sub = Some(n as u32);
                     f
                 })?;
