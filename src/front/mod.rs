@@ -228,9 +228,8 @@ fn open<'s>(st: &'s AppState, body: &[u8]) -> Result<Sealed<'s>, (Reply, Option<
                 field: Some("keyVersion"),
             })
         })?;
-    let sealed_with = |r: Refusal| (Reply::refusal(r), Some(merchant));
-    if wire::opt_str(&obj, "seal").map_err(sealed_with)?.is_none() {
-        return Err(sealed_with(Refusal::format("seal")));
+    if wire::opt_str(&obj, "seal").map_err(known)?.is_none() {
+        return Err(known(Refusal::format("seal")));
     }
     // The merchant's configured algorithm, not the message's choice: a
     // message naming another one is refused.
@@ -239,14 +238,16 @@ fn open<'s>(st: &'s AppState, body: &[u8]) -> Result<Sealed<'s>, (Reply, Option<
         Some(Value::String(s)) => SealAlgorithm::from_wire(s) == Some(merchant.seal_algorithm),
         Some(_) => false,
     };
-    let obj = Value::Object(obj);
-    if !algorithm_ok || !seal::verify(&obj, key.1, merchant.seal_algorithm) {
-        return Err(sealed_with(Refusal::code("34")));
+    // The seal is computed over the object as a `Value`; moved in and out,
+    // not copied.
+    let value = Value::Object(obj);
+    if !algorithm_ok || !seal::verify(&value, key.1, merchant.seal_algorithm) {
+        return Err(known(Refusal::code("34")));
     }
-    let Value::Object(obj) = obj else {
-        return Err(sealed_with(Refusal::format("body")));
+    let Value::Object(obj) = value else {
+        return Err(known(Refusal::format("body")));
     };
-    wire::req_str(&obj, "interfaceVersion").map_err(sealed_with)?;
+    wire::req_str(&obj, "interfaceVersion").map_err(known)?;
     Ok(Sealed { obj, merchant, key })
 }
 
