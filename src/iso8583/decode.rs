@@ -391,8 +391,6 @@ fn planned_field<'a>(
         if !all_in(data, table) {
             return None;
         }
-    } else if plan.check == CheckPlan::General {
-        return None;
     }
     if plan.container {
         let subs = spec.field(n)?.subfields.as_deref()?;
@@ -438,7 +436,7 @@ fn length_prefix_planned(length: LengthPlan, input: &[u8]) -> Option<(usize, &[u
             let p = input.get(..2)?;
             Some((usize::from(u16::from_be_bytes([p[0], p[1]])), &input[2..]))
         }
-        LengthPlan::Fixed { .. } | LengthPlan::Absent | LengthPlan::General => None,
+        LengthPlan::Fixed { .. } | LengthPlan::General => None,
     }
 }
 

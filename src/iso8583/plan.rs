@@ -14,8 +14,6 @@ use super::spec::{FieldSpec, LengthType, PrefixEncoding, Unit, MAX_FIELD};
 /// How the length of a field is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LengthPlan {
-    /// The field is not in the dialect.
-    Absent,
     /// Fixed length: `units` long, `wire` bytes.
     Fixed { units: u16, wire: u16 },
     /// ASCII decimal prefix of `digits` characters.
@@ -24,7 +22,9 @@ pub(crate) enum LengthPlan {
     Bcd { bytes: u8 },
     /// Big-endian binary prefix of `bytes` bytes.
     Binary { bytes: u8 },
-    /// Anything else (EBCDIC prefixes): the general path.
+    /// The general path decides: fields not in the dialect, EBCDIC
+    /// prefixes, and fields whose content check the plan does not cover
+    /// (so their prefix is not parsed twice).
     General,
 }
 
@@ -38,8 +38,6 @@ pub(crate) enum CheckPlan {
     /// Packed digits with a decimal filler nibble (`filler`) on the `pad`
     /// side of an odd length.
     BcdDigits { filler: u8, pad: Pad },
-    /// Anything else (EBCDIC, other BCD classes): the general check.
-    General,
 }
 
 /// Everything the hot loop needs about one field.
@@ -57,7 +55,7 @@ pub(crate) struct FieldPlan {
 
 impl FieldPlan {
     pub(crate) const ABSENT: FieldPlan = FieldPlan {
-        length: LengthPlan::Absent,
+        length: LengthPlan::General,
         check: CheckPlan::None,
         max: 0,
         nibbles: false,
@@ -94,7 +92,13 @@ impl FieldPlan {
                     pad: fs.pad,
                 }
             }
-            DataEncoding::Bcd | DataEncoding::Ebcdic => CheckPlan::General,
+            // EBCDIC, other BCD classes: the general path, prefix and all.
+            DataEncoding::Bcd | DataEncoding::Ebcdic => {
+                return FieldPlan {
+                    length: LengthPlan::General,
+                    ..FieldPlan::ABSENT
+                }
+            }
         };
         FieldPlan {
             length,
