@@ -411,11 +411,6 @@ impl Mapping {
         }
     }
 
-    /// The field carrying the acquirer's response code.
-    pub fn response_code_field(&self) -> u16 {
-        self.response_code
-    }
-
     /// Where a domain value goes: `"2"`, `"47.02"`, ... (for tests and docs).
     pub fn placement(&self, source_name: &str) -> Option<&str> {
         let source = Source::parse(source_name)?;

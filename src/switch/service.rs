@@ -32,7 +32,6 @@ pub struct Outcome {
     /// The acquirer's own code, when it answered.
     pub acquirer_response_code: Option<String>,
     pub authorisation_id: Option<String>,
-    pub acquirer: String,
 }
 
 /// Routes and sends authorizations. Share it behind an `Arc`.
@@ -70,10 +69,6 @@ impl AuthorizationService {
         self.acquirers.get(name)
     }
 
-    pub fn codes(&self) -> &ResponseCodeTable {
-        &self.codes
-    }
-
     /// Whether every acquirer has at least one ready link.
     pub fn ready(&self) -> bool {
         self.acquirers.values().all(|a| a.pool.ready_links() > 0)
@@ -91,7 +86,6 @@ impl AuthorizationService {
             response_code: code.to_owned(),
             acquirer_response_code: acq,
             authorisation_id: auth,
-            acquirer: c.acquirer.clone(),
         };
         let Some(acq) = self.acquirers.get(&c.acquirer) else {
             // Configuration is checked at start; this would be a bug.
@@ -123,13 +117,8 @@ impl AuthorizationService {
                     Ok(m) => acq.mapping.read_response(&acq.spec, &m),
                     Err(_) => Default::default(),
                 };
-                let code = self.codes.map(answer.response_code.as_deref()).to_owned();
-                Outcome {
-                    response_code: code,
-                    acquirer_response_code: answer.response_code,
-                    authorisation_id: answer.authorisation_id,
-                    acquirer: c.acquirer.clone(),
-                }
+                let code = self.codes.map(answer.response_code.as_deref());
+                outcome(code, answer.response_code, answer.authorisation_id)
             }
             Err(e) => {
                 tracing::debug!(acquirer = %c.acquirer, error = %e, "no answer");
