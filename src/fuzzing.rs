@@ -215,7 +215,7 @@ pub fn tlv_containers(data: &[u8]) {
         return;
     }
     let mut msg = Message::new(Mti::AUTHORIZATION_REQUEST);
-    msg.insert(n, Field::owned(rest.to_vec(), rest.len() as u16));
+    msg.insert(n, Field::from_wire(rest, rest.len() as u16));
     let Ok(wire) = spec.encode_to_bytes(&msg) else {
         return;
     };

@@ -168,7 +168,7 @@ fn sub_field_errors_name_the_sub_field() {
         spec.set_text(&mut m, 48, "EC0X").is_err(),
         "set_text checks containers"
     );
-    m.insert(48, Field::from_wire(b"EC0X".to_vec(), 4));
+    m.insert(48, Field::from_wire(b"EC0X", 4));
     let wire = spec.encode_to_bytes(&m).unwrap();
     let e = spec.decode(&wire).unwrap_err();
     assert_eq!(e.location, Location::Subfield { field: 48, sub: 2 });

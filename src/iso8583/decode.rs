@@ -552,7 +552,7 @@ fn decode_with<'a, const PLANNED: bool>(
     let count = (bitmap.word(0).count_ones()
         + bitmap.word(1).count_ones()
         + bitmap.word(2).count_ones()) as usize;
-    let mut msg = Message::with_capacity(header, mti, count);
+    let mut msg = Message::decoding(header, mti, count);
     // Data-element bits only: bit 1 (and 65 with a tertiary bitmap) announce
     // bitmaps, not fields.
     let mut words = [bitmap.word(0) & !(1 << 63), bitmap.word(1), bitmap.word(2)];
@@ -573,7 +573,7 @@ fn decode_with<'a, const PLANNED: bool>(
                 Some(ok) => ok,
                 None => general_field(spec, n, input, rest)?,
             };
-            msg.push_decoded(n, field);
+            msg.push_decoded(n, field.raw(), field.units() as u16);
             rest = r;
         }
     }

@@ -44,10 +44,10 @@ pub(crate) fn write_prefix(spec: &FieldSpec, units: usize, out: &mut BytesMut) {
 }
 
 /// Writes one field (prefix + data) after checking it fits the spec.
-#[inline]
+#[inline(always)]
 pub(crate) fn write_field(
     spec: &FieldSpec,
-    field: &Field<'_>,
+    field: Field<'_>,
     out: &mut BytesMut,
 ) -> Result<(), ()> {
     let units = field.units();

@@ -1,67 +1,56 @@
 //! Decoded messages. A [`Message`] borrows the frame it was decoded from:
-//! each [`Field`] is a slice of the frame holding the field's wire data
-//! (length prefix excluded). Logical values (digits of a BCD field, hex of a
-//! binary one) are produced on demand by [`super::Spec::text`]; owning the
-//! data is an explicit [`Message::into_owned`].
+//! its field table holds, per data element, the slice of the frame with
+//! the field's wire data (length prefix excluded). Fields set afterwards
+//! are copied into one buffer the message owns. Logical values (digits of a
+//! BCD field, hex of a binary one) are produced on demand by
+//! [`super::Spec::text`]; owning every byte is an explicit
+//! [`Message::into_owned`].
+//!
+//! The field table is inline for up to [`INLINE_FIELDS`] fields and its
+//! entries are plain slices or offsets, so decoding a typical authorization
+//! allocates nothing and dropping the message frees nothing per field.
 
 use std::borrow::Cow;
 
 use super::bitmap::Bitmap;
 use super::mti::Mti;
 
-/// One data element as it is on the wire. `Debug` shows sizes only: the
-/// data may be a PAN or a cryptogram.
-#[derive(Clone, PartialEq, Eq)]
+/// Fields held without a heap allocation.
+pub const INLINE_FIELDS: usize = 20;
+
+/// One data element as it is on the wire: a view of the data, and its
+/// length in the field's unit. `Debug` shows sizes only: the data may be
+/// a PAN or a cryptogram.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Field<'a> {
-    raw: Cow<'a, [u8]>,
+    raw: &'a [u8],
     /// Length in the field's unit (nibbles for BCD), as the prefix said.
     units: u16,
 }
 
 impl<'a> Field<'a> {
+    #[inline]
     pub(crate) fn borrowed(raw: &'a [u8], units: u16) -> Field<'a> {
-        Field {
-            raw: Cow::Borrowed(raw),
-            units,
-        }
+        Field { raw, units }
     }
 
     /// A field from wire data as it is, not checked against any dialect
     /// (tests and tools that need malformed messages; everything else
     /// should use [`super::Spec::set_text`]).
-    pub fn from_wire(raw: Vec<u8>, units: u16) -> Field<'static> {
-        Field::owned(raw, units)
-    }
-
-    pub(crate) fn owned(raw: Vec<u8>, units: u16) -> Field<'static> {
-        Field {
-            raw: Cow::Owned(raw),
-            units,
-        }
+    pub fn from_wire(raw: &'a [u8], units: u16) -> Field<'a> {
+        Field { raw, units }
     }
 
     /// The field's wire data, without its length prefix.
     #[inline]
-    pub fn raw(&self) -> &[u8] {
-        &self.raw
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
     }
 
     /// Length in the field's unit (characters, nibbles or bytes).
     #[inline]
     pub fn units(&self) -> usize {
         self.units as usize
-    }
-
-    /// Whether the data borrows the decoded frame.
-    pub fn is_borrowed(&self) -> bool {
-        matches!(self.raw, Cow::Borrowed(_))
-    }
-
-    pub fn into_owned(self) -> Field<'static> {
-        Field {
-            raw: Cow::Owned(self.raw.into_owned()),
-            units: self.units,
-        }
     }
 }
 
@@ -74,18 +63,170 @@ impl std::fmt::Debug for Field<'_> {
     }
 }
 
+/// Wire data built for one field (see [`super::value::encode_text`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct FieldBuf {
+    raw: Vec<u8>,
+    units: u16,
+}
+
+impl FieldBuf {
+    pub(crate) fn new(raw: Vec<u8>, units: u16) -> FieldBuf {
+        FieldBuf { raw, units }
+    }
+
+    pub fn as_field(&self) -> Field<'_> {
+        Field::borrowed(&self.raw, self.units)
+    }
+
+    pub fn raw(&self) -> &[u8] {
+        &self.raw
+    }
+
+    pub fn units(&self) -> usize {
+        self.units as usize
+    }
+}
+
+impl std::fmt::Debug for FieldBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_field().fmt(f)
+    }
+}
+
+/// Where one field's data is: a slice of the decoded frame, or `len`
+/// bytes at `start` of the message's own buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Data<'a> {
+    Frame(&'a [u8]),
+    Owned { start: u32, len: u32 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Slot<'a> {
+    n: u16,
+    units: u16,
+    data: Data<'a>,
+}
+
+impl Slot<'_> {
+    const EMPTY: Slot<'static> = Slot {
+        n: 0,
+        units: 0,
+        data: Data::Owned { start: 0, len: 0 },
+    };
+
+    fn len(&self) -> usize {
+        match self.data {
+            Data::Frame(raw) => raw.len(),
+            Data::Owned { len, .. } => len as usize,
+        }
+    }
+}
+
+/// The field table, sorted by field number: inline until it outgrows
+/// [`INLINE_FIELDS`], then entirely in `spill`.
+#[derive(Clone)]
+struct Slots<'a> {
+    len: usize,
+    inline: [Slot<'a>; INLINE_FIELDS],
+    spill: Vec<Slot<'a>>,
+}
+
+impl<'a> Slots<'a> {
+    fn with_capacity(n: usize) -> Slots<'a> {
+        Slots {
+            len: 0,
+            inline: [Slot::EMPTY; INLINE_FIELDS],
+            spill: if n > INLINE_FIELDS {
+                Vec::with_capacity(n)
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    #[inline]
+    fn as_slice(&self) -> &[Slot<'a>] {
+        if self.spill.is_empty() {
+            &self.inline[..self.len]
+        } else {
+            &self.spill
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [Slot<'a>] {
+        if self.spill.is_empty() {
+            &mut self.inline[..self.len]
+        } else {
+            &mut self.spill
+        }
+    }
+
+    /// Moves the inline entries to the heap (once, when full).
+    #[cold]
+    fn spill(&mut self) {
+        if self.spill.is_empty() {
+            self.spill.reserve(self.len + 1);
+            self.spill.extend_from_slice(&self.inline[..self.len]);
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, s: Slot<'a>) {
+        if self.len < INLINE_FIELDS && self.spill.is_empty() {
+            self.inline[self.len] = s;
+        } else {
+            self.spill();
+            self.spill.push(s);
+        }
+        self.len += 1;
+    }
+
+    fn insert(&mut self, i: usize, s: Slot<'a>) {
+        if self.len < INLINE_FIELDS && self.spill.is_empty() {
+            self.inline.copy_within(i..self.len, i + 1);
+            self.inline[i] = s;
+        } else {
+            self.spill();
+            self.spill.insert(i, s);
+        }
+        self.len += 1;
+    }
+
+    fn remove(&mut self, i: usize) -> Slot<'a> {
+        let s = if self.spill.is_empty() {
+            let s = self.inline[i];
+            self.inline.copy_within(i + 1..self.len, i);
+            s
+        } else {
+            self.spill.remove(i)
+        };
+        self.len -= 1;
+        s
+    }
+
+    fn find(&self, n: u16) -> Result<usize, usize> {
+        self.as_slice().binary_search_by_key(&n, |s| s.n)
+    }
+}
+
 /// An ISO 8583 message: header, MTI and data elements in field order.
 ///
 /// `Debug` never shows field data (it may hold card data): use
 /// [`super::Spec::display`] for a masked view.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Message<'a> {
+    /// Data of fields set after decoding (and of every field of an owned
+    /// message).
+    owned: Vec<u8>,
+    /// Bytes of `owned` no field points to any more.
+    garbage: usize,
     header: Cow<'a, [u8]>,
     mti: Mti,
-    /// Sorted by field number, no duplicates.
-    fields: Vec<(u16, Field<'a>)>,
+    slots: Slots<'a>,
     /// Data-element bits of the fields present (bits 1 and 65 excluded),
-    /// kept in step with `fields` so encoding never recomputes it.
+    /// kept in step with `slots` so encoding never recomputes it.
     present: Bitmap,
     /// Sum of the fields' wire data lengths, for one exact `reserve`.
     data_len: usize,
@@ -95,45 +236,48 @@ impl<'a> Message<'a> {
     /// An empty message with no header.
     pub fn new(mti: Mti) -> Message<'static> {
         Message {
+            owned: Vec::new(),
+            garbage: 0,
             header: Cow::Borrowed(&[]),
             mti,
-            fields: Vec::new(),
+            slots: Slots::with_capacity(0),
             present: Bitmap::default(),
             data_len: 0,
         }
     }
 
-    pub(crate) fn with_capacity(header: &'a [u8], mti: Mti, n: usize) -> Message<'a> {
+    /// An empty message for the decoder to fill with
+    /// [`Message::push_decoded`] (`n` fields expected).
+    #[inline]
+    pub(crate) fn decoding(header: &'a [u8], mti: Mti, n: usize) -> Message<'a> {
         Message {
+            owned: Vec::new(),
+            garbage: 0,
             header: Cow::Borrowed(header),
             mti,
-            fields: Vec::with_capacity(n),
+            slots: Slots::with_capacity(n),
             present: Bitmap::default(),
             data_len: 0,
         }
     }
 
-    /// Appends a field known to come after every present one, leaving the
-    /// presence bitmap to [`Message::set_present`] (the decoder has it).
+    /// Appends field `n` (a slice of the frame), known to come after
+    /// every present one, leaving the presence bitmap to
+    /// [`Message::set_present`] (the decoder has it).
     #[inline]
-    pub(crate) fn push_decoded(&mut self, n: u16, f: Field<'a>) {
-        self.data_len += f.raw.len();
-        self.fields.push((n, f));
+    pub(crate) fn push_decoded(&mut self, n: u16, raw: &'a [u8], units: u16) {
+        self.data_len += raw.len();
+        self.slots.push(Slot {
+            n,
+            units,
+            data: Data::Frame(raw),
+        });
     }
 
     /// The decoder's bitmap, structural bits (1, and 65 with a tertiary
     /// bitmap) already removed.
     pub(crate) fn set_present(&mut self, present: Bitmap) {
         self.present = present;
-    }
-
-    /// Appends a field known to come after every present one.
-    #[inline]
-    pub(crate) fn push_in_order(&mut self, n: u16, f: Field<'a>) {
-        debug_assert!(self.fields.last().is_none_or(|(last, _)| *last < n));
-        self.present.set(n);
-        self.data_len += f.raw.len();
-        self.fields.push((n, f));
     }
 
     pub fn mti(&self) -> Mti {
@@ -153,58 +297,129 @@ impl<'a> Message<'a> {
         self.header = Cow::Owned(header);
     }
 
-    /// Data element `n`, if present.
     #[inline]
-    pub fn field(&self, n: u16) -> Option<&Field<'a>> {
-        self.fields
-            .binary_search_by_key(&n, |(k, _)| *k)
-            .ok()
-            .map(|i| &self.fields[i].1)
-    }
-
-    pub fn has(&self, n: u16) -> bool {
-        self.field(n).is_some()
-    }
-
-    /// Puts a field's wire data in place (replacing any previous value).
-    /// Prefer [`super::Spec::set_text`], which validates against the dialect.
-    pub fn insert(&mut self, n: u16, f: Field<'a>) {
-        self.data_len += f.raw.len();
-        match self.fields.binary_search_by_key(&n, |(k, _)| *k) {
-            Ok(i) => {
-                self.data_len -= self.fields[i].1.raw.len();
-                self.fields[i].1 = f;
-            }
-            Err(i) => {
-                self.present.set(n);
-                self.fields.insert(i, (n, f));
+    fn view(&self, s: &Slot<'a>) -> Field<'_> {
+        match s.data {
+            Data::Frame(raw) => Field::borrowed(raw, s.units),
+            Data::Owned { start, len } => {
+                let (start, len) = (start as usize, len as usize);
+                Field::borrowed(&self.owned[start..start + len], s.units)
             }
         }
     }
 
-    pub fn remove(&mut self, n: u16) -> Option<Field<'a>> {
-        match self.fields.binary_search_by_key(&n, |(k, _)| *k) {
-            Ok(i) => {
-                let (_, f) = self.fields.remove(i);
-                self.present.clear(n);
-                self.data_len -= f.raw.len();
-                Some(f)
+    /// Data element `n`, if present.
+    #[inline]
+    pub fn field(&self, n: u16) -> Option<Field<'_>> {
+        let i = self.slots.find(n).ok()?;
+        Some(self.view(&self.slots.as_slice()[i]))
+    }
+
+    pub fn has(&self, n: u16) -> bool {
+        self.slots.find(n).is_ok()
+    }
+
+    /// Puts a field's wire data in place (replacing any previous value),
+    /// copying it into the message. Prefer [`super::Spec::set_text`],
+    /// which validates against the dialect.
+    pub fn insert(&mut self, n: u16, f: Field<'_>) {
+        let units = f.units;
+        let _ = self.insert_with(n, |out| {
+            out.extend_from_slice(f.raw);
+            Ok::<u16, std::convert::Infallible>(units)
+        });
+    }
+
+    /// Sets field `n` to what `write` appends to the message's buffer
+    /// (returning the field's length in units); if `write` fails, the
+    /// message is unchanged.
+    pub(crate) fn insert_with<E>(
+        &mut self,
+        n: u16,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<u16, E>,
+    ) -> Result<(), E> {
+        let start = self.owned.len();
+        let units = match write(&mut self.owned) {
+            Ok(units) => units,
+            Err(e) => {
+                self.owned.truncate(start);
+                return Err(e);
             }
-            Err(_) => None,
+        };
+        let len = self.owned.len() - start;
+        let slot = Slot {
+            n,
+            units,
+            data: Data::Owned {
+                start: start as u32,
+                len: len as u32,
+            },
+        };
+        self.data_len += len;
+        match self.slots.find(n) {
+            Ok(i) => {
+                let old = std::mem::replace(&mut self.slots.as_mut_slice()[i], slot);
+                self.forget(old);
+            }
+            Err(i) => {
+                self.present.set(n);
+                self.slots.insert(i, slot);
+            }
+        }
+        Ok(())
+    }
+
+    /// Accounts for a slot no longer in the table; compacts the buffer
+    /// when most of it is stale.
+    fn forget(&mut self, old: Slot<'a>) {
+        self.data_len -= old.len();
+        if let Data::Owned { len, .. } = old.data {
+            self.garbage += len as usize;
+            if self.garbage > 256 && self.garbage * 2 > self.owned.len() {
+                self.compact();
+            }
+        }
+    }
+
+    /// Rewrites the owned buffer with only the live fields' data.
+    fn compact(&mut self) {
+        let mut owned = Vec::with_capacity(self.owned.len() - self.garbage);
+        let old = std::mem::take(&mut self.owned);
+        for s in self.slots.as_mut_slice() {
+            if let Data::Owned { start, len } = &mut s.data {
+                let from = *start as usize;
+                *start = owned.len() as u32;
+                owned.extend_from_slice(&old[from..from + *len as usize]);
+            }
+        }
+        self.owned = owned;
+        self.garbage = 0;
+    }
+
+    /// Removes field `n`; whether it was present.
+    pub fn remove(&mut self, n: u16) -> bool {
+        match self.slots.find(n) {
+            Ok(i) => {
+                let old = self.slots.remove(i);
+                self.present.clear(n);
+                self.forget(old);
+                true
+            }
+            Err(_) => false,
         }
     }
 
     /// Present fields in ascending order.
-    pub fn fields(&self) -> impl Iterator<Item = (u16, &Field<'a>)> + '_ {
-        self.fields.iter().map(|(n, f)| (*n, f))
+    pub fn fields(&self) -> impl Iterator<Item = (u16, Field<'_>)> + '_ {
+        self.slots.as_slice().iter().map(|s| (s.n, self.view(s)))
     }
 
     pub fn len(&self) -> usize {
-        self.fields.len()
+        self.slots.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
+        self.slots.len == 0
     }
 
     /// The bitmap this message encodes to (bits 1 and 65 included as needed).
@@ -224,25 +439,57 @@ impl<'a> Message<'a> {
         self.data_len
     }
 
+    /// Whether field `n`'s data is a slice of the decoded frame (zero-copy).
+    pub fn borrows_frame(&self, n: u16) -> bool {
+        self.slots
+            .find(n)
+            .is_ok_and(|i| matches!(self.slots.as_slice()[i].data, Data::Frame(_)))
+    }
+
     /// Copies all borrowed data so the message outlives its frame.
     pub fn into_owned(self) -> Message<'static> {
+        let mut owned = Vec::with_capacity(self.data_len);
+        let mut slots = Slots::with_capacity(self.len());
+        for s in self.slots.as_slice() {
+            let start = owned.len() as u32;
+            owned.extend_from_slice(self.view(s).raw());
+            slots.push(Slot {
+                n: s.n,
+                units: s.units,
+                data: Data::Owned {
+                    start,
+                    len: owned.len() as u32 - start,
+                },
+            });
+        }
         Message {
+            owned,
+            garbage: 0,
             header: Cow::Owned(self.header.into_owned()),
             mti: self.mti,
-            fields: self
-                .fields
-                .into_iter()
-                .map(|(n, f)| (n, f.into_owned()))
-                .collect(),
+            slots,
             present: self.present,
             data_len: self.data_len,
         }
     }
 }
 
+/// Equal when the header, MTI and every field's data and length are.
+impl PartialEq for Message<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.mti == other.mti
+            && self.header == other.header
+            && self.present == other.present
+            && self.len() == other.len()
+            && self.fields().eq(other.fields())
+    }
+}
+
+impl Eq for Message<'_> {}
+
 impl std::fmt::Debug for Message<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let numbers: Vec<u16> = self.fields.iter().map(|(n, _)| *n).collect();
+        let numbers: Vec<u16> = self.fields().map(|(n, _)| n).collect();
         f.debug_struct("Message")
             .field("mti", &self.mti)
             .field("fields", &numbers)
@@ -257,25 +504,81 @@ mod tests {
     #[test]
     fn insert_keeps_order_and_replaces() {
         let mut m = Message::new(Mti::AUTHORIZATION_REQUEST);
-        m.insert(11, Field::owned(b"000001".to_vec(), 6));
-        m.insert(3, Field::owned(b"000000".to_vec(), 6));
-        m.insert(70, Field::owned(b"001".to_vec(), 3));
-        m.insert(11, Field::owned(b"000002".to_vec(), 6));
+        m.insert(11, Field::from_wire(b"000001", 6));
+        m.insert(3, Field::from_wire(b"000000", 6));
+        m.insert(70, Field::from_wire(b"001", 3));
+        m.insert(11, Field::from_wire(b"000002", 6));
         let order: Vec<u16> = m.fields().map(|(n, _)| n).collect();
         assert_eq!(order, [3, 11, 70]);
         assert_eq!(m.field(11).unwrap().raw(), b"000002");
+        assert_eq!(m.data_len(), 15);
         let bm = m.bitmap(false);
         assert!(bm.get(1) && bm.get(3) && bm.get(70) && !bm.get(65));
-        assert_eq!(m.remove(3).unwrap().raw(), b"000000");
+        assert!(m.remove(3));
+        assert!(!m.remove(3));
         assert!(!m.has(3));
+        assert_eq!(m.data_len(), 9);
         // Debug shows field numbers and sizes, never data.
         let dbg = format!("{m:?}");
         assert!(dbg.contains("[11, 70]") && !dbg.contains("000002"), "{dbg}");
-        let f = Field::owned(b"4895370012003478".to_vec(), 16);
+        let f = Field::from_wire(b"4895370012003478", 16);
         let dbg = format!("{f:?}");
         assert!(
             !dbg.contains("48953700") && !dbg.contains("52, 56"),
             "{dbg}"
         );
+    }
+
+    #[test]
+    fn table_spills_past_the_inline_fields_and_back_again() {
+        let mut m = Message::new(Mti::AUTHORIZATION_REQUEST);
+        // Descending, so every insert shifts the table.
+        for n in (2..=120u16).rev() {
+            m.insert(n, Field::from_wire(&n.to_be_bytes(), 2));
+        }
+        assert_eq!(m.len(), 119);
+        for (i, (n, f)) in m.fields().enumerate() {
+            assert_eq!(n, i as u16 + 2);
+            assert_eq!(f.raw(), n.to_be_bytes());
+        }
+        for n in 2..=110u16 {
+            assert!(m.remove(n));
+        }
+        let left: Vec<u16> = m.fields().map(|(n, _)| n).collect();
+        assert_eq!(left, (111..=120).collect::<Vec<_>>());
+        assert_eq!(m.data_len(), 20);
+    }
+
+    #[test]
+    fn replacing_fields_keeps_the_buffer_bounded() {
+        let mut m = Message::new(Mti::AUTHORIZATION_REQUEST);
+        m.insert(2, Field::from_wire(b"12345678", 8));
+        for i in 0..10_000u32 {
+            let v = format!("{i:08}");
+            m.insert(48, Field::from_wire(v.as_bytes(), 8));
+        }
+        assert_eq!(m.field(48).unwrap().raw(), b"00009999");
+        assert_eq!(m.field(2).unwrap().raw(), b"12345678");
+        assert!(m.owned.len() < 1_024, "{}", m.owned.len());
+    }
+
+    #[test]
+    fn owned_copy_equals_the_borrowed_message() {
+        let frame = b"hdr0123456789";
+        let mut m = Message::decoding(&frame[..3], Mti::AUTHORIZATION_REQUEST, 2);
+        m.push_decoded(3, &frame[3..9], 6);
+        m.push_decoded(11, &frame[9..13], 4);
+        let mut present = Bitmap::default();
+        present.set(3);
+        present.set(11);
+        m.set_present(present);
+        assert!(m.borrows_frame(3));
+        m.insert(4, Field::from_wire(b"000000001000", 12));
+        assert!(!m.borrows_frame(4));
+        let owned = m.clone().into_owned();
+        assert_eq!(owned, m);
+        assert!(!owned.borrows_frame(3));
+        assert_eq!(owned.field(11).unwrap().raw(), b"6789");
+        assert_eq!(owned.header(), b"hdr");
     }
 }

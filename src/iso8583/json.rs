@@ -150,7 +150,7 @@ pub fn to_document(spec: &Spec, msg: &Message<'_>, reveal: bool) -> Value {
     }
     for (n, field) in msg.fields() {
         if let Some(fs) = spec.field(n) {
-            doc.insert(n.to_string(), field_json(fs, field, reveal));
+            doc.insert(n.to_string(), field_json(fs, &field, reveal));
         }
     }
     Value::Object(doc)

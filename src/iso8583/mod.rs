@@ -51,7 +51,7 @@ use bytes::BytesMut;
 pub use bitmap::Bitmap;
 pub use encoding::{Class, DataEncoding};
 pub use error::{DecodeError, DecodeErrorKind, EncodeError, Location, SpecError, ValueError};
-pub use field::{Field, Message};
+pub use field::{Field, FieldBuf, Message, INLINE_FIELDS};
 pub use mti::Mti;
 pub use spec::{FieldSpec, Sensitivity, Spec, Subfields};
 pub use subfield::SubValue;
@@ -79,23 +79,25 @@ impl Spec {
     /// The logical value of field `n` (digits, text, or uppercase hex).
     pub fn text<'m>(&self, msg: &'m Message<'_>, n: u16) -> Option<Cow<'m, str>> {
         let fs = self.field(n)?;
-        msg.field(n).map(|f| value::text_of(fs, f))
+        msg.field(n).map(|f| value::text_of(fs, &f))
     }
 
     /// Sets field `n` from its logical value, validated against the dialect.
     pub fn set_text(&self, msg: &mut Message<'_>, n: u16, text: &str) -> Result<(), ValueError> {
         let fs = self.settable(n)?;
-        let field = value::encode_text(fs, Location::Field(n), text)?;
-        Self::check_decodable(fs, n, &field)?;
-        msg.insert(n, field);
-        Ok(())
+        msg.insert_with(n, |out| {
+            let start = out.len();
+            let units = value::encode_text_into(fs, Location::Field(n), text, out)?;
+            Self::check_decodable(fs, n, Field::borrowed(&out[start..], units))?;
+            Ok(units)
+        })
     }
 
     /// What a setter built must be what the decoder accepts: the field's
     /// class over its whole data (a container's values included) and, for
     /// a container, well-formed sub-fields (each tag once, nesting, lengths),
     /// checked by the decoder's own functions.
-    fn check_decodable(fs: &FieldSpec, n: u16, field: &Field<'_>) -> Result<(), ValueError> {
+    fn check_decodable(fs: &FieldSpec, n: u16, field: Field<'_>) -> Result<(), ValueError> {
         let data = field.raw();
         if let Err(f) = decode::check_content(fs, data, field.units()) {
             return Err(ValueError::BadChar {
@@ -116,10 +118,12 @@ impl Spec {
     /// Sets a binary field from raw bytes (text fields: from UTF-8 text).
     pub fn set_bytes(&self, msg: &mut Message<'_>, n: u16, bytes: &[u8]) -> Result<(), ValueError> {
         let fs = self.settable(n)?;
-        let field = value::encode_bytes(fs, Location::Field(n), bytes)?;
-        Self::check_decodable(fs, n, &field)?;
-        msg.insert(n, field);
-        Ok(())
+        msg.insert_with(n, |out| {
+            let start = out.len();
+            let units = value::encode_bytes_into(fs, Location::Field(n), bytes, out)?;
+            Self::check_decodable(fs, n, Field::borrowed(&out[start..], units))?;
+            Ok(units)
+        })
     }
 
     /// Builds container field `n` from sub-field entries (TLV tag labels,
@@ -153,8 +157,8 @@ impl Spec {
                 max: fs.max,
             });
         }
-        let field = Field::owned(data, units as u16);
-        Self::check_decodable(fs, n, &field)?;
+        let field = Field::borrowed(&data, units as u16);
+        Self::check_decodable(fs, n, field)?;
         msg.insert(n, field);
         Ok(())
     }
@@ -237,7 +241,7 @@ impl fmt::Display for Display<'_, '_> {
                 write!(
                     f,
                     " {n}={}",
-                    mask::mask(fs.sensitivity, &value::text_of(fs, field))
+                    mask::mask(fs.sensitivity, &value::text_of(fs, &field))
                 )?;
             }
         }
@@ -246,9 +250,9 @@ impl fmt::Display for Display<'_, '_> {
 }
 
 fn only<'m>(msg: &Message<'m>, n: u16) -> Message<'m> {
-    let mut m = Message::with_capacity(&[], msg.mti(), 1);
+    let mut m = Message::new(msg.mti());
     if let Some(f) = msg.field(n) {
-        m.push_in_order(n, f.clone());
+        m.insert(n, f);
     }
     m
 }

@@ -584,7 +584,7 @@ pub(crate) fn build(
                 out[start + (n - 1) / 8] |= 0x80 >> ((n - 1) % 8);
                 let f = encode_text(spec, loc(n as u32), need_text(v, loc(n as u32))?)?;
                 let mut buf = bytes::BytesMut::new();
-                write_field(spec, &f, &mut buf).map_err(|_| ValueError::Invalid {
+                write_field(spec, f.as_field(), &mut buf).map_err(|_| ValueError::Invalid {
                     location: loc(n as u32),
                     reason: "value does not fit the sub-field",
                 })?;

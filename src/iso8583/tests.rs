@@ -24,7 +24,11 @@ fn iso87ascii_hex_vector() {
     );
     let d = spec.decode(&wire).unwrap();
     assert_eq!(d, m);
-    assert!(d.field(2).unwrap().is_borrowed());
+    // Zero-copy: the field's data is a slice of the frame.
+    assert!(d.borrows_frame(2));
+    let data = d.field(2).unwrap().raw().as_ptr_range();
+    let frame = wire.as_ptr_range();
+    assert!(frame.start <= data.start && data.end <= frame.end);
 }
 
 #[test]
@@ -192,7 +196,7 @@ fn malformed_tlv_names_sub_field() {
         spec.set_text(&mut m, 55, "9F26081122").is_err(),
         "set_text checks containers"
     );
-    m.insert(55, Field::from_wire(hex::decode("9F26081122").unwrap(), 5));
+    m.insert(55, Field::from_wire(&hex::decode("9F26081122").unwrap(), 5));
     let wire = spec.encode_to_bytes(&m).unwrap();
     let e = decode_err(&spec, &wire);
     assert_eq!(e.location, Location::Field(55));
@@ -223,7 +227,7 @@ fn duplicate_tags_are_refused() {
         .chain(b"01\x0207")
         .copied()
         .collect::<Vec<u8>>();
-    m.insert(47, Field::from_wire(raw.clone(), raw.len() as u16));
+    m.insert(47, Field::from_wire(&raw, raw.len() as u16));
     let wire = spec.encode_to_bytes(&m).unwrap();
     let e = decode_err(&spec, &wire);
     assert_eq!(e.kind, DecodeErrorKind::DuplicateTag);

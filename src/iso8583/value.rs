@@ -11,11 +11,11 @@ use super::encoding::{
     push_hex_upper, DataEncoding,
 };
 use super::error::{Location, ValueError};
-use super::field::Field;
+use super::field::{Field, FieldBuf};
 use super::spec::FieldSpec;
 
 /// The logical value of a field. Borrows for ASCII fields.
-pub fn text_of<'f>(spec: &FieldSpec, field: &'f Field<'_>) -> Cow<'f, str> {
+pub fn text_of<'f>(spec: &FieldSpec, field: &Field<'f>) -> Cow<'f, str> {
     let raw = field.raw();
     match spec.encoding {
         DataEncoding::Ascii => String::from_utf8_lossy(raw),
@@ -61,27 +61,40 @@ pub fn encode_text(
     spec: &FieldSpec,
     location: Location,
     text: &str,
-) -> Result<Field<'static>, ValueError> {
+) -> Result<FieldBuf, ValueError> {
+    let mut raw = Vec::new();
+    let units = encode_text_into(spec, location, text, &mut raw)?;
+    Ok(FieldBuf::new(raw, units))
+}
+
+/// [`encode_text`] appending the wire data to `out`; returns the length in
+/// the field's unit. On error `out` may hold part of the data: the caller
+/// truncates it.
+pub(crate) fn encode_text_into(
+    spec: &FieldSpec,
+    location: Location,
+    text: &str,
+    out: &mut Vec<u8>,
+) -> Result<u16, ValueError> {
     let b = text.as_bytes();
     let bad_char = |index: usize| ValueError::BadChar {
         location,
         index,
         class: spec.class.name(),
     };
+    // Every length below is checked against the field's maximum (<= 9,999).
     match spec.encoding {
         DataEncoding::Ascii | DataEncoding::Ebcdic => {
             check_len(spec, location, b.len())?;
             if let Some(i) = spec.class.first_bad_char(b) {
                 return Err(bad_char(i));
             }
-            let raw = if spec.encoding == DataEncoding::Ascii {
-                b.to_vec()
+            if spec.encoding == DataEncoding::Ascii {
+                out.extend_from_slice(b);
             } else {
-                b.iter()
-                    .map(|&c| ascii_to_ebcdic(c).unwrap_or(0x6F))
-                    .collect()
-            };
-            Ok(Field::owned(raw, b.len() as u16))
+                out.extend(b.iter().map(|&c| ascii_to_ebcdic(c).unwrap_or(0x6F)));
+            }
+            Ok(b.len() as u16)
         }
         DataEncoding::Bcd => {
             check_len(spec, location, b.len())?;
@@ -92,18 +105,19 @@ pub fn encode_text(
                     _ => return Err(bad_char(i)),
                 }
             }
-            let mut raw = Vec::with_capacity(b.len().div_ceil(2));
-            pack_bcd(b, spec.pad, spec.filler, &mut raw);
-            Ok(Field::owned(raw, b.len() as u16))
+            out.reserve(b.len().div_ceil(2));
+            pack_bcd(b, spec.pad, spec.filler, out);
+            Ok(b.len() as u16)
         }
         DataEncoding::Binary => {
             if b.len() % 2 != 0 {
                 return Err(ValueError::BadHex(location));
             }
-            let raw = hex::decode(b).map_err(|_| ValueError::BadHex(location))?;
-            check_len(spec, location, raw.len())?;
-            let units = raw.len() as u16;
-            Ok(Field::owned(raw, units))
+            let start = out.len();
+            out.resize(start + b.len() / 2, 0);
+            hex::decode_to_slice(b, &mut out[start..]).map_err(|_| ValueError::BadHex(location))?;
+            check_len(spec, location, b.len() / 2)?;
+            Ok((b.len() / 2) as u16)
         }
     }
 }
@@ -113,18 +127,31 @@ pub fn encode_bytes(
     spec: &FieldSpec,
     location: Location,
     bytes: &[u8],
-) -> Result<Field<'static>, ValueError> {
+) -> Result<FieldBuf, ValueError> {
+    let mut raw = Vec::new();
+    let units = encode_bytes_into(spec, location, bytes, &mut raw)?;
+    Ok(FieldBuf::new(raw, units))
+}
+
+/// [`encode_bytes`] appending to `out` (see [`encode_text_into`]).
+pub(crate) fn encode_bytes_into(
+    spec: &FieldSpec,
+    location: Location,
+    bytes: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<u16, ValueError> {
     match spec.encoding {
         DataEncoding::Binary => {
             check_len(spec, location, bytes.len())?;
-            Ok(Field::owned(bytes.to_vec(), bytes.len() as u16))
+            out.extend_from_slice(bytes);
+            Ok(bytes.len() as u16)
         }
         _ => {
             let text = std::str::from_utf8(bytes).map_err(|_| ValueError::Invalid {
                 location,
                 reason: "not text",
             })?;
-            encode_text(spec, location, text)
+            encode_text_into(spec, location, text, out)
         }
     }
 }
@@ -178,7 +205,7 @@ mod tests {
             ),
         ] {
             let f = encode_text(&spec, loc, text).unwrap();
-            assert_eq!(text_of(&spec, &f), text);
+            assert_eq!(text_of(&spec, &f.as_field()), text);
         }
     }
 
