@@ -24,6 +24,7 @@ use tokio::time::Instant;
 use crate::front::PATH_CARD_ORDER;
 use crate::load::{new_hist, ErrorBreakdown, LoadReport, Progress};
 use crate::seal::{self, SealAlgorithm, SealSecret};
+use zeroize::Zeroizing;
 
 /// Why an API call failed.
 #[derive(Debug, thiserror::Error)]
@@ -135,26 +136,111 @@ pub fn card_order_request(
     reference: &str,
     amount: u64,
 ) -> Value {
-    seal_request(
-        json!({
-            "merchantId": merchant_id,
-            "interfaceVersion": "IR_WS_2.55",
-            "transactionReference": reference,
-            "amount": amount,
-            "currencyCode": "978",
-            "orderChannel": "INTERNET",
-            "paymentMeanDataProvider": "GOOGLEPAY",
-            "panEntryMode": "OEMPAY",
-            "paymentToken": LOAD_DPAN,
-            "cardExpiryDate": "203012",
-            "authenticationResult": {
-                "holderAuthentProgram": "GOOGLEPAY",
-                "googlePay": {"eci": "05", "cavv": LOAD_CRYPTOGRAM}
-            }
-        }),
-        key_version,
-        secret,
-    )
+    let mut v = card_order_fields(merchant_id, amount);
+    v["transactionReference"] = json!(reference);
+    seal_request(v, key_version, secret)
+}
+
+/// The fields of the load run's `cardOrder` but its reference and seal.
+fn card_order_fields(merchant_id: &str, amount: u64) -> Value {
+    json!({
+        "merchantId": merchant_id,
+        "interfaceVersion": "IR_WS_2.55",
+        "amount": amount,
+        "currencyCode": "978",
+        "orderChannel": "INTERNET",
+        "paymentMeanDataProvider": "GOOGLEPAY",
+        "panEntryMode": "OEMPAY",
+        "paymentToken": LOAD_DPAN,
+        "cardExpiryDate": "203012",
+        "authenticationResult": {
+            "holderAuthentProgram": "GOOGLEPAY",
+            "googlePay": {"eci": "05", "cavv": LOAD_CRYPTOGRAM}
+        }
+    })
+}
+
+const REFERENCE_KEY: &str = "transactionReference";
+
+/// Sealed `cardOrder` bodies that differ only in `transactionReference`,
+/// for the load run: the JSON and the seal string of everything else are
+/// made once (the reference sorts last among the sealed fields, so each
+/// request's seal string is that prefix and its reference), leaving one
+/// HMAC and a few copies per request. Same bytes on the wire as
+/// [`card_order_request`] up to field order.
+pub struct CardOrderBodies {
+    /// The JSON object without its closing brace, reference and seal.
+    head: String,
+    /// The seal string before the reference (it holds the DPAN).
+    seal_head: Zeroizing<String>,
+    secret: SealSecret,
+    merchant_id: String,
+    key_version: u32,
+    amount: u64,
+    /// No sealed field sorts after the reference (true for the fields above).
+    reference_last: bool,
+}
+
+impl CardOrderBodies {
+    pub fn new(merchant_id: &str, key_version: u32, secret: &SealSecret, amount: u64) -> Self {
+        let mut v = card_order_fields(merchant_id, amount);
+        v["keyVersion"] = json!(key_version);
+        let reference_last = v
+            .as_object()
+            .is_some_and(|o| o.keys().all(|k| k.as_str() < REFERENCE_KEY));
+        let mut head = v.to_string();
+        head.pop();
+        CardOrderBodies {
+            head,
+            seal_head: seal::seal_string(&v),
+            secret: secret.clone(),
+            merchant_id: merchant_id.to_owned(),
+            key_version,
+            amount,
+            reference_last,
+        }
+    }
+
+    /// The sealed body for `reference`. References of letters and digits
+    /// (what the load run makes) take the fast path; anything else goes
+    /// through [`card_order_request`].
+    pub fn body(&self, reference: &str) -> Bytes {
+        if !self.reference_last || !reference.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            let v = card_order_request(
+                &self.merchant_id,
+                self.key_version,
+                &self.secret,
+                reference,
+                self.amount,
+            );
+            return Bytes::from(v.to_string());
+        }
+        let mut sealed = Zeroizing::new(String::with_capacity(
+            self.seal_head.len() + reference.len(),
+        ));
+        sealed.push_str(&self.seal_head);
+        sealed.push_str(reference);
+        let seal = seal::seal_of_string(&sealed, &self.secret, SealAlgorithm::HmacSha256);
+        let mut body = String::with_capacity(self.head.len() + reference.len() + 120);
+        body.push_str(&self.head);
+        for part in [",\"", REFERENCE_KEY, "\":\"", reference, "\",\"seal\":\"", &seal, "\"}"] {
+            body.push_str(part);
+        }
+        Bytes::from(body)
+    }
+}
+
+/// The one field of an answer the load run reads.
+#[derive(serde::Deserialize)]
+struct Answer<'a> {
+    #[serde(rename = "responseCode", borrow)]
+    response_code: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// Whether a `cardOrder` answer body says `responseCode` 00.
+fn approved(body: &[u8]) -> bool {
+    serde_json::from_slice::<Answer<'_>>(body)
+        .is_ok_and(|a| a.response_code.as_deref() == Some("00"))
 }
 
 /// What to send and how hard.
@@ -194,6 +280,12 @@ pub async fn run(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     let issued = Arc::new(AtomicU64::new(0));
+    let bodies = Arc::new(CardOrderBodies::new(
+        &cfg.merchant_id,
+        cfg.key_version,
+        &cfg.secret,
+        cfg.amount,
+    ));
     let started = Instant::now();
     let deadline = started + cfg.max_duration;
     let workers = cfg.workers.clamp(1, clients.len());
@@ -206,8 +298,10 @@ pub async fn run(
         let cfg = cfg.clone();
         let issued = Arc::clone(&issued);
         let progress = Arc::clone(&progress);
+        let bodies = Arc::clone(&bodies);
         handles.push(tokio::spawn(async move {
             let cfg = &cfg;
+            let bodies = &*bodies;
             let issued = &*issued;
             let progress = &*progress;
             let mut set: FuturesUnordered<_> = conns
@@ -224,18 +318,12 @@ pub async fn run(
                             break;
                         }
                         let reference = format!("L{run_id}x{n}");
-                        let req = card_order_request(
-                            &cfg.merchant_id,
-                            cfg.key_version,
-                            &cfg.secret,
-                            &reference,
-                            cfg.amount,
-                        );
+                        let body = bodies.body(&reference);
                         let t0 = Instant::now();
-                        let result = client.post_json(PATH_CARD_ORDER, &req).await;
+                        let result = client.call("POST", PATH_CARD_ORDER, body).await;
                         let us = t0.elapsed().as_micros().max(1) as u64;
                         match result {
-                            Ok((200, v)) if v["responseCode"] == "00" => {
+                            Ok((200, b)) if approved(&b) => {
                                 r.ok += 1;
                                 let _ = r.hist.record(us);
                             }
@@ -319,5 +407,32 @@ mod tests {
         let secret = SealSecret::new("s");
         let v = card_order_request("m", 1, &secret, "r1", 1000);
         assert!(seal::verify(&v, &secret, SealAlgorithm::HmacSha256));
+    }
+
+    #[test]
+    fn prepared_bodies_are_the_generic_requests() {
+        let secret = SealSecret::new("s3cr3t");
+        let bodies = CardOrderBodies::new("m01", 2, &secret, 1005);
+        assert!(bodies.reference_last);
+        // The fast path, and the fallback for a reference needing escapes.
+        for reference in ["L123x0", "R9", "a \"quoted\" ref/1"] {
+            let fast: Value = serde_json::from_slice(&bodies.body(reference)).unwrap();
+            let generic = card_order_request("m01", 2, &secret, reference, 1005);
+            assert_eq!(fast, generic, "{reference}");
+            assert!(seal::verify(&fast, &secret, SealAlgorithm::HmacSha256));
+        }
+        let other = CardOrderBodies::new("m01", 2, &SealSecret::new("other"), 1005);
+        let v: Value = serde_json::from_slice(&other.body("L1")).unwrap();
+        assert!(!seal::verify(&v, &secret, SealAlgorithm::HmacSha256));
+    }
+
+    #[test]
+    fn answers_are_read_without_a_value_tree() {
+        assert!(approved(br#"{"seal":"x","responseCode":"00","maskedPan":"4895##"}"#));
+        assert!(!approved(br#"{"responseCode":"05"}"#));
+        assert!(!approved(br#"{"responseCode":"\u0030\u0030x"}"#));
+        assert!(approved(br#"{"responseCode":"\u0030\u0030"}"#));
+        assert!(!approved(b"{}"));
+        assert!(!approved(b"not json"));
     }
 }

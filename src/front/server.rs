@@ -120,9 +120,9 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
             sc.framing = s.framing.clone();
             sc.record = s.record;
             sc.ledger_capacity = s.ledger_capacity;
+            // Its own thread: the acquirer's work stays off the switch's.
             Some(
-                Simulator::start(sc)
-                    .await
+                Simulator::start_on_own_thread(sc)
                     .map_err(|e| StartError::Simulator(e.to_string()))?,
             )
         }

@@ -82,17 +82,62 @@ pub struct SimHandle {
     addr: SocketAddr,
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    /// Resolves when the serving task (or thread) has closed everything.
+    done: Option<futures::future::BoxFuture<'static, ()>>,
 }
 
 /// Entry point; see [`Simulator::start`].
 pub struct Simulator;
 
 impl Simulator {
-    /// Binds `cfg.listen` and serves in the background.
+    /// Binds `cfg.listen` and serves in the background on the current
+    /// runtime.
     pub async fn start(cfg: SimConfig) -> Result<SimHandle, SimError> {
+        let (mut handle, listener, rx) = Self::bind(cfg)?;
+        let listener = TcpListener::from_std(listener)?;
+        let task = tokio::spawn(accept_loop(listener, Arc::clone(&handle.shared), rx));
+        handle.done = Some(Box::pin(async move {
+            let _ = task.await;
+        }));
+        Ok(handle)
+    }
+
+    /// Binds `cfg.listen` and serves on a thread of its own with its own
+    /// single-threaded runtime, as a separate acquirer host would: the
+    /// caller's runtime then spends nothing on the acquirer's side (the
+    /// embedded default of `serve` and `demo`). Needs no runtime.
+    pub fn start_on_own_thread(cfg: SimConfig) -> Result<SimHandle, SimError> {
+        let (mut handle, listener, rx) = Self::bind(cfg)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let shared = Arc::clone(&handle.shared);
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("acqswitch-sim".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    match TcpListener::from_std(listener) {
+                        Ok(l) => accept_loop(l, shared, rx).await,
+                        Err(e) => tracing::warn!(error = %e, "simulator listener"),
+                    }
+                });
+                let _ = done_tx.send(());
+            })?;
+        handle.done = Some(Box::pin(async move {
+            let _ = done_rx.await;
+        }));
+        Ok(handle)
+    }
+
+    /// The listening socket (non-blocking, for any runtime) and a handle
+    /// without its serving task.
+    fn bind(
+        cfg: SimConfig,
+    ) -> Result<(SimHandle, std::net::TcpListener, watch::Receiver<bool>), SimError> {
         let codec = cfg.framing.codec()?;
-        let listener = TcpListener::bind(cfg.listen).await?;
+        let listener = std::net::TcpListener::bind(cfg.listen)?;
+        listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             spec: cfg.spec,
@@ -109,13 +154,13 @@ impl Simulator {
             next_stan: AtomicU64::new(900_000),
         });
         let (shutdown, rx) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), rx));
-        Ok(SimHandle {
+        let handle = SimHandle {
             addr,
             shared,
             shutdown,
-            task: Some(task),
-        })
+            done: None,
+        };
+        Ok((handle, listener, rx))
     }
 }
 
@@ -222,8 +267,8 @@ impl SimHandle {
     /// Stops accepting and closes every connection.
     pub async fn shutdown(mut self) {
         self.shutdown.send_replace(true);
-        if let Some(t) = self.task.take() {
-            let _ = t.await;
+        if let Some(done) = self.done.take() {
+            done.await;
         }
     }
 }
