@@ -223,7 +223,15 @@ impl CardOrderBodies {
         let seal = seal::seal_of_string(&sealed, &self.secret, SealAlgorithm::HmacSha256);
         let mut body = String::with_capacity(self.head.len() + reference.len() + 120);
         body.push_str(&self.head);
-        for part in [",\"", REFERENCE_KEY, "\":\"", reference, "\",\"seal\":\"", &seal, "\"}"] {
+        for part in [
+            ",\"",
+            REFERENCE_KEY,
+            "\":\"",
+            reference,
+            "\",\"seal\":\"",
+            &seal,
+            "\"}",
+        ] {
             body.push_str(part);
         }
         Bytes::from(body)
@@ -428,7 +436,9 @@ mod tests {
 
     #[test]
     fn answers_are_read_without_a_value_tree() {
-        assert!(approved(br#"{"seal":"x","responseCode":"00","maskedPan":"4895##"}"#));
+        assert!(approved(
+            br#"{"seal":"x","responseCode":"00","maskedPan":"4895##"}"#
+        ));
         assert!(!approved(br#"{"responseCode":"05"}"#));
         assert!(!approved(br#"{"responseCode":"\u0030\u0030x"}"#));
         assert!(approved(br#"{"responseCode":"\u0030\u0030"}"#));

@@ -642,7 +642,9 @@ async fn bad_bodies_and_slow_clients_do_not_harm_others() {
         String::from_utf8_lossy(&buf)
     );
 
-    // Health and readiness.
+    // Health and readiness, on a fresh connection: `api`'s has been idle
+    // longer than the header read timeout, which closes idle connections too.
+    let mut api = Api::new(&r).await;
     let (status, v) = api.client.get_json("/healthz").await.unwrap();
     assert_eq!((status, v["status"].as_str()), (200, Some("ok")));
     let (status, v) = api.client.get_json("/readyz").await.unwrap();
@@ -715,4 +717,63 @@ links = 1
     assert_eq!(spec.subfield_text(&m, 126, "9").unwrap(), hex_of_b64(TAVV));
     r.shutdown().await;
     sim.shutdown().await;
+}
+
+/// Several shards (runtime threads) on one address: every connection is
+/// served whichever shard accepts it, RRNs and STANs stay unique across
+/// shards, and a reference used on one shard is a duplicate on the other.
+#[tokio::test]
+async fn shards_share_the_address_the_stores_and_the_numbering() {
+    let mut cfg = config(&cb2a_acquirer("simulator"), true);
+    cfg.server.threads = 3;
+    let mut r = front::start(cfg).await.unwrap();
+    r.start_shards(2).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), r.wait_ready())
+        .await
+        .unwrap();
+    let dpan_order = |reference: &str| {
+        let mut o = order(reference, 1000);
+        o["cardNumber"] = json!(DPAN);
+        o["cardExpiryDate"] = json!("203012");
+        o["authenticationResult"] = json!({"holderAuthentProgram": "GOOGLEPAY",
+            "googlePay": {"eci": "05", "cavv": TAVV}});
+        o
+    };
+    // Many connections, so the kernel spreads them over the shards.
+    let mut apis = Vec::new();
+    for _ in 0..24 {
+        apis.push(Api::new(&r).await);
+    }
+    let reference = unique("S");
+    let mut codes = Vec::new();
+    for api in &mut apis {
+        let v = api.call(PATH_CARD_ORDER, M1, dpan_order(&reference)).await;
+        codes.push(v["responseCode"].as_str().unwrap_or("").to_owned());
+    }
+    assert_eq!(codes[0], "00");
+    assert!(codes[1..].iter().all(|c| c == "94"), "{codes:?}");
+    for api in &mut apis {
+        let v = api
+            .call(PATH_CARD_ORDER, M1, dpan_order(&unique("S")))
+            .await;
+        assert_eq!(v["responseCode"], "00", "{v}");
+    }
+    let sim = r.simulator().unwrap();
+    // 25 approvals (the 23 duplicates never left the switch).
+    assert_eq!(sim.ledger().len(), 25);
+    // Every shard's links reached the simulator.
+    assert_eq!(sim.connections_accepted(), 3);
+    let records = sim.records();
+    let spec = acqswitch::iso8583::Spec::builtin("cb2a").unwrap();
+    let mut rrns: Vec<String> = records
+        .iter()
+        .filter(|m| m.mti() == acqswitch::iso8583::Mti::AUTHORIZATION_REQUEST)
+        .filter_map(|m| spec.text(m, 37).map(|t| t.into_owned()))
+        .collect();
+    let n = rrns.len();
+    assert!(n >= 10, "{n}");
+    rrns.sort();
+    rrns.dedup();
+    assert_eq!(rrns.len(), n, "RRNs repeat across shards");
+    r.shutdown().await;
 }

@@ -52,7 +52,9 @@ fn run_inner(args: ServeArgs) -> Result<(), String> {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
-    let rt = super::sim::runtime(threads).map_err(|e| e.to_string())?;
+    // One single-threaded runtime per shard (see Running::start_shards):
+    // this thread's, and threads - 1 more.
+    let rt = super::sim::runtime(1).map_err(|e| e.to_string())?;
     rt.block_on(async move {
         let demo = embedded
             .then(|| {
@@ -61,6 +63,9 @@ fn run_inner(args: ServeArgs) -> Result<(), String> {
             })
             .flatten();
         let mut running = front::start(cfg).await.map_err(|e| e.to_string())?;
+        running
+            .start_shards(threads - 1)
+            .map_err(|e| e.to_string())?;
         if tokio::time::timeout(Duration::from_secs(10), running.wait_ready())
             .await
             .is_err()

@@ -51,16 +51,34 @@ pub use server::{start, Running, StartError};
 pub const PATH_CHECK: &str = "/rs-services/v2/checkout/paymentDataProviderCheck";
 pub const PATH_CARD_ORDER: &str = "/rs-services/v2/checkout/cardOrder";
 
-/// Everything the handlers share.
+/// Everything the handlers share. With several runtime threads each
+/// shard has its own (its own acquirer pools), and the merchants and the
+/// stores are shared by all.
 pub struct AppState {
     pub service: AuthorizationService,
-    pub merchants: HashMap<String, Merchant>,
-    pub references: Mutex<ReferenceWindow>,
+    pub merchants: Arc<HashMap<String, Merchant>>,
+    pub references: Arc<Mutex<ReferenceWindow>>,
     /// `(merchant, messageId)` of every token decrypted, against replays.
-    pub token_ids: Mutex<ReferenceWindow>,
-    pub vault: Mutex<TokenVault>,
+    pub token_ids: Arc<Mutex<ReferenceWindow>>,
+    pub vault: Arc<Mutex<TokenVault>>,
     pub body_limit: usize,
     pub body_read_timeout: Duration,
+}
+
+impl AppState {
+    /// The state of another shard, on the current runtime: pools of its
+    /// own (see [`AuthorizationService::shard`]), everything else shared.
+    pub fn shard(&self) -> AppState {
+        AppState {
+            service: self.service.shard(),
+            merchants: Arc::clone(&self.merchants),
+            references: Arc::clone(&self.references),
+            token_ids: Arc::clone(&self.token_ids),
+            vault: Arc::clone(&self.vault),
+            body_limit: self.body_limit,
+            body_read_timeout: self.body_read_timeout,
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

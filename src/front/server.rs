@@ -53,6 +53,15 @@ pub struct Running {
     simulator: Option<SimHandle>,
     shutdown: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
+    server: crate::config::ServerConfig,
+    /// Further shards, each on a thread of its own (see [`Running::start_shards`]).
+    shards: Vec<Shard>,
+}
+
+/// A shard on its own thread: its state, and a signal when it has stopped.
+struct Shard {
+    state: Arc<AppState>,
+    done: tokio::sync::oneshot::Receiver<()>,
 }
 
 impl Running {
@@ -70,11 +79,74 @@ impl Running {
         self.simulator.as_ref()
     }
 
-    /// Waits until every acquirer has a ready link (bound it with a timeout).
+    /// Waits until every acquirer has a ready link in every shard (bound
+    /// it with a timeout).
     pub async fn wait_ready(&self) {
-        for a in self.state.service.acquirers() {
-            a.pool.wait_ready(1).await;
+        let states = std::iter::once(&self.state).chain(self.shards.iter().map(|s| &s.state));
+        for st in states {
+            for a in st.service.acquirers() {
+                a.pool.wait_ready(1).await;
+            }
         }
+    }
+
+    /// Starts `n` more shards, each a single-threaded runtime on a thread
+    /// of its own with its own listening socket on the same address
+    /// (`SO_REUSEPORT`: the kernel spreads connections over them) and its
+    /// own acquirer pools; merchants, duplicate windows and the vault are
+    /// shared. A request stays on its shard from accept to answer, so no
+    /// task ever wakes another thread. Needs `server.threads` other than 1
+    /// at [`start`] (the first socket must allow the sharing).
+    pub fn start_shards(&mut self, n: usize) -> Result<(), StartError> {
+        for i in 1..=n {
+            let base = Arc::clone(&self.state);
+            let addr = self.addr;
+            let server = self.server.clone();
+            let rx = self.shutdown.subscribe();
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+            let (done_tx, done) = tokio::sync::oneshot::channel();
+            let listen_error = |reason: String| StartError::Listen {
+                addr: addr.to_string(),
+                reason,
+            };
+            std::thread::Builder::new()
+                .name(format!("acqswitch-shard-{i}"))
+                .spawn(move || {
+                    let rt = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e.to_string()));
+                            return;
+                        }
+                    };
+                    rt.block_on(async move {
+                        let listener = match shared_listener(addr, true) {
+                            Ok(l) => l,
+                            Err(e) => {
+                                let _ = ready_tx.send(Err(e.to_string()));
+                                return;
+                            }
+                        };
+                        let state = Arc::new(base.shard());
+                        let _ = ready_tx.send(Ok(Arc::clone(&state)));
+                        accept_loop(listener, super::router(Arc::clone(&state)), server, rx).await;
+                        for a in state.service.acquirers() {
+                            a.pool.shutdown().await;
+                        }
+                    });
+                    let _ = done_tx.send(());
+                })
+                .map_err(|e| listen_error(e.to_string()))?;
+            let state = ready_rx
+                .recv()
+                .map_err(|_| listen_error("shard thread ended".into()))?
+                .map_err(listen_error)?;
+            self.shards.push(Shard { state, done });
+        }
+        Ok(())
     }
 
     /// Serves until `shutdown` is called (for `serve`).
@@ -92,6 +164,9 @@ impl Running {
         }
         for a in self.state.service.acquirers() {
             a.pool.shutdown().await;
+        }
+        for shard in self.shards.drain(..) {
+            let _ = shard.done.await;
         }
         if let Some(sim) = self.simulator.take() {
             sim.shutdown().await;
@@ -168,32 +243,34 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     }
     let state = Arc::new(AppState {
         service: AuthorizationService::new(acquirers, cfg.response_codes.clone()),
-        merchants,
-        references: Mutex::new(ReferenceWindow::new(
+        merchants: Arc::new(merchants),
+        references: Arc::new(Mutex::new(ReferenceWindow::new(
             cfg.limits.duplicate_capacity,
             cfg.limits.duplicate_window,
-        )),
-        token_ids: Mutex::new(ReferenceWindow::new(
+        ))),
+        token_ids: Arc::new(Mutex::new(ReferenceWindow::new(
             cfg.limits.token_replay_capacity,
             cfg.limits.token_replay_window,
-        )),
-        vault: Mutex::new(TokenVault::new(
+        ))),
+        vault: Arc::new(Mutex::new(TokenVault::new(
             cfg.limits.vault_capacity,
             cfg.limits.vault_ttl,
-        )),
+        ))),
         body_limit: cfg.server.body_limit,
         body_read_timeout: cfg.server.body_read_timeout,
     });
-    let listener = TcpListener::bind(&cfg.server.listen)
-        .await
-        .map_err(|e| StartError::Listen {
-            addr: cfg.server.listen.clone(),
-            reason: e.to_string(),
-        })?;
-    let addr = listener.local_addr().map_err(|e| StartError::Listen {
+    let listen_error = |e: std::io::Error| StartError::Listen {
         addr: cfg.server.listen.clone(),
         reason: e.to_string(),
-    })?;
+    };
+    let requested = tokio::net::lookup_host(&cfg.server.listen)
+        .await
+        .map_err(listen_error)?
+        .next()
+        .ok_or_else(|| listen_error(std::io::ErrorKind::AddrNotAvailable.into()))?;
+    // Shards (server.threads other than 1) listen on the same address.
+    let listener = shared_listener(requested, cfg.server.threads != 1).map_err(listen_error)?;
+    let addr = listener.local_addr().map_err(listen_error)?;
     let (shutdown, rx) = watch::channel(false);
     let task = tokio::spawn(accept_loop(
         listener,
@@ -207,7 +284,25 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         simulator,
         shutdown,
         task: Some(task),
+        server: cfg.server.clone(),
+        shards: Vec::new(),
     })
+}
+
+/// A listening socket on `addr`, allowing other sockets of this process's
+/// user on the same address when `shared` (`SO_REUSEPORT`).
+fn shared_listener(addr: SocketAddr, shared: bool) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    if shared {
+        socket.set_reuseport(true)?;
+    }
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 fn merchant(m: &MerchantConfig, cfg: &Config) -> Result<Merchant, StartError> {

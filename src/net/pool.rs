@@ -179,7 +179,7 @@ impl Pool {
             ));
         }
         let codec = cfg.framing.codec()?;
-        let ctx = Arc::new(LinkContext {
+        Ok(Self::spawn(LinkContext {
             key: cfg.match_key.clone(),
             cfg,
             spec,
@@ -187,7 +187,28 @@ impl Pool {
             stans: StanAllocator::new(),
             unmatched,
             state_changed: Notify::new(),
-        });
+        }))
+    }
+
+    /// Another pool to the same acquirer, its links on the current runtime
+    /// (one shard of a `serve` with several runtime threads), sharing this
+    /// pool's STAN allocator so no two requests in flight on either get the
+    /// same STAN.
+    pub fn shard(&self) -> Pool {
+        let c = &self.inner.ctx;
+        Self::spawn(LinkContext {
+            key: c.key.clone(),
+            cfg: c.cfg.clone(),
+            spec: Arc::clone(&c.spec),
+            codec: c.codec.clone(),
+            stans: Arc::clone(&c.stans),
+            unmatched: Arc::clone(&c.unmatched),
+            state_changed: Notify::new(),
+        })
+    }
+
+    fn spawn(ctx: LinkContext) -> Pool {
+        let ctx = Arc::new(ctx);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut links = Vec::new();
         let mut tasks = Vec::new();
@@ -196,14 +217,14 @@ impl Pool {
             links.push(link);
             tasks.push(task);
         }
-        Ok(Pool {
+        Pool {
             inner: Arc::new(PoolInner {
                 links,
                 ctx,
                 shutdown,
                 tasks: Mutex::new(tasks),
             }),
-        })
+        }
     }
 
     /// Sends an authorization (or any request): allocates a STAN, sets it

@@ -39,7 +39,8 @@ pub struct Outcome {
 pub struct AuthorizationService {
     acquirers: HashMap<String, Acquirer>,
     codes: ResponseCodeTable,
-    rrn: AtomicU64,
+    /// Shared by the shards: RRNs stay unique across them.
+    rrn: Arc<AtomicU64>,
 }
 
 /// RRNs are 12 digits; the counter wraps below this.
@@ -57,7 +58,30 @@ impl AuthorizationService {
         AuthorizationService {
             acquirers: acquirers.into_iter().map(|a| (a.name.clone(), a)).collect(),
             codes,
-            rrn: AtomicU64::new(start),
+            rrn: Arc::new(AtomicU64::new(start)),
+        }
+    }
+
+    /// The same service with pools of its own on the current runtime (see
+    /// [`Pool::shard`]): same acquirers, mappings, response codes, and the
+    /// same RRN sequence and STAN allocators.
+    pub fn shard(&self) -> AuthorizationService {
+        AuthorizationService {
+            acquirers: self
+                .acquirers
+                .iter()
+                .map(|(k, a)| {
+                    let shard = Acquirer {
+                        name: a.name.clone(),
+                        spec: Arc::clone(&a.spec),
+                        mapping: a.mapping.clone(),
+                        pool: a.pool.shard(),
+                    };
+                    (k.clone(), shard)
+                })
+                .collect(),
+            codes: self.codes.clone(),
+            rrn: Arc::clone(&self.rrn),
         }
     }
 
