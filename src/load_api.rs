@@ -1,7 +1,9 @@
 //! Load through the gateway HTTP API (`acqswitch load --api URL`): sealed
-//! `cardOrder` requests over keep-alive HTTP/1.1 connections (hyper's
-//! client connection, one per request loop), measured with the same
-//! [`LoadReport`] as the pool load run.
+//! `cardOrder` requests over keep-alive HTTP/1.1 connections (a bare
+//! [`LoadConnection`] per request loop, so the load generator's own cost
+//! stays small next to the switch's), measured with the same
+//! [`LoadReport`] as the pool load run. [`ApiClient`] (hyper's client) is
+//! the general client for tests and the demo.
 //!
 //! Every run is bounded by a request count and a wall-clock deadline, and
 //! only ever connects to a loopback address.
@@ -113,6 +115,107 @@ impl ApiClient {
         let v = serde_json::from_slice(&body).map_err(|_| ApiError::Json)?;
         Ok((status, v))
     }
+}
+
+/// Largest answer head and body the load run accepts.
+const MAX_ANSWER: usize = 1 << 20;
+
+/// A bare HTTP/1.1 keep-alive connection for the load run: one write per
+/// request (head and body together), answers read into one reused buffer
+/// and their head parsed with `httparse`; no per-request task hand-off as
+/// in hyper's client. Answers must carry `content-length` (the API's do).
+pub struct LoadConnection {
+    stream: TcpStream,
+    head: Vec<u8>,
+    out: Vec<u8>,
+    inbuf: bytes::BytesMut,
+}
+
+impl LoadConnection {
+    /// Connects to `addr` (loopback only); requests go to `path`.
+    pub async fn connect(addr: SocketAddr, path: &str) -> Result<LoadConnection, ApiError> {
+        if !addr.ip().is_loopback() {
+            return Err(ApiError::NotLoopback(addr.to_string()));
+        }
+        let stream = TcpStream::connect(addr).await.map_err(ApiError::Connect)?;
+        let _ = stream.set_nodelay(true);
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: "
+        )
+        .into_bytes();
+        Ok(LoadConnection {
+            stream,
+            head,
+            out: Vec::with_capacity(1024),
+            inbuf: bytes::BytesMut::with_capacity(4096),
+        })
+    }
+
+    /// POSTs `body`; the answer's status and body.
+    pub async fn post(&mut self, body: &[u8]) -> Result<(u16, Bytes), ApiError> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        self.out.clear();
+        self.out.extend_from_slice(&self.head);
+        self.out
+            .extend_from_slice(body.len().to_string().as_bytes());
+        self.out.extend_from_slice(b"\r\n\r\n");
+        self.out.extend_from_slice(body);
+        self.stream
+            .write_all(&self.out)
+            .await
+            .map_err(ApiError::Connect)?;
+        loop {
+            if let Some((status, head_len, body_len)) = parse_answer_head(&self.inbuf)? {
+                if self.inbuf.len() >= head_len + body_len {
+                    let mut answer = self.inbuf.split_to(head_len + body_len);
+                    let body = answer.split_off(head_len).freeze();
+                    return Ok((status, body));
+                }
+            }
+            if self.inbuf.len() > MAX_ANSWER {
+                return Err(ApiError::Request("answer too large".into()));
+            }
+            self.inbuf.reserve(4096);
+            let n = self
+                .stream
+                .read_buf(&mut self.inbuf)
+                .await
+                .map_err(ApiError::Connect)?;
+            if n == 0 {
+                return Err(ApiError::Request("connection closed".into()));
+            }
+        }
+    }
+}
+
+/// Status, head length and body length of a complete answer head in
+/// `buf`; `None` while the head is incomplete.
+fn parse_answer_head(buf: &[u8]) -> Result<Option<(u16, usize, usize)>, ApiError> {
+    let mut headers = [httparse::EMPTY_HEADER; 24];
+    let mut resp = httparse::Response::new(&mut headers);
+    let bad = |what: &str| ApiError::Request(format!("answer: {what}"));
+    let head_len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(bad("bad head")),
+    };
+    let status = resp.code.ok_or_else(|| bad("no status"))?;
+    let length = resp
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .and_then(|h| {
+            std::str::from_utf8(h.value)
+                .ok()?
+                .trim()
+                .parse::<usize>()
+                .ok()
+        })
+        .ok_or_else(|| bad("no content-length"))?;
+    if length > MAX_ANSWER {
+        return Err(bad("body too large"));
+    }
+    Ok(Some((status, head_len, length)))
 }
 
 /// Adds `keyVersion` and the `seal` (HMAC-SHA-256) to a request.
@@ -281,7 +384,7 @@ pub async fn run(
     // Connect first so connection set-up is not measured.
     let mut clients = Vec::with_capacity(cfg.concurrency);
     for _ in 0..cfg.concurrency.max(1) {
-        clients.push(ApiClient::connect(cfg.addr).await?);
+        clients.push(LoadConnection::connect(cfg.addr, PATH_CARD_ORDER).await?);
     }
     // References unique across runs against the same server.
     let run_id = std::time::SystemTime::now()
@@ -297,7 +400,7 @@ pub async fn run(
     let started = Instant::now();
     let deadline = started + cfg.max_duration;
     let workers = cfg.workers.clamp(1, clients.len());
-    let mut per_worker: Vec<Vec<ApiClient>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut per_worker: Vec<Vec<LoadConnection>> = (0..workers).map(|_| Vec::new()).collect();
     for (i, c) in clients.into_iter().enumerate() {
         per_worker[i % workers].push(c);
     }
@@ -328,7 +431,7 @@ pub async fn run(
                         let reference = format!("L{run_id}x{n}");
                         let body = bodies.body(&reference);
                         let t0 = Instant::now();
-                        let result = client.call("POST", PATH_CARD_ORDER, body).await;
+                        let result = client.post(&body).await;
                         let us = t0.elapsed().as_micros().max(1) as u64;
                         match result {
                             Ok((200, b)) if approved(&b) => {
@@ -432,6 +535,18 @@ mod tests {
         let other = CardOrderBodies::new("m01", 2, &SealSecret::new("other"), 1005);
         let v: Value = serde_json::from_slice(&other.body("L1")).unwrap();
         assert!(!seal::verify(&v, &secret, SealAlgorithm::HmacSha256));
+    }
+
+    #[test]
+    fn answer_heads() {
+        let ok = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nContent-Length: 5\r\n\r\n{\"a\"}";
+        assert_eq!(parse_answer_head(ok).unwrap(), Some((200, ok.len() - 5, 5)));
+        assert_eq!(parse_answer_head(&ok[..20]).unwrap(), None);
+        assert!(parse_answer_head(b"HTTP/1.1 200 OK\r\n\r\n").is_err());
+        assert!(
+            parse_answer_head(b"HTTP/1.1 200 OK\r\ncontent-length: 99999999999\r\n\r\n").is_err()
+        );
+        assert!(parse_answer_head(b"HTTP/1.1 2x0 OK\r\n\r\n").is_err());
     }
 
     #[test]

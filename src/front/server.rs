@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use super::AppState;
 use crate::config::{Config, GooglePayConfig, MerchantConfig, SIMULATOR};
@@ -54,6 +54,8 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
     server: crate::config::ServerConfig,
+    /// Where the accept loop hands connections to further shards.
+    handoffs: Handoffs,
     /// Further shards, each on a thread of its own (see [`Running::start_shards`]).
     shards: Vec<Shard>,
 }
@@ -91,24 +93,23 @@ impl Running {
     }
 
     /// Starts `n` more shards, each a single-threaded runtime on a thread
-    /// of its own with its own listening socket on the same address
-    /// (`SO_REUSEPORT`: the kernel spreads connections over them) and its
-    /// own acquirer pools; merchants, duplicate windows and the vault are
-    /// shared. A request stays on its shard from accept to answer, so no
-    /// task ever wakes another thread. Needs `server.threads` other than 1
-    /// at [`start`] (the first socket must allow the sharing).
+    /// of its own with its own acquirer pools; merchants, duplicate windows
+    /// and the vault are shared. The accept loop deals connections to the
+    /// shards in turn; from then on a request stays on its shard from
+    /// read to answer, so no task ever wakes another thread.
     pub fn start_shards(&mut self, n: usize) -> Result<(), StartError> {
         for i in 1..=n {
             let base = Arc::clone(&self.state);
             let addr = self.addr;
-            let server = self.server.clone();
-            let rx = self.shutdown.subscribe();
-            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-            let (done_tx, done) = tokio::sync::oneshot::channel();
             let listen_error = |reason: String| StartError::Listen {
                 addr: addr.to_string(),
                 reason,
             };
+            let (handoff, incoming) = tokio::sync::mpsc::unbounded_channel();
+            let server = self.server.clone();
+            let rx = self.shutdown.subscribe();
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+            let (done_tx, done) = tokio::sync::oneshot::channel();
             std::thread::Builder::new()
                 .name(format!("acqswitch-shard-{i}"))
                 .spawn(move || {
@@ -123,16 +124,9 @@ impl Running {
                         }
                     };
                     rt.block_on(async move {
-                        let listener = match shared_listener(addr, true) {
-                            Ok(l) => l,
-                            Err(e) => {
-                                let _ = ready_tx.send(Err(e.to_string()));
-                                return;
-                            }
-                        };
                         let state = Arc::new(base.shard());
                         let _ = ready_tx.send(Ok(Arc::clone(&state)));
-                        accept_loop(listener, super::router(Arc::clone(&state)), server, rx).await;
+                        shard_loop(incoming, super::router(Arc::clone(&state)), server, rx).await;
                         for a in state.service.acquirers() {
                             a.pool.shutdown().await;
                         }
@@ -145,6 +139,10 @@ impl Running {
                 .map_err(|_| listen_error("shard thread ended".into()))?
                 .map_err(listen_error)?;
             self.shards.push(Shard { state, done });
+            self.handoffs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(handoff);
         }
         Ok(())
     }
@@ -268,15 +266,16 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         .map_err(listen_error)?
         .next()
         .ok_or_else(|| listen_error(std::io::ErrorKind::AddrNotAvailable.into()))?;
-    // Shards (server.threads other than 1) listen on the same address.
-    let listener = shared_listener(requested, cfg.server.threads != 1).map_err(listen_error)?;
+    let listener = TcpListener::bind(requested).await.map_err(listen_error)?;
     let addr = listener.local_addr().map_err(listen_error)?;
+    let handoffs = Handoffs::default();
     let (shutdown, rx) = watch::channel(false);
     let task = tokio::spawn(accept_loop(
         listener,
         super::router(Arc::clone(&state)),
         cfg.server.clone(),
         rx,
+        Arc::clone(&handoffs),
     ));
     Ok(Running {
         addr,
@@ -285,24 +284,9 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         shutdown,
         task: Some(task),
         server: cfg.server.clone(),
+        handoffs,
         shards: Vec::new(),
     })
-}
-
-/// A listening socket on `addr`, allowing other sockets of this process's
-/// user on the same address when `shared` (`SO_REUSEPORT`).
-fn shared_listener(addr: SocketAddr, shared: bool) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    if shared {
-        socket.set_reuseport(true)?;
-    }
-    socket.bind(addr)?;
-    socket.listen(1024)
 }
 
 fn merchant(m: &MerchantConfig, cfg: &Config) -> Result<Merchant, StartError> {
@@ -382,13 +366,25 @@ fn recipient(g: &GooglePayConfig) -> Result<GooglePayRecipient, String> {
     GooglePayRecipient::new(config).map_err(|e| e.to_string())
 }
 
+/// Accepted connections on their way to another shard (the stream
+/// deregistered from the accepting runtime, and its connection permit).
+type Handoff = tokio::sync::mpsc::UnboundedSender<(std::net::TcpStream, OwnedSemaphorePermit)>;
+
+/// The shards' hand-off queues, filled as shards start.
+type Handoffs = Arc<std::sync::Mutex<Vec<Handoff>>>;
+
+/// Accepts connections (at most `max_connections` at once, over all
+/// shards) and deals them round-robin: one served here, the next handed to
+/// the next shard, so every shard gets its share of the connections.
 async fn accept_loop(
     listener: TcpListener,
     router: axum::Router,
     cfg: crate::config::ServerConfig,
     mut shutdown: watch::Receiver<bool>,
+    handoffs: Handoffs,
 ) {
     let permits = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
+    let mut turn = 0usize;
     loop {
         let permit = tokio::select! {
             p = Arc::clone(&permits).acquire_owned() => match p {
@@ -410,24 +406,78 @@ async fn accept_loop(
             _ = shutdown.changed() => return,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
-        let mut builder = hyper::server::conn::http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(cfg.header_read_timeout)
-            .keep_alive(true);
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
-        let mut stop = shutdown.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = stop.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), conn).await;
+        let handoff = {
+            let h = handoffs.lock().unwrap_or_else(|p| p.into_inner());
+            turn = (turn + 1) % (h.len() + 1);
+            turn.checked_sub(1).and_then(|i| h.get(i).cloned())
+        };
+        let Some(handoff) = handoff else {
+            serve_connection(stream, &router, &cfg, permit, &shutdown);
+            continue;
+        };
+        match stream.into_std() {
+            Ok(std_stream) => {
+                if let Err(back) = handoff.send((std_stream, permit)) {
+                    // That shard has stopped: serve it here.
+                    let (std_stream, permit) = back.0;
+                    if let Ok(stream) = TcpStream::from_std(std_stream) {
+                        serve_connection(stream, &router, &cfg, permit, &shutdown);
+                    }
                 }
             }
-        });
+            Err(e) => tracing::warn!(error = %e, "cannot hand a connection over"),
+        }
     }
+}
+
+/// A shard's connections: those the accepting shard hands over.
+async fn shard_loop(
+    mut incoming: tokio::sync::mpsc::UnboundedReceiver<(std::net::TcpStream, OwnedSemaphorePermit)>,
+    router: axum::Router,
+    cfg: crate::config::ServerConfig,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let (std_stream, permit) = tokio::select! {
+            c = incoming.recv() => match c {
+                Some(c) => c,
+                None => return,
+            },
+            _ = shutdown.changed() => return,
+        };
+        match TcpStream::from_std(std_stream) {
+            Ok(stream) => serve_connection(stream, &router, &cfg, permit, &shutdown),
+            Err(e) => tracing::warn!(error = %e, "cannot take a connection over"),
+        }
+    }
+}
+
+/// Serves one HTTP/1.1 connection on the current runtime until it ends,
+/// or gracefully (5 s at most) once `shutdown` changes.
+fn serve_connection(
+    stream: TcpStream,
+    router: &axum::Router,
+    cfg: &crate::config::ServerConfig,
+    permit: OwnedSemaphorePermit,
+    shutdown: &watch::Receiver<bool>,
+) {
+    let service = TowerToHyperService::new(router.clone());
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(cfg.header_read_timeout)
+        .keep_alive(true);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let mut stop = shutdown.clone();
+    tokio::spawn(async move {
+        let _permit = permit;
+        tokio::pin!(conn);
+        tokio::select! {
+            _ = conn.as_mut() => {}
+            _ = stop.changed() => {
+                conn.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), conn).await;
+            }
+        }
+    });
 }
