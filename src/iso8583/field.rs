@@ -246,6 +246,14 @@ impl<'a> Message<'a> {
         }
     }
 
+    /// An empty message with room for `bytes` bytes of field data set
+    /// with [`super::Spec::set_text`] and friends before it reallocates.
+    pub fn with_data_capacity(mti: Mti, bytes: usize) -> Message<'static> {
+        let mut m = Message::new(mti);
+        m.owned.reserve(bytes);
+        m
+    }
+
     /// An empty message for the decoder to fill with
     /// [`Message::push_decoded`] (`n` fields expected).
     #[inline]

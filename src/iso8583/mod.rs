@@ -140,27 +140,28 @@ impl Spec {
             .subfields
             .as_deref()
             .ok_or(ValueError::NeedsString(location))?;
-        let mut data = Vec::new();
-        subfield::build(subs, n, entries, &mut data)?;
-        // Containers are ASCII or binary data: one unit per byte.
-        let units = data.len();
-        let fits = if fs.is_fixed() {
-            units == fs.max
-        } else {
-            units <= fs.max
-        };
-        if !fits {
-            return Err(ValueError::BadLength {
-                location,
-                len: units,
-                fixed: fs.is_fixed(),
-                max: fs.max,
-            });
-        }
-        let field = Field::borrowed(&data, units as u16);
-        Self::check_decodable(fs, n, field)?;
-        msg.insert(n, field);
-        Ok(())
+        msg.insert_with(n, |out| {
+            let start = out.len();
+            subfield::build(subs, n, entries, out)?;
+            // Containers are ASCII or binary data: one unit per byte.
+            let units = out.len() - start;
+            let fits = if fs.is_fixed() {
+                units == fs.max
+            } else {
+                units <= fs.max
+            };
+            if !fits {
+                return Err(ValueError::BadLength {
+                    location,
+                    len: units,
+                    fixed: fs.is_fixed(),
+                    max: fs.max,
+                });
+            }
+            // `units` <= max <= 9,999.
+            Self::check_decodable(fs, n, Field::borrowed(&out[start..], units as u16))?;
+            Ok(units as u16)
+        })
     }
 
     /// The logical value of one sub-field of container field `n`: a TLV tag

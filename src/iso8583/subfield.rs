@@ -7,6 +7,8 @@
 
 use bytes::BufMut;
 
+use std::borrow::Cow;
+
 use super::decode::{fail, field_value, take_bytes, unwrap_fail, Fail, PResult};
 use super::encode::write_field;
 use super::encoding::{all_in, class_table};
@@ -514,8 +516,8 @@ pub(crate) fn build(
         Subfields::Tlv(layout) => {
             for (key, v) in entries {
                 let (tag, ts) = match layout.tags.iter().find(|(_, ts)| ts.label == *key) {
-                    Some((tag, ts)) => (tag.clone(), Some(ts)),
-                    None => (parse_tlv_tag(layout, key, field)?, None),
+                    Some((tag, ts)) => (Cow::Borrowed(tag.as_slice()), Some(ts)),
+                    None => (Cow::Owned(parse_tlv_tag(layout, key, field)?), None),
                 };
                 let sub = tag_number(&tag);
                 let text = need_text(v, loc(sub))?;
@@ -523,9 +525,9 @@ pub(crate) fn build(
                     Some(ts) => tag_value(ts, text, loc(sub))?,
                     // Unknown tags: in the container's own encoding.
                     None if layout.unknown_values == super::encoding::DataEncoding::Binary => {
-                        hex::decode(text).map_err(|_| ValueError::BadHex(loc(sub)))?
+                        Cow::Owned(hex::decode(text).map_err(|_| ValueError::BadHex(loc(sub)))?)
                     }
-                    None => text.as_bytes().to_vec(),
+                    None => Cow::Borrowed(text.as_bytes()),
                 };
                 out.extend_from_slice(&tag);
                 write_tlv_length(layout, value.len(), loc(sub), out)?;
@@ -613,10 +615,14 @@ fn parse_tlv_tag(layout: &TlvLayout, key: &str, field: u16) -> Result<Vec<u8>, V
     Ok(bytes)
 }
 
-fn tag_value(ts: &TagSpec, text: &str, location: Location) -> Result<Vec<u8>, ValueError> {
+fn tag_value<'t>(
+    ts: &TagSpec,
+    text: &'t str,
+    location: Location,
+) -> Result<Cow<'t, [u8]>, ValueError> {
     let value = match ts.encoding {
         super::encoding::DataEncoding::Binary => {
-            hex::decode(text).map_err(|_| ValueError::BadHex(location))?
+            Cow::Owned(hex::decode(text).map_err(|_| ValueError::BadHex(location))?)
         }
         _ => {
             if let Some(index) = ts.class.first_bad_char(text.as_bytes()) {
@@ -626,7 +632,7 @@ fn tag_value(ts: &TagSpec, text: &str, location: Location) -> Result<Vec<u8>, Va
                     class: ts.class.name(),
                 });
             }
-            text.as_bytes().to_vec()
+            Cow::Borrowed(text.as_bytes())
         }
     };
     if value.len() > ts.max {

@@ -373,7 +373,8 @@ impl Mapping {
         req: &AuthorizationRequest,
         ctx: &RequestContext<'_>,
     ) -> Result<Message<'static>, ValueError> {
-        let mut msg = Message::new(self.mti);
+        // Room for a wallet authorization's fields without reallocating.
+        let mut msg = Message::with_data_capacity(self.mti, 256);
         let clock = Clock::of(ctx.now);
         for (n, entry) in &self.fields {
             if let Some(v) = entry.value(req, ctx, &clock) {
