@@ -183,6 +183,20 @@ pub struct TlvLayout {
     /// How values of tags not listed are shown: the container's own data
     /// encoding (binary containers: hex; ASCII containers: text).
     pub unknown_values: DataEncoding,
+    /// The known tags the decoder's quick walk may accept, boiled down.
+    pub(crate) quick: Vec<QuickTag>,
+}
+
+/// One known TLV tag as the decoder's quick walk checks it: its number, the
+/// bit marking it seen, its maximum length and its value's class table
+/// (`None`: binary). Tags the quick walk must leave to the full check (a
+/// non-printable ASCII tag, the 65th tag and beyond) have none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct QuickTag {
+    pub number: u32,
+    pub bit: u64,
+    pub max: usize,
+    pub table: Option<&'static [bool; 256]>,
 }
 
 /// The sub-field structure of a container field.
@@ -645,11 +659,29 @@ impl RawSubfields {
                     };
                     tags.push((bytes, raw.validate(id, label, container)?));
                 }
-                let tag_numbers = tags
+                let tag_numbers: Vec<u32> = tags
                     .iter()
                     .map(|(t, _)| t.iter().fold(0u32, |a, b| (a << 8) | u32::from(*b)))
                     .collect();
+                let quick = tags
+                    .iter()
+                    .zip(&tag_numbers)
+                    .enumerate()
+                    .filter(|(i, ((bytes, _), _))| {
+                        *i < 64
+                            && (tag_encoding != TlvPartEncoding::Ascii
+                                || bytes.iter().all(u8::is_ascii_graphic))
+                    })
+                    .map(|(i, ((_, ts), number))| QuickTag {
+                        number: *number,
+                        bit: 1 << i,
+                        max: ts.max,
+                        table: (ts.encoding != DataEncoding::Binary)
+                            .then(|| super::encoding::class_table(ts.class)),
+                    })
+                    .collect();
                 Ok(Subfields::Tlv(TlvLayout {
+                    quick,
                     tag_numbers,
                     unknown_values: container,
                     tag_width,

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 
 use super::decode::{fail, field_value, take_bytes, unwrap_fail, Fail, PResult};
 use super::encode::write_field;
-use super::encoding::{all_in, class_table};
+use super::encoding::all_in;
 use super::error::{DecodeErrorKind, Location, ValueError};
 use super::field::Field;
 use super::spec::{FieldSpec, Subfields, TagSpec, TlvLayout, TlvPartEncoding};
@@ -286,53 +286,39 @@ pub(crate) fn quick_valid(subs: &Subfields, data: &[u8]) -> bool {
 
 fn tlv_quick_valid(layout: &TlvLayout, data: &[u8]) -> bool {
     let (tw, lw) = (layout.tag_width, layout.length_width);
+    let head = tw + lw;
+    let one_byte_length = lw == 1 && layout.length_encoding == TlvPartEncoding::Binary;
     let mut rest = data;
     let mut seen = 0u64;
     while !rest.is_empty() {
-        if rest.len() < tw + lw {
-            return false;
-        }
-        let (tag, after) = rest.split_at(tw);
-        if layout.tag_encoding == TlvPartEncoding::Ascii && !all_in(tag, &GRAPHIC) {
-            return false;
-        }
-        let (len_bytes, after) = after.split_at(lw);
-        let Some(len) = tlv_length(layout, len_bytes) else {
+        let Some((tag_len, after)) = rest.split_at_checked(head) else {
             return false;
         };
-        if after.len() < len {
+        let (tag, len_bytes) = tag_len.split_at(tw);
+        let len = if one_byte_length {
+            usize::from(len_bytes[0])
+        } else {
+            match tlv_length(layout, len_bytes) {
+                Some(len) => len,
+                None => return false,
+            }
+        };
+        let Some((value, after)) = after.split_at_checked(len) else {
             return false;
-        }
-        let (value, after) = after.split_at(len);
+        };
+        // Only known tags (printable, when ASCII: see `QuickTag`), once each.
         let number = tag_number(tag);
-        let Some(i) = layout.tag_numbers.iter().position(|t| *t == number) else {
+        let Some(q) = layout.quick.iter().find(|q| q.number == number) else {
             return false;
         };
-        if i >= 64 || first_repeat(&mut seen, i) {
+        if seen & q.bit != 0 || len > q.max || !q.table.is_none_or(|t| all_in(value, t)) {
             return false;
         }
-        let ts = &layout.tags[i].1;
-        if value.len() > ts.max
-            || (ts.encoding != super::encoding::DataEncoding::Binary
-                && !all_in(value, class_table(ts.class)))
-        {
-            return false;
-        }
+        seen |= q.bit;
         rest = after;
     }
     true
 }
-
-/// Visible ASCII characters (`u8::is_ascii_graphic`) as a byte table.
-static GRAPHIC: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut c = 0x21;
-    while c <= 0x7E {
-        t[c] = true;
-        c += 1;
-    }
-    t
-};
 
 /// Walks a container without allocating; the error points into `data`.
 pub(crate) fn validate<'a>(subs: &Subfields, data: &'a [u8]) -> Result<(), Fail<'a>> {

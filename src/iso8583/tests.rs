@@ -333,3 +333,62 @@ fn set_subfields_refuses_what_the_decoder_would() {
     assert!(matches!(err, ValueError::Invalid { .. }), "{err}");
     assert!(!m.has(55));
 }
+
+/// The decoder's quick TLV walk takes only what the full check accepts:
+/// a dialect tag that is not printable ASCII, a repeated tag, a value over
+/// its maximum or outside its class all go to the full check, which names
+/// the error.
+#[test]
+fn quick_tlv_walk_defers_to_the_full_check() {
+    let spec = Spec::from_toml_str(
+        r#"
+name = "tlvq"
+mti = { encoding = "ascii" }
+bitmap = { encoding = "binary" }
+[fields.48]
+name = "tlv"
+class = "ans"
+length = "lllvar"
+max = 99
+encoding = "ascii"
+prefix = "ascii"
+[fields.48.subfields]
+format = "tlv"
+tag_width = 2
+tag_encoding = "ascii"
+length_width = 2
+length_encoding = "ascii"
+[fields.48.subfields.tags]
+"A1" = { name = "digits", encoding = "ascii", class = "n", max = 4 }
+"B " = { name = "tag with a space", encoding = "ascii", class = "ans", max = 4 }
+"#,
+    )
+    .unwrap();
+    let wire = |de48: &str| {
+        let mut w = b"0100".to_vec();
+        w.extend_from_slice(&[0, 0, 0, 0, 0, 0x01, 0, 0]);
+        w.extend_from_slice(format!("{:03}{de48}", de48.len()).as_bytes());
+        w
+    };
+    assert!(spec.decode(&wire("A1021234")).is_err(), "over the maximum");
+    assert!(spec.decode(&wire("A10212")).is_ok());
+    assert!(spec.decode(&wire("A1021X")).is_err(), "class n");
+    assert!(spec.decode(&wire("A1011A101")).is_err(), "repeated");
+    assert!(spec.decode(&wire("B 01x")).is_err(), "tag not printable");
+    assert!(spec.decode(&wire("C101x")).is_ok(), "unknown tags are kept");
+    for de48 in [
+        "A1021234",
+        "A10212",
+        "A1021X",
+        "A1011A101",
+        "B 01x",
+        "C101x",
+    ] {
+        let w = wire(de48);
+        assert_eq!(
+            spec.decode(&w).map(|m| m.len()),
+            decode::decode_reference(&spec, &w).map(|m| m.len()),
+            "{de48}"
+        );
+    }
+}
