@@ -552,13 +552,37 @@ fn decode_with<'a, const PLANNED: bool>(
     let count = (bitmap.word(0).count_ones()
         + bitmap.word(1).count_ones()
         + bitmap.word(2).count_ones()) as usize;
-    let mut msg = Message::decoding(header, mti, count);
     // Data-element bits only: bit 1 (and 65 with a tertiary bitmap) announce
     // bitmaps, not fields.
     let mut words = [bitmap.word(0) & !(1 << 63), bitmap.word(1), bitmap.word(2)];
     if spec.tertiary {
         words[1] &= !(1 << 63);
     }
+    let mut present = bitmap;
+    present.clear(1);
+    if spec.tertiary {
+        present.clear(65);
+    }
+    let mut result = Ok(Message::decoding(header, mti, count));
+    if let Ok(msg) = &mut result {
+        msg.set_present(present);
+        if let Err(e) = fields::<PLANNED>(spec, input, rest, words, msg) {
+            result = Err(e);
+        }
+    }
+    result
+}
+
+/// The data elements of `words` from `rest` on, into `msg`; every byte of
+/// `input` must be used.
+#[inline(always)]
+fn fields<'a, const PLANNED: bool>(
+    spec: &Spec,
+    input: &'a [u8],
+    mut rest: &'a [u8],
+    words: [u64; 3],
+    msg: &mut Message<'a>,
+) -> Result<(), DecodeError> {
     for (w, mut bits) in (0u16..).zip(words) {
         while bits != 0 {
             let lead = bits.leading_zeros();
@@ -577,18 +601,13 @@ fn decode_with<'a, const PLANNED: bool>(
             rest = r;
         }
     }
-    let mut present = bitmap;
-    present.clear(1);
-    if spec.tertiary {
-        present.clear(65);
-    }
-    msg.set_present(present);
     if !rest.is_empty() {
         let last = msg.fields().last().map_or(0, |(n, _)| n);
-        return Err(at(
+        return Err(located(
+            input,
             &Fail::new(rest, DecodeErrorKind::TrailingBytes { count: rest.len() }),
             Location::Field(last),
         ));
     }
-    Ok(msg)
+    Ok(())
 }
