@@ -583,6 +583,7 @@ fn fields<'a, const PLANNED: bool>(
     words: [u64; 3],
     msg: &mut Message<'a>,
 ) -> Result<(), DecodeError> {
+    let mut out = msg.decoded_fields();
     for (w, mut bits) in (0u16..).zip(words) {
         while bits != 0 {
             let lead = bits.leading_zeros();
@@ -597,10 +598,11 @@ fn fields<'a, const PLANNED: bool>(
                 Some(ok) => ok,
                 None => general_field(spec, n, input, rest)?,
             };
-            msg.push_decoded(n, field.raw(), field.units() as u16);
+            out.push(n, field.raw(), field.units() as u16);
             rest = r;
         }
     }
+    drop(out);
     if !rest.is_empty() {
         let last = msg.fields().last().map_or(0, |(n, _)| n);
         return Err(located(

@@ -211,6 +211,57 @@ impl<'a> Slots<'a> {
     }
 }
 
+/// The decoder's way of filling a message: slots written straight into the
+/// inline table, the count and data length kept in locals and stored once
+/// when it is dropped (a message over [`INLINE_FIELDS`] fields goes through
+/// [`Message::push_decoded`]).
+pub(crate) struct DecodedFields<'m, 'a> {
+    msg: &'m mut Message<'a>,
+    len: usize,
+    data_len: usize,
+}
+
+impl<'a> DecodedFields<'_, 'a> {
+    /// Appends field `n` (a slice of the frame), known to come after every
+    /// present one.
+    #[inline(always)]
+    pub(crate) fn push(&mut self, n: u16, raw: &'a [u8], units: u16) {
+        let slot = Slot {
+            n,
+            units,
+            data: Data::Frame(raw),
+        };
+        match self.msg.slots.inline.get_mut(self.len) {
+            Some(s) if self.msg.slots.spill.is_empty() => {
+                *s = slot;
+                self.data_len += raw.len();
+                self.len += 1;
+            }
+            _ => self.push_slow(n, raw, units),
+        }
+    }
+
+    #[cold]
+    fn push_slow(&mut self, n: u16, raw: &'a [u8], units: u16) {
+        self.sync();
+        self.msg.push_decoded(n, raw, units);
+        self.len = self.msg.slots.len;
+    }
+
+    fn sync(&mut self) {
+        self.msg.slots.len = self.len;
+        self.msg.data_len += std::mem::take(&mut self.data_len);
+    }
+}
+
+/// The count and data length are stored when the decoder is done (or
+/// fails: the message is then whole up to the last field pushed).
+impl Drop for DecodedFields<'_, '_> {
+    fn drop(&mut self) {
+        self.sync();
+    }
+}
+
 /// An ISO 8583 message: header, MTI and data elements in field order.
 ///
 /// `Debug` never shows field data (it may hold card data): use
@@ -280,6 +331,16 @@ impl<'a> Message<'a> {
             units,
             data: Data::Frame(raw),
         });
+    }
+
+    /// Fills an empty message from the decoder (see [`DecodedFields`]).
+    #[inline(always)]
+    pub(crate) fn decoded_fields(&mut self) -> DecodedFields<'_, 'a> {
+        DecodedFields {
+            len: self.slots.len,
+            msg: self,
+            data_len: 0,
+        }
     }
 
     /// The decoder's bitmap, structural bits (1, and 65 with a tertiary
