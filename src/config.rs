@@ -62,9 +62,10 @@ pub const SIMULATOR: &str = "simulator";
 pub const DEFAULT_TOML: &str = r#"
 [server]
 listen = "127.0.0.1:8080"
-# One shard per core: each a single-threaded runtime with its own socket on
-# the listen address and its own acquirer links (tokio's work-stealing
-# runtime cost three times the CPU per cardOrder here).
+# One shard per core: each a single-threaded runtime with its own acquirer
+# links (`links` per acquirer per shard); one accept loop deals connections
+# to the shards in turn (tokio's work-stealing runtime cost three times the
+# CPU per cardOrder here).
 threads = 0
 
 [simulator]
@@ -145,7 +146,8 @@ pub struct ServerConfig {
     pub body_read_timeout: Duration,
     /// Connections served at once; further ones wait in the kernel backlog.
     pub max_connections: usize,
-    /// Runtime worker threads for `serve` (0: one per core).
+    /// Shards of `serve` (0: one per core): threads each with a
+    /// single-threaded runtime and its own acquirer links.
     pub threads: usize,
 }
 

@@ -727,7 +727,7 @@ async fn shards_share_the_address_the_stores_and_the_numbering() {
     let mut cfg = config(&cb2a_acquirer("simulator"), true);
     cfg.server.threads = 3;
     let mut r = front::start(cfg).await.unwrap();
-    r.start_shards(2).unwrap();
+    r.start_shards(2).await.unwrap();
     tokio::time::timeout(Duration::from_secs(10), r.wait_ready())
         .await
         .unwrap();
@@ -776,4 +776,40 @@ async fn shards_share_the_address_the_stores_and_the_numbering() {
     rrns.dedup();
     assert_eq!(rrns.len(), n, "RRNs repeat across shards");
     r.shutdown().await;
+}
+
+/// Shutting down answers the requests already in flight on every shard:
+/// connections finish (gracefully) before the links close.
+#[tokio::test]
+async fn shutdown_answers_requests_in_flight_on_every_shard() {
+    let mut cfg = config(&cb2a_acquirer("simulator"), true);
+    cfg.server.threads = 2;
+    let mut r = front::start(cfg).await.unwrap();
+    r.start_shards(1).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), r.wait_ready())
+        .await
+        .unwrap();
+    // Answers take 300 ms: the shutdown below starts while all are pending.
+    r.simulator().unwrap().set_faults(Faults {
+        latency: acqswitch::sim::Latency::Fixed(Duration::from_millis(300)),
+        ..Faults::default()
+    });
+    let mut calls = Vec::new();
+    for _ in 0..6 {
+        let mut api = Api::new(&r).await;
+        calls.push(tokio::spawn(async move {
+            let mut o = order(&unique("Z"), 1000);
+            o["cardNumber"] = json!(DPAN);
+            o["cardExpiryDate"] = json!("203012");
+            o["authenticationResult"] = json!({"holderAuthentProgram": "GOOGLEPAY",
+                "googlePay": {"eci": "05", "cavv": TAVV}});
+            api.call(PATH_CARD_ORDER, M1, o).await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    r.shutdown().await;
+    for c in calls {
+        let v = c.await.unwrap();
+        assert_eq!(v["responseCode"], "00", "{v}");
+    }
 }

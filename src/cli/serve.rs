@@ -65,6 +65,7 @@ fn run_inner(args: ServeArgs) -> Result<(), String> {
         let mut running = front::start(cfg).await.map_err(|e| e.to_string())?;
         running
             .start_shards(threads - 1)
+            .await
             .map_err(|e| e.to_string())?;
         if tokio::time::timeout(Duration::from_secs(10), running.wait_ready())
             .await

@@ -16,6 +16,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio_util::task::TaskTracker;
 
 use super::AppState;
 use crate::config::{Config, GooglePayConfig, MerchantConfig, SIMULATOR};
@@ -93,11 +94,14 @@ impl Running {
     }
 
     /// Starts `n` more shards, each a single-threaded runtime on a thread
-    /// of its own with its own acquirer pools; merchants, duplicate windows
+    /// of its own with its own acquirer pools (each shard opens the
+    /// configured links to every acquirer); merchants, duplicate windows
     /// and the vault are shared. The accept loop deals connections to the
     /// shards in turn; from then on a request stays on its shard from
-    /// read to answer, so no task ever wakes another thread.
-    pub fn start_shards(&mut self, n: usize) -> Result<(), StartError> {
+    /// read to answer, so no task ever wakes another thread. At shutdown a
+    /// shard finishes its connections (5 s at most) before closing its
+    /// links.
+    pub async fn start_shards(&mut self, n: usize) -> Result<(), StartError> {
         for i in 1..=n {
             let base = Arc::clone(&self.state);
             let addr = self.addr;
@@ -108,7 +112,7 @@ impl Running {
             let (handoff, incoming) = tokio::sync::mpsc::unbounded_channel();
             let server = self.server.clone();
             let rx = self.shutdown.subscribe();
-            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+            let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
             let (done_tx, done) = tokio::sync::oneshot::channel();
             std::thread::Builder::new()
                 .name(format!("acqswitch-shard-{i}"))
@@ -126,16 +130,21 @@ impl Running {
                     rt.block_on(async move {
                         let state = Arc::new(base.shard());
                         let _ = ready_tx.send(Ok(Arc::clone(&state)));
-                        shard_loop(incoming, super::router(Arc::clone(&state)), server, rx).await;
+                        let connections = TaskTracker::new();
+                        let router = super::router(Arc::clone(&state));
+                        shard_loop(incoming, router, server, rx, &connections).await;
+                        connections.close();
+                        connections.wait().await;
                         for a in state.service.acquirers() {
                             a.pool.shutdown().await;
                         }
                     });
+                    drop(rt);
                     let _ = done_tx.send(());
                 })
                 .map_err(|e| listen_error(e.to_string()))?;
             let state = ready_rx
-                .recv()
+                .await
                 .map_err(|_| listen_error("shard thread ended".into()))?
                 .map_err(listen_error)?;
             self.shards.push(Shard { state, done });
@@ -261,22 +270,23 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         addr: cfg.server.listen.clone(),
         reason: e.to_string(),
     };
-    let requested = tokio::net::lookup_host(&cfg.server.listen)
+    let listener = TcpListener::bind(&cfg.server.listen)
         .await
-        .map_err(listen_error)?
-        .next()
-        .ok_or_else(|| listen_error(std::io::ErrorKind::AddrNotAvailable.into()))?;
-    let listener = TcpListener::bind(requested).await.map_err(listen_error)?;
+        .map_err(listen_error)?;
     let addr = listener.local_addr().map_err(listen_error)?;
     let handoffs = Handoffs::default();
     let (shutdown, rx) = watch::channel(false);
-    let task = tokio::spawn(accept_loop(
-        listener,
-        super::router(Arc::clone(&state)),
-        cfg.server.clone(),
-        rx,
-        Arc::clone(&handoffs),
-    ));
+    let router = super::router(Arc::clone(&state));
+    let server = cfg.server.clone();
+    let deal = Arc::clone(&handoffs);
+    // Done when accepting has stopped and this shard's connections are
+    // finished (shutdown then closes the links).
+    let task = tokio::spawn(async move {
+        let connections = TaskTracker::new();
+        accept_loop(listener, router, server, rx, deal, &connections).await;
+        connections.close();
+        connections.wait().await;
+    });
     Ok(Running {
         addr,
         state,
@@ -382,6 +392,7 @@ async fn accept_loop(
     cfg: crate::config::ServerConfig,
     mut shutdown: watch::Receiver<bool>,
     handoffs: Handoffs,
+    connections: &TaskTracker,
 ) {
     let permits = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
     let mut turn = 0usize;
@@ -412,7 +423,7 @@ async fn accept_loop(
             turn.checked_sub(1).and_then(|i| h.get(i).cloned())
         };
         let Some(handoff) = handoff else {
-            serve_connection(stream, &router, &cfg, permit, &shutdown);
+            serve_connection(stream, &router, &cfg, permit, &shutdown, connections);
             continue;
         };
         match stream.into_std() {
@@ -421,7 +432,7 @@ async fn accept_loop(
                     // That shard has stopped: serve it here.
                     let (std_stream, permit) = back.0;
                     if let Ok(stream) = TcpStream::from_std(std_stream) {
-                        serve_connection(stream, &router, &cfg, permit, &shutdown);
+                        serve_connection(stream, &router, &cfg, permit, &shutdown, connections);
                     }
                 }
             }
@@ -436,6 +447,7 @@ async fn shard_loop(
     router: axum::Router,
     cfg: crate::config::ServerConfig,
     mut shutdown: watch::Receiver<bool>,
+    connections: &TaskTracker,
 ) {
     loop {
         let (std_stream, permit) = tokio::select! {
@@ -446,7 +458,7 @@ async fn shard_loop(
             _ = shutdown.changed() => return,
         };
         match TcpStream::from_std(std_stream) {
-            Ok(stream) => serve_connection(stream, &router, &cfg, permit, &shutdown),
+            Ok(stream) => serve_connection(stream, &router, &cfg, permit, &shutdown, connections),
             Err(e) => tracing::warn!(error = %e, "cannot take a connection over"),
         }
     }
@@ -460,6 +472,7 @@ fn serve_connection(
     cfg: &crate::config::ServerConfig,
     permit: OwnedSemaphorePermit,
     shutdown: &watch::Receiver<bool>,
+    connections: &TaskTracker,
 ) {
     let service = TowerToHyperService::new(router.clone());
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -469,7 +482,7 @@ fn serve_connection(
         .keep_alive(true);
     let conn = builder.serve_connection(TokioIo::new(stream), service);
     let mut stop = shutdown.clone();
-    tokio::spawn(async move {
+    connections.spawn(async move {
         let _permit = permit;
         tokio::pin!(conn);
         tokio::select! {

@@ -96,13 +96,14 @@ impl std::fmt::Debug for FieldBuf {
 
 /// Where one field's data is: a slice of the decoded frame, or `len`
 /// bytes at `start` of the message's own buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// No Debug: a slot's data may be a PAN or a cryptogram.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Data<'a> {
     Frame(&'a [u8]),
     Owned { start: u32, len: u32 },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 struct Slot<'a> {
     n: u16,
     units: u16,
