@@ -758,6 +758,16 @@ async fn shards_share_the_address_the_stores_and_the_numbering() {
             .await;
         assert_eq!(v["responseCode"], "00", "{v}");
     }
+    // Readiness is the whole switch's, whichever shard answers: one link
+    // per shard.
+    for api in apis.iter_mut().take(3) {
+        let (status, v) = api.client.get_json("/readyz").await.unwrap();
+        assert_eq!(
+            (status, v["readyLinks"]["main"].as_u64()),
+            (200, Some(3)),
+            "{v}"
+        );
+    }
     let sim = r.simulator().unwrap();
     // 25 approvals (the 23 duplicates never left the switch).
     assert_eq!(sim.ledger().len(), 25);

@@ -24,7 +24,7 @@ pub mod server;
 pub mod wire;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
@@ -63,9 +63,26 @@ pub struct AppState {
     pub vault: Arc<Mutex<TokenVault>>,
     pub body_limit: usize,
     pub body_read_timeout: Duration,
+    /// Every shard's state, so `/readyz` answers for the whole switch
+    /// whichever shard serves it.
+    pub shards: Arc<Mutex<Vec<Weak<AppState>>>>,
 }
 
 impl AppState {
+    /// Registers this (shard's) state with its peers.
+    pub fn register(self: &Arc<Self>) {
+        lock(&self.shards).push(Arc::downgrade(self));
+    }
+
+    /// The states of every running shard (this one included once it is
+    /// registered).
+    pub fn all_shards(&self) -> Vec<Arc<AppState>> {
+        lock(&self.shards)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect()
+    }
+
     /// The state of another shard, on the current runtime: pools of its
     /// own (see [`AuthorizationService::shard`]), everything else shared.
     pub fn shard(&self) -> AppState {
@@ -77,6 +94,7 @@ impl AppState {
             vault: Arc::clone(&self.vault),
             body_limit: self.body_limit,
             body_read_timeout: self.body_read_timeout,
+            shards: Arc::clone(&self.shards),
         }
     }
 }
@@ -114,12 +132,23 @@ async fn healthz() -> Response {
     json_response(StatusCode::OK, &json!({"status": "ok"}))
 }
 
+/// Ready when every acquirer has a ready link in every shard; the counts
+/// are summed over the shards.
 async fn readyz(State(st): State<Arc<AppState>>) -> Response {
+    let mut shards = st.all_shards();
+    if shards.is_empty() {
+        shards.push(Arc::clone(&st));
+    }
     let mut acquirers = Map::new();
     for a in st.service.acquirers() {
-        acquirers.insert(a.name.clone(), json!(a.pool.ready_links()));
+        let links: usize = shards
+            .iter()
+            .filter_map(|s| s.service.acquirer(&a.name))
+            .map(|a| a.pool.ready_links())
+            .sum();
+        acquirers.insert(a.name.clone(), json!(links));
     }
-    let ready = st.service.ready();
+    let ready = shards.iter().all(|s| s.service.ready());
     let status = if ready {
         StatusCode::OK
     } else {

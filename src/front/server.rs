@@ -129,6 +129,7 @@ impl Running {
                     };
                     rt.block_on(async move {
                         let state = Arc::new(base.shard());
+                        state.register();
                         let _ = ready_tx.send(Ok(Arc::clone(&state)));
                         let connections = TaskTracker::new();
                         let router = super::router(Arc::clone(&state));
@@ -265,7 +266,9 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         ))),
         body_limit: cfg.server.body_limit,
         body_read_timeout: cfg.server.body_read_timeout,
+        shards: Arc::default(),
     });
+    state.register();
     let listen_error = |e: std::io::Error| StartError::Listen {
         addr: cfg.server.listen.clone(),
         reason: e.to_string(),
