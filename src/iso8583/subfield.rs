@@ -203,7 +203,11 @@ pub struct TlvEntry<'a> {
 fn tlv_length(layout: &TlvLayout, b: &[u8]) -> Option<usize> {
     let mut v = 0usize;
     match layout.length_encoding {
-        TlvPartEncoding::Binary => b.iter().for_each(|&c| v = (v << 8) | usize::from(c)),
+        // One length byte is the common layout: no loop for it.
+        TlvPartEncoding::Binary => match b {
+            [one] => v = usize::from(*one),
+            _ => b.iter().for_each(|&c| v = (v << 8) | usize::from(c)),
+        },
         TlvPartEncoding::Ascii => {
             for &c in b {
                 if !c.is_ascii_digit() {
@@ -287,7 +291,6 @@ pub(crate) fn quick_valid(subs: &Subfields, data: &[u8]) -> bool {
 fn tlv_quick_valid(layout: &TlvLayout, data: &[u8]) -> bool {
     let (tw, lw) = (layout.tag_width, layout.length_width);
     let head = tw + lw;
-    let one_byte_length = lw == 1 && layout.length_encoding == TlvPartEncoding::Binary;
     let mut rest = data;
     let mut seen = 0u64;
     while !rest.is_empty() {
@@ -295,13 +298,8 @@ fn tlv_quick_valid(layout: &TlvLayout, data: &[u8]) -> bool {
             return false;
         };
         let (tag, len_bytes) = tag_len.split_at(tw);
-        let len = if one_byte_length {
-            usize::from(len_bytes[0])
-        } else {
-            match tlv_length(layout, len_bytes) {
-                Some(len) => len,
-                None => return false,
-            }
+        let Some(len) = tlv_length(layout, len_bytes) else {
+            return false;
         };
         let Some((value, after)) = after.split_at_checked(len) else {
             return false;
