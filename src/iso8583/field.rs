@@ -214,8 +214,8 @@ impl<'a> Slots<'a> {
 
 /// The decoder's way of filling a message: slots written straight into the
 /// inline table, the count and data length kept in locals and stored once
-/// when it is dropped (a message over [`INLINE_FIELDS`] fields goes through
-/// [`Message::push_decoded`]).
+/// when it is dropped (past [`INLINE_FIELDS`] fields the table spills to
+/// the heap).
 pub(crate) struct DecodedFields<'m, 'a> {
     msg: &'m mut Message<'a>,
     len: usize,
@@ -227,14 +227,13 @@ impl<'a> DecodedFields<'_, 'a> {
     /// present one.
     #[inline(always)]
     pub(crate) fn push(&mut self, n: u16, raw: &'a [u8], units: u16) {
-        let slot = Slot {
-            n,
-            units,
-            data: Data::Frame(raw),
-        };
         match self.msg.slots.inline.get_mut(self.len) {
             Some(s) if self.msg.slots.spill.is_empty() => {
-                *s = slot;
+                *s = Slot {
+                    n,
+                    units,
+                    data: Data::Frame(raw),
+                };
                 self.data_len += raw.len();
                 self.len += 1;
             }
@@ -242,10 +241,16 @@ impl<'a> DecodedFields<'_, 'a> {
         }
     }
 
+    /// Past the inline table: the general push (the table spills).
     #[cold]
     fn push_slow(&mut self, n: u16, raw: &'a [u8], units: u16) {
         self.sync();
-        self.msg.push_decoded(n, raw, units);
+        self.msg.data_len += raw.len();
+        self.msg.slots.push(Slot {
+            n,
+            units,
+            data: Data::Frame(raw),
+        });
         self.len = self.msg.slots.len;
     }
 
@@ -307,7 +312,7 @@ impl<'a> Message<'a> {
     }
 
     /// An empty message for the decoder to fill with
-    /// [`Message::push_decoded`] (`n` fields expected).
+    /// [`Message::decoded_fields`] (`n` fields expected).
     #[inline]
     pub(crate) fn decoding(header: &'a [u8], mti: Mti, n: usize) -> Message<'a> {
         Message {
@@ -319,19 +324,6 @@ impl<'a> Message<'a> {
             present: Bitmap::default(),
             data_len: 0,
         }
-    }
-
-    /// Appends field `n` (a slice of the frame), known to come after
-    /// every present one, leaving the presence bitmap to
-    /// [`Message::set_present`] (the decoder has it).
-    #[inline]
-    pub(crate) fn push_decoded(&mut self, n: u16, raw: &'a [u8], units: u16) {
-        self.data_len += raw.len();
-        self.slots.push(Slot {
-            n,
-            units,
-            data: Data::Frame(raw),
-        });
     }
 
     /// Fills an empty message from the decoder (see [`DecodedFields`]).
@@ -439,11 +431,14 @@ impl<'a> Message<'a> {
         Ok(())
     }
 
-    /// Accounts for a slot no longer in the table; compacts the buffer
+    /// Accounts for a slot no longer in the table: its bytes in the owned
+    /// buffer are wiped (they may be card data), and the buffer compacted
     /// when most of it is stale.
     fn forget(&mut self, old: Slot<'a>) {
         self.data_len -= old.len();
-        if let Data::Owned { len, .. } = old.data {
+        if let Data::Owned { start, len } = old.data {
+            let start = start as usize;
+            self.owned[start..start + len as usize].fill(0);
             self.garbage += len as usize;
             if self.garbage > 256 && self.garbage * 2 > self.owned.len() {
                 self.compact();
@@ -630,14 +625,20 @@ mod tests {
         assert_eq!(m.field(48).unwrap().raw(), b"00009999");
         assert_eq!(m.field(2).unwrap().raw(), b"12345678");
         assert!(m.owned.len() < 1_024, "{}", m.owned.len());
+        // Replaced values are wiped, not left behind in the buffer.
+        assert!(!m.owned.windows(8).any(|w| w == b"00009998"));
     }
 
     #[test]
     fn owned_copy_equals_the_borrowed_message() {
         let frame = b"hdr0123456789";
         let mut m = Message::decoding(&frame[..3], Mti::AUTHORIZATION_REQUEST, 2);
-        m.push_decoded(3, &frame[3..9], 6);
-        m.push_decoded(11, &frame[9..13], 4);
+        {
+            let mut out = m.decoded_fields();
+            out.push(3, &frame[3..9], 6);
+            out.push(11, &frame[9..13], 4);
+        }
+        assert_eq!((m.len(), m.data_len()), (2, 10));
         let mut present = Bitmap::default();
         present.set(3);
         present.set(11);

@@ -15,7 +15,7 @@ use super::encoding::all_in;
 use super::error::{DecodeErrorKind, Location, ValueError};
 use super::field::Field;
 use super::spec::{FieldSpec, Subfields, TagSpec, TlvLayout, TlvPartEncoding};
-use super::value::encode_text;
+use super::value::{encode_text, encode_text_into};
 
 /// One BER-TLV data object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -532,8 +532,7 @@ pub(crate) fn build(
                                 reason: "a part cannot follow a missing one",
                             });
                         }
-                        let f = encode_text(spec, loc(sub), need_text(v, loc(sub))?)?;
-                        out.extend_from_slice(f.raw());
+                        encode_text_into(spec, loc(sub), need_text(v, loc(sub))?, out)?;
                         given.next();
                     }
                     _ => missing = true,

@@ -122,18 +122,8 @@ pub(crate) fn encode_text_into(
     }
 }
 
-/// Validates raw bytes for a binary field (or ASCII/EBCDIC text bytes).
-pub fn encode_bytes(
-    spec: &FieldSpec,
-    location: Location,
-    bytes: &[u8],
-) -> Result<FieldBuf, ValueError> {
-    let mut raw = Vec::new();
-    let units = encode_bytes_into(spec, location, bytes, &mut raw)?;
-    Ok(FieldBuf::new(raw, units))
-}
-
-/// [`encode_bytes`] appending to `out` (see [`encode_text_into`]).
+/// Validates raw bytes for a binary field (or ASCII/EBCDIC text bytes),
+/// appending the wire data to `out` (see [`encode_text_into`]).
 pub(crate) fn encode_bytes_into(
     spec: &FieldSpec,
     location: Location,
