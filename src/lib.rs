@@ -25,6 +25,7 @@ pub mod iso8583;
 pub mod load;
 pub mod load_api;
 pub mod net;
+pub(crate) mod runtime;
 pub mod seal;
 pub mod sim;
 pub mod switch;

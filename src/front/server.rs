@@ -45,6 +45,8 @@ pub enum StartError {
     Simulator(String),
     #[error("listen on {addr}: {reason}")]
     Listen { addr: String, reason: String },
+    #[error("shard: {0}")]
+    Shard(String),
 }
 
 /// A running switch.
@@ -57,14 +59,9 @@ pub struct Running {
     server: crate::config::ServerConfig,
     /// Where the accept loop hands connections to further shards.
     handoffs: Handoffs,
-    /// Further shards, each on a thread of its own (see [`Running::start_shards`]).
-    shards: Vec<Shard>,
-}
-
-/// A shard on its own thread: its state, and a signal when it has stopped.
-struct Shard {
-    state: Arc<AppState>,
-    done: tokio::sync::oneshot::Receiver<()>,
+    /// Resolve when the further shards (see [`Running::start_shards`]) have
+    /// stopped; their states are in the shards' shared registry.
+    shards: Vec<tokio::sync::oneshot::Receiver<()>>,
 }
 
 impl Running {
@@ -85,8 +82,7 @@ impl Running {
     /// Waits until every acquirer has a ready link in every shard (bound
     /// it with a timeout).
     pub async fn wait_ready(&self) {
-        let states = std::iter::once(&self.state).chain(self.shards.iter().map(|s| &s.state));
-        for st in states {
+        for st in self.state.all_shards() {
             for a in st.service.acquirers() {
                 a.pool.wait_ready(1).await;
             }
@@ -104,51 +100,31 @@ impl Running {
     pub async fn start_shards(&mut self, n: usize) -> Result<(), StartError> {
         for i in 1..=n {
             let base = Arc::clone(&self.state);
-            let addr = self.addr;
-            let listen_error = |reason: String| StartError::Listen {
-                addr: addr.to_string(),
-                reason,
-            };
             let (handoff, incoming) = tokio::sync::mpsc::unbounded_channel();
             let server = self.server.clone();
             let rx = self.shutdown.subscribe();
-            let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-            let (done_tx, done) = tokio::sync::oneshot::channel();
-            std::thread::Builder::new()
-                .name(format!("acqswitch-shard-{i}"))
-                .spawn(move || {
-                    let rt = match tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                    {
-                        Ok(rt) => rt,
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(e.to_string()));
-                            return;
-                        }
-                    };
-                    rt.block_on(async move {
-                        let state = Arc::new(base.shard());
-                        state.register();
-                        let _ = ready_tx.send(Ok(Arc::clone(&state)));
-                        let connections = TaskTracker::new();
-                        let router = super::router(Arc::clone(&state));
-                        shard_loop(incoming, router, server, rx, &connections).await;
-                        connections.close();
-                        connections.wait().await;
-                        for a in state.service.acquirers() {
-                            a.pool.shutdown().await;
-                        }
-                    });
-                    drop(rt);
-                    let _ = done_tx.send(());
-                })
-                .map_err(|e| listen_error(e.to_string()))?;
-            let state = ready_rx
+            let (started_tx, started) = tokio::sync::oneshot::channel();
+            let done = crate::runtime::spawn_runtime_thread(
+                format!("acqswitch-shard-{i}"),
+                move || async move {
+                    let state = Arc::new(base.shard());
+                    state.register();
+                    let _ = started_tx.send(());
+                    let connections = TaskTracker::new();
+                    let router = super::router(Arc::clone(&state));
+                    shard_loop(incoming, router, server, rx, &connections).await;
+                    connections.close();
+                    connections.wait().await;
+                    for a in state.service.acquirers() {
+                        a.pool.shutdown().await;
+                    }
+                },
+            )
+            .map_err(|e| StartError::Shard(e.to_string()))?;
+            started
                 .await
-                .map_err(|_| listen_error("shard thread ended".into()))?
-                .map_err(listen_error)?;
-            self.shards.push(Shard { state, done });
+                .map_err(|_| StartError::Shard("the shard thread ended at start".into()))?;
+            self.shards.push(done);
             self.handoffs
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -173,8 +149,8 @@ impl Running {
         for a in self.state.service.acquirers() {
             a.pool.shutdown().await;
         }
-        for shard in self.shards.drain(..) {
-            let _ = shard.done.await;
+        for done in self.shards.drain(..) {
+            let _ = done.await;
         }
         if let Some(sim) = self.simulator.take() {
             sim.shutdown().await;

@@ -108,24 +108,16 @@ impl Simulator {
     /// embedded default of `serve` and `demo`). Needs no runtime.
     pub fn start_on_own_thread(cfg: SimConfig) -> Result<SimHandle, SimError> {
         let (mut handle, listener, rx) = Self::bind(cfg)?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
         let shared = Arc::clone(&handle.shared);
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-        std::thread::Builder::new()
-            .name("acqswitch-sim".into())
-            .spawn(move || {
-                rt.block_on(async move {
-                    match TcpListener::from_std(listener) {
-                        Ok(l) => accept_loop(l, shared, rx).await,
-                        Err(e) => tracing::warn!(error = %e, "simulator listener"),
-                    }
-                });
-                let _ = done_tx.send(());
+        let done =
+            crate::runtime::spawn_runtime_thread("acqswitch-sim".into(), move || async move {
+                match TcpListener::from_std(listener) {
+                    Ok(l) => accept_loop(l, shared, rx).await,
+                    Err(e) => tracing::warn!(error = %e, "simulator listener"),
+                }
             })?;
         handle.done = Some(Box::pin(async move {
-            let _ = done_rx.await;
+            let _ = done.await;
         }));
         Ok(handle)
     }
