@@ -153,11 +153,12 @@ impl LoadConnection {
 
     /// POSTs `body`; the answer's status and body.
     pub async fn post(&mut self, body: &[u8]) -> Result<(u16, Bytes), ApiError> {
+        use std::io::Write;
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         self.out.clear();
         self.out.extend_from_slice(&self.head);
-        self.out
-            .extend_from_slice(body.len().to_string().as_bytes());
+        // Writing into a Vec cannot fail.
+        let _ = write!(self.out, "{}", body.len());
         self.out.extend_from_slice(b"\r\n\r\n");
         self.out.extend_from_slice(body);
         self.stream
