@@ -190,6 +190,16 @@ fn order(reference: &str, amount: u64) -> Value {
     })
 }
 
+/// A CRYPTOGRAM_3DS cardOrder on the test DPAN with its TAVV and ECI.
+fn dpan_order(reference: &str, amount: u64) -> Value {
+    let mut o = order(reference, amount);
+    o["cardNumber"] = json!(DPAN);
+    o["cardExpiryDate"] = json!("203012");
+    o["authenticationResult"] = json!({"holderAuthentProgram": "GOOGLEPAY",
+        "googlePay": {"eci": "05", "cavv": TAVV}});
+    o
+}
+
 fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
@@ -337,14 +347,6 @@ async fn pan_only_keeps_the_pan_in_the_vault() {
 async fn response_codes_refused_technical_timeout_duplicate() {
     let r = start_default().await;
     let mut api = Api::new(&r).await;
-    let dpan_order = |reference: &str, amount| {
-        let mut o = order(reference, amount);
-        o["cardNumber"] = json!(DPAN);
-        o["cardExpiryDate"] = json!("203012");
-        o["authenticationResult"] = json!({"holderAuthentProgram": "GOOGLEPAY",
-            "googlePay": {"eci": "05", "cavv": TAVV}});
-        o
-    };
     let v = api
         .call(PATH_CARD_ORDER, M1, dpan_order(&unique("C"), 1005))
         .await;
@@ -483,14 +485,7 @@ async fn refusals_before_the_acquirer() {
 
     // Missing and invalid cardOrder data: 30 / 12 with the field name, and
     // never the card number in the answer.
-    let base = || {
-        let mut o = order(&unique("E"), 1000);
-        o["cardNumber"] = json!(DPAN);
-        o["cardExpiryDate"] = json!("203012");
-        o["authenticationResult"] = json!({"holderAuthentProgram": "GOOGLEPAY",
-            "googlePay": {"eci": "05", "cavv": TAVV}});
-        o
-    };
+    let base = || dpan_order(&unique("E"), 1000);
     type Change = Box<dyn Fn(&mut Value)>;
     let cases: Vec<(Change, &str, &str)> = vec![
         (
@@ -665,12 +660,9 @@ async fn acquirer_down_is_99_and_not_ready() {
     let mut api = Api::new(&r).await;
     let (status, v) = api.client.get_json("/readyz").await.unwrap();
     assert_eq!((status, v["ready"].as_bool()), (503, Some(false)));
-    let mut o = order(&unique("U"), 1000);
-    o["cardNumber"] = json!(DPAN);
-    o["cardExpiryDate"] = json!("203012");
-    o["authenticationResult"] = json!({"holderAuthentProgram": "GOOGLEPAY",
-        "googlePay": {"eci": "05", "cavv": TAVV}});
-    let v = api.call(PATH_CARD_ORDER, M1, o).await;
+    let v = api
+        .call(PATH_CARD_ORDER, M1, dpan_order(&unique("U"), 1000))
+        .await;
     assert_eq!(v["responseCode"], "99", "{v}");
     r.shutdown().await;
 }
@@ -698,12 +690,9 @@ links = 1
         .await
         .unwrap();
     let mut api = Api::new(&r).await;
-    let mut o = order(&unique("V"), 1234);
-    o["cardNumber"] = json!(DPAN);
-    o["cardExpiryDate"] = json!("203012");
-    o["authenticationResult"] = json!({"holderAuthentProgram": "GOOGLEPAY",
-        "googlePay": {"eci": "05", "cavv": TAVV}});
-    let v = api.call(PATH_CARD_ORDER, M1, o).await;
+    let v = api
+        .call(PATH_CARD_ORDER, M1, dpan_order(&unique("V"), 1234))
+        .await;
     assert_eq!(v["responseCode"], "00", "{v}");
     let m = sim
         .records()
@@ -731,14 +720,6 @@ async fn shards_share_the_address_the_stores_and_the_numbering() {
     tokio::time::timeout(Duration::from_secs(10), r.wait_ready())
         .await
         .unwrap();
-    let dpan_order = |reference: &str| {
-        let mut o = order(reference, 1000);
-        o["cardNumber"] = json!(DPAN);
-        o["cardExpiryDate"] = json!("203012");
-        o["authenticationResult"] = json!({"holderAuthentProgram": "GOOGLEPAY",
-            "googlePay": {"eci": "05", "cavv": TAVV}});
-        o
-    };
     // Many connections, so the kernel spreads them over the shards.
     let mut apis = Vec::new();
     for _ in 0..24 {
@@ -747,14 +728,16 @@ async fn shards_share_the_address_the_stores_and_the_numbering() {
     let reference = unique("S");
     let mut codes = Vec::new();
     for api in &mut apis {
-        let v = api.call(PATH_CARD_ORDER, M1, dpan_order(&reference)).await;
+        let v = api
+            .call(PATH_CARD_ORDER, M1, dpan_order(&reference, 1000))
+            .await;
         codes.push(v["responseCode"].as_str().unwrap_or("").to_owned());
     }
     assert_eq!(codes[0], "00");
     assert!(codes[1..].iter().all(|c| c == "94"), "{codes:?}");
     for api in &mut apis {
         let v = api
-            .call(PATH_CARD_ORDER, M1, dpan_order(&unique("S")))
+            .call(PATH_CARD_ORDER, M1, dpan_order(&unique("S"), 1000))
             .await;
         assert_eq!(v["responseCode"], "00", "{v}");
     }
@@ -808,12 +791,8 @@ async fn shutdown_answers_requests_in_flight_on_every_shard() {
     for _ in 0..6 {
         let mut api = Api::new(&r).await;
         calls.push(tokio::spawn(async move {
-            let mut o = order(&unique("Z"), 1000);
-            o["cardNumber"] = json!(DPAN);
-            o["cardExpiryDate"] = json!("203012");
-            o["authenticationResult"] = json!({"holderAuthentProgram": "GOOGLEPAY",
-                "googlePay": {"eci": "05", "cavv": TAVV}});
-            api.call(PATH_CARD_ORDER, M1, o).await
+            api.call(PATH_CARD_ORDER, M1, dpan_order(&unique("Z"), 1000))
+                .await
         }));
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
