@@ -94,48 +94,52 @@ impl std::fmt::Debug for FieldBuf {
     }
 }
 
-/// Where one field's data is: a slice of the decoded frame, or `len`
-/// bytes at `start` of the message's own buffer.
+/// Marks a [`Slot`] whose data is in the message's own buffer.
+const OWNED: u32 = 1 << 31;
+
+/// One field of the table: its number, its length in its unit, and where
+/// its data is: `len` bytes at `start` of the decoded frame, or (`start`
+/// with [`OWNED`] set) of the message's own buffer. Offsets rather than
+/// slices keep a slot at 12 bytes, so a decoded message is small to move.
+/// Frame offsets fit: the decoder reads at most a 64-byte header, the
+/// MTI, three bitmaps and 192 fields of at most 10,003 bytes each.
 // No Debug: a slot's data may be a PAN or a cryptogram.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Data<'a> {
-    Frame(&'a [u8]),
-    Owned { start: u32, len: u32 },
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Slot<'a> {
+struct Slot {
+    start: u32,
+    len: u32,
     n: u16,
     units: u16,
-    data: Data<'a>,
 }
 
-impl Slot<'_> {
-    const EMPTY: Slot<'static> = Slot {
+impl Slot {
+    const EMPTY: Slot = Slot {
+        start: 0,
+        len: 0,
         n: 0,
         units: 0,
-        data: Data::Owned { start: 0, len: 0 },
     };
 
     fn len(&self) -> usize {
-        match self.data {
-            Data::Frame(raw) => raw.len(),
-            Data::Owned { len, .. } => len as usize,
-        }
+        self.len as usize
+    }
+
+    fn owned(&self) -> Option<usize> {
+        (self.start & OWNED != 0).then_some((self.start & !OWNED) as usize)
     }
 }
 
 /// The field table, sorted by field number: inline until it outgrows
 /// [`INLINE_FIELDS`], then entirely in `spill`.
 #[derive(Clone)]
-struct Slots<'a> {
+struct Slots {
     len: usize,
-    inline: [Slot<'a>; INLINE_FIELDS],
-    spill: Vec<Slot<'a>>,
+    inline: [Slot; INLINE_FIELDS],
+    spill: Vec<Slot>,
 }
 
-impl<'a> Slots<'a> {
-    fn with_capacity(n: usize) -> Slots<'a> {
+impl Slots {
+    fn with_capacity(n: usize) -> Slots {
         Slots {
             len: 0,
             inline: [Slot::EMPTY; INLINE_FIELDS],
@@ -148,7 +152,7 @@ impl<'a> Slots<'a> {
     }
 
     #[inline]
-    fn as_slice(&self) -> &[Slot<'a>] {
+    fn as_slice(&self) -> &[Slot] {
         if self.spill.is_empty() {
             &self.inline[..self.len]
         } else {
@@ -156,7 +160,7 @@ impl<'a> Slots<'a> {
         }
     }
 
-    fn as_mut_slice(&mut self) -> &mut [Slot<'a>] {
+    fn as_mut_slice(&mut self) -> &mut [Slot] {
         if self.spill.is_empty() {
             &mut self.inline[..self.len]
         } else {
@@ -174,7 +178,7 @@ impl<'a> Slots<'a> {
     }
 
     #[inline]
-    fn push(&mut self, s: Slot<'a>) {
+    fn push(&mut self, s: Slot) {
         if self.len < INLINE_FIELDS && self.spill.is_empty() {
             self.inline[self.len] = s;
         } else {
@@ -184,7 +188,7 @@ impl<'a> Slots<'a> {
         self.len += 1;
     }
 
-    fn insert(&mut self, i: usize, s: Slot<'a>) {
+    fn insert(&mut self, i: usize, s: Slot) {
         if self.len < INLINE_FIELDS && self.spill.is_empty() {
             self.inline.copy_within(i..self.len, i + 1);
             self.inline[i] = s;
@@ -195,7 +199,7 @@ impl<'a> Slots<'a> {
         self.len += 1;
     }
 
-    fn remove(&mut self, i: usize) -> Slot<'a> {
+    fn remove(&mut self, i: usize) -> Slot {
         let s = if self.spill.is_empty() {
             let s = self.inline[i];
             self.inline.copy_within(i + 1..self.len, i);
@@ -223,34 +227,43 @@ pub(crate) struct DecodedFields<'m, 'a> {
 }
 
 impl<'a> DecodedFields<'_, 'a> {
-    /// Appends field `n` (a slice of the frame), known to come after every
-    /// present one.
+    /// Appends field `n`, `len` bytes at offset `start` of the frame,
+    /// known to come after every present one. Its bytes are counted by
+    /// [`DecodedFields::add_data`] (once for a run of fields).
     #[inline(always)]
-    pub(crate) fn push(&mut self, n: u16, raw: &'a [u8], units: u16) {
+    pub(crate) fn push(&mut self, n: u16, start: usize, len: usize, units: u16) {
+        // Offsets and lengths within a decoded frame fit (see `Slot`).
+        let slot = || Slot {
+            start: start as u32,
+            len: len as u32,
+            n,
+            units,
+        };
+        // The table was empty when decoding began, so below INLINE_FIELDS
+        // entries it has not spilled.
         match self.msg.slots.inline.get_mut(self.len) {
-            Some(s) if self.msg.slots.spill.is_empty() => {
-                *s = Slot {
-                    n,
-                    units,
-                    data: Data::Frame(raw),
-                };
-                self.data_len += raw.len();
+            Some(s) => {
+                // Written in place: a slot built on the stack and copied
+                // over was read back wider than it was written, which stalls
+                // store forwarding.
+                *s = slot();
                 self.len += 1;
             }
-            _ => self.push_slow(n, raw, units),
+            None => self.push_slow(slot()),
         }
+    }
+
+    /// `bytes` more bytes of field data pushed.
+    #[inline(always)]
+    pub(crate) fn add_data(&mut self, bytes: usize) {
+        self.data_len += bytes;
     }
 
     /// Past the inline table: the general push (the table spills).
     #[cold]
-    fn push_slow(&mut self, n: u16, raw: &'a [u8], units: u16) {
+    fn push_slow(&mut self, slot: Slot) {
         self.sync();
-        self.msg.data_len += raw.len();
-        self.msg.slots.push(Slot {
-            n,
-            units,
-            data: Data::Frame(raw),
-        });
+        self.msg.slots.push(slot);
         self.len = self.msg.slots.len;
     }
 
@@ -280,8 +293,10 @@ pub struct Message<'a> {
     /// Bytes of `owned` no field points to any more.
     garbage: usize,
     header: Cow<'a, [u8]>,
+    /// The frame the message was decoded from (empty for a built one).
+    frame: &'a [u8],
     mti: Mti,
-    slots: Slots<'a>,
+    slots: Slots,
     /// Data-element bits of the fields present (bits 1 and 65 excluded),
     /// kept in step with `slots` so encoding never recomputes it.
     present: Bitmap,
@@ -296,6 +311,7 @@ impl<'a> Message<'a> {
             owned: Vec::new(),
             garbage: 0,
             header: Cow::Borrowed(&[]),
+            frame: &[],
             mti,
             slots: Slots::with_capacity(0),
             present: Bitmap::default(),
@@ -311,35 +327,51 @@ impl<'a> Message<'a> {
         m
     }
 
-    /// An empty message for the decoder to fill with
-    /// [`Message::decoded_fields`] (`n` fields expected).
-    #[inline]
-    pub(crate) fn decoding(header: &'a [u8], mti: Mti, n: usize) -> Message<'a> {
+    /// An empty message for the decoder to fill.
+    #[inline(always)]
+    pub(crate) fn empty() -> Message<'a> {
         Message {
             owned: Vec::new(),
             garbage: 0,
-            header: Cow::Borrowed(header),
-            mti,
-            slots: Slots::with_capacity(n),
+            header: Cow::Borrowed(&[]),
+            frame: &[],
+            mti: Mti::AUTHORIZATION_REQUEST,
+            slots: Slots::with_capacity(0),
             present: Bitmap::default(),
             data_len: 0,
+        }
+    }
+
+    /// Starts decoding `frame` into an empty message: its header, MTI and
+    /// bitmap (structural bits already removed), `n` fields to come
+    /// through [`Message::decoded_fields`].
+    #[inline(always)]
+    pub(crate) fn begin_decoding(
+        &mut self,
+        frame: &'a [u8],
+        header: &'a [u8],
+        mti: Mti,
+        n: usize,
+        present: Bitmap,
+    ) {
+        self.frame = frame;
+        self.header = Cow::Borrowed(header);
+        self.mti = mti;
+        self.present = present;
+        if n > INLINE_FIELDS {
+            self.slots.spill.reserve(n);
         }
     }
 
     /// Fills an empty message from the decoder (see [`DecodedFields`]).
     #[inline(always)]
     pub(crate) fn decoded_fields(&mut self) -> DecodedFields<'_, 'a> {
+        debug_assert!(self.slots.len == 0 && self.slots.spill.is_empty());
         DecodedFields {
             len: self.slots.len,
             msg: self,
             data_len: 0,
         }
-    }
-
-    /// The decoder's bitmap, structural bits (1, and 65 with a tertiary
-    /// bitmap) already removed.
-    pub(crate) fn set_present(&mut self, present: Bitmap) {
-        self.present = present;
     }
 
     pub fn mti(&self) -> Mti {
@@ -360,14 +392,14 @@ impl<'a> Message<'a> {
     }
 
     #[inline]
-    fn view(&self, s: &Slot<'a>) -> Field<'_> {
-        match s.data {
-            Data::Frame(raw) => Field::borrowed(raw, s.units),
-            Data::Owned { start, len } => {
-                let (start, len) = (start as usize, len as usize);
-                Field::borrowed(&self.owned[start..start + len], s.units)
-            }
-        }
+    fn view(&self, s: &Slot) -> Field<'_> {
+        let (base, start) = match s.owned() {
+            Some(start) => (&self.owned[..], start),
+            None => (self.frame, s.start as usize),
+        };
+        // Slots only ever point inside their buffer.
+        let raw = base.get(start..start + s.len()).unwrap_or_default();
+        Field::borrowed(raw, s.units)
     }
 
     /// Data element `n`, if present.
@@ -410,12 +442,10 @@ impl<'a> Message<'a> {
         };
         let len = self.owned.len() - start;
         let slot = Slot {
+            start: start as u32 | OWNED,
+            len: len as u32,
             n,
             units,
-            data: Data::Owned {
-                start: start as u32,
-                len: len as u32,
-            },
         };
         self.data_len += len;
         match self.slots.find(n) {
@@ -434,12 +464,12 @@ impl<'a> Message<'a> {
     /// Accounts for a slot no longer in the table: its bytes in the owned
     /// buffer are wiped (they may be card data), and the buffer compacted
     /// when most of it is stale.
-    fn forget(&mut self, old: Slot<'a>) {
+    fn forget(&mut self, old: Slot) {
         self.data_len -= old.len();
-        if let Data::Owned { start, len } = old.data {
-            let start = start as usize;
-            self.owned[start..start + len as usize].fill(0);
-            self.garbage += len as usize;
+        if let Some(start) = old.owned() {
+            let len = old.len();
+            self.owned[start..start + len].fill(0);
+            self.garbage += len;
             if self.garbage > 256 && self.garbage * 2 > self.owned.len() {
                 self.compact();
             }
@@ -451,10 +481,9 @@ impl<'a> Message<'a> {
         let mut owned = Vec::with_capacity(self.owned.len() - self.garbage);
         let old = std::mem::take(&mut self.owned);
         for s in self.slots.as_mut_slice() {
-            if let Data::Owned { start, len } = &mut s.data {
-                let from = *start as usize;
-                *start = owned.len() as u32;
-                owned.extend_from_slice(&old[from..from + *len as usize]);
+            if let Some(from) = s.owned() {
+                s.start = owned.len() as u32 | OWNED;
+                owned.extend_from_slice(&old[from..from + s.len()]);
             }
         }
         self.owned = owned;
@@ -508,7 +537,7 @@ impl<'a> Message<'a> {
     pub fn borrows_frame(&self, n: u16) -> bool {
         self.slots
             .find(n)
-            .is_ok_and(|i| matches!(self.slots.as_slice()[i].data, Data::Frame(_)))
+            .is_ok_and(|i| self.slots.as_slice()[i].owned().is_none())
     }
 
     /// Copies all borrowed data so the message outlives its frame.
@@ -519,18 +548,17 @@ impl<'a> Message<'a> {
             let start = owned.len() as u32;
             owned.extend_from_slice(self.view(s).raw());
             slots.push(Slot {
+                start: start | OWNED,
+                len: owned.len() as u32 - start,
                 n: s.n,
                 units: s.units,
-                data: Data::Owned {
-                    start,
-                    len: owned.len() as u32 - start,
-                },
             });
         }
         Message {
             owned,
             garbage: 0,
             header: Cow::Owned(self.header.into_owned()),
+            frame: &[],
             mti: self.mti,
             slots,
             present: self.present,
@@ -632,17 +660,18 @@ mod tests {
     #[test]
     fn owned_copy_equals_the_borrowed_message() {
         let frame = b"hdr0123456789";
-        let mut m = Message::decoding(&frame[..3], Mti::AUTHORIZATION_REQUEST, 2);
-        {
-            let mut out = m.decoded_fields();
-            out.push(3, &frame[3..9], 6);
-            out.push(11, &frame[9..13], 4);
-        }
-        assert_eq!((m.len(), m.data_len()), (2, 10));
         let mut present = Bitmap::default();
         present.set(3);
         present.set(11);
-        m.set_present(present);
+        let mut m = Message::empty();
+        m.begin_decoding(frame, &frame[..3], Mti::AUTHORIZATION_REQUEST, 2, present);
+        {
+            let mut out = m.decoded_fields();
+            out.push(3, 3, 6, 6);
+            out.push(11, 9, 4, 4);
+            out.add_data(10);
+        }
+        assert_eq!((m.len(), m.data_len()), (2, 10));
         assert!(m.borrows_frame(3));
         m.insert(4, Field::from_wire(b"000000001000", 12));
         assert!(!m.borrows_frame(4));

@@ -51,6 +51,31 @@ pub(crate) struct FieldPlan {
     pub nibbles: bool,
     /// The field has sub-fields to validate.
     pub container: bool,
+    /// The fixed-length fields of this field's bitmap word that share its
+    /// content check (itself included), as bits of the decoder's bitmap
+    /// word (bit `i` of word `w` is field `64 * w + i + 1`); 0 when the
+    /// field is decoded on its own. Consecutive present fields of one such
+    /// group are contiguous on the wire with no length prefix, so the
+    /// decoder takes them as one run and checks their bytes in one pass.
+    pub run_members: u64,
+    /// The check a run starting at this field gets.
+    pub run_check: RunCheck,
+    /// Wire bytes of a fixed-length field.
+    pub wire: u16,
+    /// For an odd-length packed field: where its filler nibble is, and
+    /// what it must be.
+    pub filler: Option<(Pad, u8)>,
+}
+
+/// The content check shared by a run of fixed-length fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RunCheck {
+    /// Binary data: none.
+    None,
+    /// Packed decimal digits (filler nibbles checked per field).
+    BcdDigits,
+    /// One character class table.
+    Table(&'static [bool; 256]),
 }
 
 impl FieldPlan {
@@ -60,7 +85,27 @@ impl FieldPlan {
         max: 0,
         nibbles: false,
         container: false,
+        run_members: 0,
+        run_check: RunCheck::None,
+        wire: 0,
+        filler: None,
     };
+
+    /// The run check a field would share with its group, if it can be in
+    /// one: fixed length, a check the plan covers, no sub-fields.
+    fn run_check(&self) -> Option<RunCheck> {
+        if self.container {
+            return None;
+        }
+        let LengthPlan::Fixed { .. } = self.length else {
+            return None;
+        };
+        Some(match self.check {
+            CheckPlan::None => RunCheck::None,
+            CheckPlan::BcdDigits { .. } => RunCheck::BcdDigits,
+            CheckPlan::Table(t) => RunCheck::Table(t),
+        })
+    }
 
     /// The plan for a validated field spec (max <= 9999, prefix width
     /// consistent with the length type).
@@ -100,12 +145,24 @@ impl FieldPlan {
                 }
             }
         };
+        let wire = match length {
+            LengthPlan::Fixed { wire, .. } => wire,
+            _ => 0,
+        };
+        let filler = match check {
+            CheckPlan::BcdDigits { filler, pad } if max % 2 == 1 => Some((pad, filler)),
+            _ => None,
+        };
         FieldPlan {
             length,
             check,
             max,
             nibbles,
             container: fs.subfields.is_some(),
+            run_members: 0,
+            run_check: RunCheck::None,
+            wire,
+            filler,
         }
     }
 }
@@ -122,6 +179,19 @@ impl Plans {
                 *plan = FieldPlan::of(fs);
             }
         }
+        // Field 1 is the secondary bitmap's bit, never a data element.
+        let checks: Vec<Option<RunCheck>> = (0..plans.len())
+            .map(|n| plans[n].run_check().filter(|_| n >= 2))
+            .collect();
+        for (n, check) in checks.iter().enumerate() {
+            let Some(check) = check else { continue };
+            let word = (n - 1) / 64;
+            let members = (0..64)
+                .filter(|i| checks.get(64 * word + i + 1) == Some(&Some(*check)))
+                .fold(0u64, |m, i| m | 1 << i);
+            plans[n].run_members = members;
+            plans[n].run_check = *check;
+        }
         Plans(plans)
     }
 
@@ -129,5 +199,49 @@ impl Plans {
     #[inline(always)]
     pub(crate) fn get(&self, n: u16) -> &FieldPlan {
         self.0.get(n as usize).unwrap_or(&FieldPlan::ABSENT)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::iso8583::Spec;
+
+    /// Every field that starts a run is a member of its own run, and every
+    /// member has the same check and a fixed length (so runs are contiguous
+    /// on the wire and one check covers them).
+    #[test]
+    fn run_members_share_a_fixed_layout_and_check() {
+        for name in ["cb2a", "iso87ascii", "iso87binary", "iso87visa"] {
+            let spec = Spec::builtin(name).unwrap();
+            let mut runs = 0;
+            for n in 2..=MAX_FIELD {
+                let plan = spec.plans.get(n);
+                if plan.run_members == 0 {
+                    continue;
+                }
+                runs += 1;
+                let w = (n - 1) / 64;
+                assert_ne!(plan.run_members & 1 << ((n - 1) % 64), 0, "{name} {n}");
+                for i in 0..64u16 {
+                    if plan.run_members & 1 << i != 0 {
+                        let m = spec.plans.get(64 * w + i + 1);
+                        assert_eq!(m.run_check, plan.run_check, "{name} {n}/{}", 64 * w + i + 1);
+                        assert!(matches!(m.length, LengthPlan::Fixed { .. }));
+                        assert!(!m.container);
+                    }
+                }
+            }
+            assert!(runs > 10, "{name}: {runs}");
+        }
+        // cb2a: the fixed packed fields 3 to 25 share one run check.
+        let cb2a = Spec::builtin("cb2a").unwrap();
+        let p3 = cb2a.plans.get(3);
+        assert_eq!(p3.run_check, RunCheck::BcdDigits);
+        for n in [4u16, 7, 11, 12, 13, 14, 18, 22, 25, 49] {
+            assert_ne!(p3.run_members & 1 << (n - 1), 0, "{n}");
+        }
+        assert_eq!(p3.run_members & 1 << 1, 0, "DE 2 is LLVAR");
+        assert_eq!(cb2a.plans.get(22).filler, Some((Pad::Left, 0)));
     }
 }

@@ -264,6 +264,11 @@ fn planned_decoder_agrees_with_reference() {
     for name in ["cb2a", "iso87ascii", "iso87binary", "iso87visa"] {
         let spec = Spec::builtin(name).unwrap();
         let mut messages = vec![sample::full_message(&spec, &mut rng)];
+        // The benchmark's authorization (iso87visa's DE 126 does not take it).
+        messages.extend(match name {
+            "cb2a" => sample::wallet_authorization_cb2a(&spec).ok(),
+            _ => sample::wallet_authorization_iso87(&spec).ok(),
+        });
         messages.extend((0..20).map(|_| sample::random_message(&spec, 0.3, 40, &mut rng)));
         for msg in messages {
             let wire = spec.encode_to_bytes(&msg).unwrap().to_vec();
