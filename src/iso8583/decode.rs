@@ -15,8 +15,8 @@ use nom::IResult;
 
 use super::bitmap::Bitmap;
 use super::encoding::{
-    all_bcd_digit_pairs, all_in, ebcdic_to_ascii, first_outside, hex_value, Class, DataEncoding,
-    Pad, BCD_DIGIT_PAIR,
+    all_bcd_digit_pairs, all_in, all_in_range, ebcdic_to_ascii, first_outside, hex_value, Class,
+    DataEncoding, Pad, BCD_DIGIT_PAIR,
 };
 use super::error::{DecodeError, DecodeErrorKind, Location};
 use super::field::{DecodedFields, Field, Message};
@@ -377,7 +377,7 @@ fn planned_field<'a>(
     let data = body.get(..wire)?;
     // Most frequent first; plain branches rather than a jump table.
     if let CheckPlan::BcdDigits { filler, pad } = plan.check {
-        if !all_in(data, &BCD_DIGIT_PAIR) {
+        if !all_bcd_digit_pairs(data) {
             return None;
         }
         if units % 2 == 1 {
@@ -391,6 +391,10 @@ fn planned_field<'a>(
         }
     } else if let CheckPlan::Table(table) = plan.check {
         if !all_in(data, table) {
+            return None;
+        }
+    } else if let CheckPlan::Range { lo, hi } = plan.check {
+        if !all_in_range(data, lo, hi) {
             return None;
         }
     }
@@ -456,6 +460,7 @@ fn fixed_run<'a>(
     let ok = match check {
         RunCheck::BcdDigits => all_bcd_digit_pairs(bytes),
         RunCheck::Table(table) => all_in(bytes, table),
+        RunCheck::Range { lo, hi } => all_in_range(bytes, lo, hi),
         RunCheck::None => true,
     };
     ok.then_some(rest)

@@ -183,7 +183,7 @@ pub(crate) fn all_in(s: &[u8], table: &[bool; 256]) -> bool {
 /// Whether every byte of `s` is two decimal nibbles (as [`BCD_DIGIT_PAIR`]
 /// says), eight bytes per step: adding 6 to a nibble above 9 carries into
 /// the next nibble's lowest bit. Short inputs use the table.
-#[inline]
+#[inline(always)]
 pub(crate) fn all_bcd_digit_pairs(s: &[u8]) -> bool {
     const LOW: u64 = 0x0F0F_0F0F_0F0F_0F0F;
     const SIX: u64 = 0x0606_0606_0606_0606;
@@ -207,6 +207,49 @@ pub(crate) fn all_bcd_digit_pairs(s: &[u8]) -> bool {
         acc |= carries(&s[s.len() - 8..]);
     }
     acc & CARRY == 0
+}
+
+/// The one byte range a character class allows, for the classes that are
+/// one range (digits, printable ASCII): checked eight bytes at a time by
+/// [`all_in_range`].
+pub(crate) fn class_range(class: Class) -> Option<(u8, u8)> {
+    match class {
+        Class::N => Some((b'0', b'9')),
+        Class::Ans => Some((0x20, 0x7E)),
+        _ => None,
+    }
+}
+
+/// Whether every byte of `s` is in `lo..=hi` (`1 <= lo <= hi <= 0x7F`),
+/// eight bytes per step: with the top bit of each byte cleared, adding
+/// `0x80 - lo` sets it exactly for bytes at or above `lo`, and adding
+/// `0x7F - hi` exactly for bytes above `hi`; neither sum carries into the
+/// next byte. Bytes with the top bit set are out of range.
+#[inline]
+pub(crate) fn all_in_range(s: &[u8], lo: u8, hi: u8) -> bool {
+    const TOP: u64 = 0x8080_8080_8080_8080;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    if s.len() < 8 {
+        return s.iter().all(|&b| (lo..=hi).contains(&b));
+    }
+    let (add_lo, add_hi) = (ONES * u64::from(0x80 - lo), ONES * u64::from(0x7F - hi));
+    let bad = |c: &[u8]| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c);
+        let x = u64::from_le_bytes(b);
+        let t = x & !TOP;
+        x | !(t + add_lo) | (t + add_hi)
+    };
+    let mut chunks = s.chunks_exact(8);
+    let mut acc = 0u64;
+    for c in &mut chunks {
+        acc |= bad(c);
+    }
+    // The last eight bytes again, overlapping the ones already seen.
+    if !chunks.remainder().is_empty() {
+        acc |= bad(&s[s.len() - 8..]);
+    }
+    acc & TOP == 0
 }
 
 /// Bytes whose two nibbles are both decimal digits.
@@ -343,6 +386,31 @@ pub fn ebcdic_to_ascii(c: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The range check says what the class table says, for every byte at
+    /// every position of every length.
+    #[test]
+    fn class_ranges_agree_with_the_tables() {
+        for class in [Class::N, Class::Ans] {
+            let (lo, hi) = class_range(class).unwrap();
+            let table = class_table(class);
+            for len in 1..20 {
+                for pos in 0..len {
+                    for b in 0..=255u8 {
+                        let mut s = vec![lo; len];
+                        s[pos] = b;
+                        assert_eq!(
+                            all_in_range(&s, lo, hi),
+                            table[b as usize],
+                            "{class:?} {len} {pos} {b:02X}"
+                        );
+                    }
+                }
+            }
+            assert!(all_in_range(&[], lo, hi));
+        }
+        assert_eq!(class_range(Class::An), None);
+    }
 
     /// The eight-bytes-at-a-time check says what the table says, for every
     /// length and every position of one bad byte.

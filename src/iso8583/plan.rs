@@ -8,7 +8,7 @@
 //! which gives the precise error. `decode::tests` and the `iso_decode` fuzz
 //! target compare both paths.
 
-use super::encoding::{class_table, DataEncoding, Pad};
+use super::encoding::{class_range, class_table, DataEncoding, Pad};
 use super::spec::{FieldSpec, LengthType, PrefixEncoding, Unit, MAX_FIELD};
 
 /// How the length of a field is read.
@@ -35,6 +35,8 @@ pub(crate) enum CheckPlan {
     None,
     /// One ASCII character class table lookup per byte.
     Table(&'static [bool; 256]),
+    /// ASCII bytes in one range (digits, printable): eight at a time.
+    Range { lo: u8, hi: u8 },
     /// Packed digits with a decimal filler nibble (`filler`) on the `pad`
     /// side of an odd length.
     BcdDigits { filler: u8, pad: Pad },
@@ -76,6 +78,8 @@ pub(crate) enum RunCheck {
     BcdDigits,
     /// One character class table.
     Table(&'static [bool; 256]),
+    /// One byte range.
+    Range { lo: u8, hi: u8 },
 }
 
 impl FieldPlan {
@@ -104,6 +108,7 @@ impl FieldPlan {
             CheckPlan::None => RunCheck::None,
             CheckPlan::BcdDigits { .. } => RunCheck::BcdDigits,
             CheckPlan::Table(t) => RunCheck::Table(t),
+            CheckPlan::Range { lo, hi } => RunCheck::Range { lo, hi },
         })
     }
 
@@ -130,7 +135,10 @@ impl FieldPlan {
         };
         let check = match fs.encoding {
             DataEncoding::Binary => CheckPlan::None,
-            DataEncoding::Ascii => CheckPlan::Table(class_table(fs.class)),
+            DataEncoding::Ascii => match class_range(fs.class) {
+                Some((lo, hi)) => CheckPlan::Range { lo, hi },
+                None => CheckPlan::Table(class_table(fs.class)),
+            },
             DataEncoding::Bcd if fs.class == super::Class::N && fs.filler <= 9 => {
                 CheckPlan::BcdDigits {
                     filler: fs.filler,
