@@ -457,13 +457,7 @@ fn fixed_run<'a>(
     }
     out.add_data(at);
     let (bytes, rest) = rest.split_at_checked(at)?;
-    let ok = match check {
-        RunCheck::BcdDigits => all_bcd_digit_pairs(bytes),
-        RunCheck::Table(table) => all_in(bytes, table),
-        RunCheck::Range { lo, hi } => all_in_range(bytes, lo, hi),
-        RunCheck::None => true,
-    };
-    ok.then_some(rest)
+    check.passes(bytes).then_some(rest)
 }
 
 /// The error the reference decoder names for a message the planned path

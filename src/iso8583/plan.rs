@@ -8,7 +8,9 @@
 //! which gives the precise error. `decode::tests` and the `iso_decode` fuzz
 //! target compare both paths.
 
-use super::encoding::{class_range, class_table, DataEncoding, Pad};
+use super::encoding::{
+    all_bcd_digit_pairs, all_in, all_in_range, class_range, class_table, Class, DataEncoding, Pad,
+};
 use super::spec::{FieldSpec, LengthType, PrefixEncoding, Unit, MAX_FIELD};
 
 /// How the length of a field is read.
@@ -69,7 +71,8 @@ pub(crate) struct FieldPlan {
     pub filler: Option<(Pad, u8)>,
 }
 
-/// The content check shared by a run of fixed-length fields.
+/// A content check over a stretch of bytes: a run of fixed-length fields,
+/// or a TLV value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RunCheck {
     /// Binary data: none.
@@ -80,6 +83,28 @@ pub(crate) enum RunCheck {
     Table(&'static [bool; 256]),
     /// One byte range.
     Range { lo: u8, hi: u8 },
+}
+
+impl RunCheck {
+    /// The check of ASCII (or binary) data of `class`.
+    pub(crate) fn of_text(encoding: DataEncoding, class: Class) -> RunCheck {
+        match (encoding, class_range(class)) {
+            (DataEncoding::Binary, _) => RunCheck::None,
+            (_, Some((lo, hi))) => RunCheck::Range { lo, hi },
+            (_, None) => RunCheck::Table(class_table(class)),
+        }
+    }
+
+    /// Whether `bytes` pass.
+    #[inline(always)]
+    pub(crate) fn passes(self, bytes: &[u8]) -> bool {
+        match self {
+            RunCheck::BcdDigits => all_bcd_digit_pairs(bytes),
+            RunCheck::Table(table) => all_in(bytes, table),
+            RunCheck::Range { lo, hi } => all_in_range(bytes, lo, hi),
+            RunCheck::None => true,
+        }
+    }
 }
 
 impl FieldPlan {
@@ -135,16 +160,14 @@ impl FieldPlan {
         };
         let check = match fs.encoding {
             DataEncoding::Binary => CheckPlan::None,
-            DataEncoding::Ascii => match class_range(fs.class) {
-                Some((lo, hi)) => CheckPlan::Range { lo, hi },
-                None => CheckPlan::Table(class_table(fs.class)),
+            DataEncoding::Ascii => match RunCheck::of_text(fs.encoding, fs.class) {
+                RunCheck::Range { lo, hi } => CheckPlan::Range { lo, hi },
+                _ => CheckPlan::Table(class_table(fs.class)),
             },
-            DataEncoding::Bcd if fs.class == super::Class::N && fs.filler <= 9 => {
-                CheckPlan::BcdDigits {
-                    filler: fs.filler,
-                    pad: fs.pad,
-                }
-            }
+            DataEncoding::Bcd if fs.class == Class::N && fs.filler <= 9 => CheckPlan::BcdDigits {
+                filler: fs.filler,
+                pad: fs.pad,
+            },
             // EBCDIC, other BCD classes: the general path, prefix and all.
             DataEncoding::Bcd | DataEncoding::Ebcdic => {
                 return FieldPlan {

@@ -188,15 +188,15 @@ pub struct TlvLayout {
 }
 
 /// One known TLV tag as the decoder's quick walk checks it: its number, the
-/// bit marking it seen, its maximum length and its value's class table
-/// (`None`: binary). Tags the quick walk must leave to the full check (a
-/// non-printable ASCII tag, the 65th tag and beyond) have none.
+/// bit marking it seen, its maximum length and its value's content check.
+/// Tags the quick walk must leave to the full check (a non-printable ASCII
+/// tag, the 65th tag and beyond) have none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct QuickTag {
     pub number: u32,
     pub bit: u64,
     pub max: usize,
-    pub table: Option<&'static [bool; 256]>,
+    pub check: super::plan::RunCheck,
 }
 
 /// The sub-field structure of a container field.
@@ -676,8 +676,7 @@ impl RawSubfields {
                         number: *number,
                         bit: 1 << i,
                         max: ts.max,
-                        table: (ts.encoding != DataEncoding::Binary)
-                            .then(|| super::encoding::class_table(ts.class)),
+                        check: super::plan::RunCheck::of_text(ts.encoding, ts.class),
                     })
                     .collect();
                 Ok(Subfields::Tlv(TlvLayout {

@@ -11,7 +11,6 @@ use std::borrow::Cow;
 
 use super::decode::{fail, field_value, take_bytes, unwrap_fail, Fail, PResult};
 use super::encode::write_field;
-use super::encoding::all_in;
 use super::error::{DecodeErrorKind, Location, ValueError};
 use super::field::Field;
 use super::spec::{FieldSpec, Subfields, TagSpec, TlvLayout, TlvPartEncoding};
@@ -271,8 +270,13 @@ pub fn tlv_entries<'a>(
 }
 
 /// Sub-field key of a tag for errors: its bytes as a big-endian number.
+#[inline]
 fn tag_number(tag: &[u8]) -> u32 {
-    tag.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b))
+    match *tag {
+        [a, b] => u32::from(u16::from_be_bytes([a, b])),
+        [a, b, c, d] => u32::from_be_bytes([a, b, c, d]),
+        _ => tag.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b)),
+    }
 }
 
 /// Whether a container is valid, for the decoder's fast path: simple TLV
@@ -290,16 +294,27 @@ pub(crate) fn quick_valid(subs: &Subfields, data: &[u8]) -> bool {
 
 fn tlv_quick_valid(layout: &TlvLayout, data: &[u8]) -> bool {
     let (tw, lw) = (layout.tag_width, layout.length_width);
-    let head = tw + lw;
+    // The common layout (CB2A-style national data): one binary length byte.
+    let byte_len = lw == 1 && layout.length_encoding == TlvPartEncoding::Binary;
     let mut rest = data;
     let mut seen = 0u64;
     while !rest.is_empty() {
-        let Some((tag_len, after)) = rest.split_at_checked(head) else {
+        let Some((tag, after)) = rest.split_at_checked(tw) else {
             return false;
         };
-        let (tag, len_bytes) = tag_len.split_at(tw);
-        let Some(len) = tlv_length(layout, len_bytes) else {
-            return false;
+        let (len, after) = if byte_len {
+            let Some((&len, after)) = after.split_first() else {
+                return false;
+            };
+            (usize::from(len), after)
+        } else {
+            let Some((len_bytes, after)) = after.split_at_checked(lw) else {
+                return false;
+            };
+            let Some(len) = tlv_length(layout, len_bytes) else {
+                return false;
+            };
+            (len, after)
         };
         let Some((value, after)) = after.split_at_checked(len) else {
             return false;
@@ -309,7 +324,7 @@ fn tlv_quick_valid(layout: &TlvLayout, data: &[u8]) -> bool {
         let Some(q) = layout.quick.iter().find(|q| q.number == number) else {
             return false;
         };
-        if seen & q.bit != 0 || len > q.max || !q.table.is_none_or(|t| all_in(value, t)) {
+        if seen & q.bit != 0 || len > q.max || !q.check.passes(value) {
             return false;
         }
         seen |= q.bit;
@@ -756,6 +771,22 @@ fn build_ber(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tag_numbers_are_the_tag_bytes_big_endian() {
+        let fold = |t: &[u8]| t.iter().fold(0u32, |a, b| a << 8 | u32::from(*b));
+        for tag in [
+            &b"0"[..],
+            b"01",
+            b"9F2",
+            b"0100",
+            b"\xff\xfe",
+            b"\x01\x02\x03\x04",
+        ] {
+            assert_eq!(tag_number(tag), fold(tag), "{tag:?}");
+        }
+        assert_eq!(tag_number(b"01"), 0x3031);
+    }
 
     #[test]
     fn ber_tags_and_lengths() {
