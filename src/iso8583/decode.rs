@@ -422,8 +422,8 @@ fn run_bits(bits: u64, members: u64) -> u64 {
 
 /// A run of fixed-length fields of one group (`run`, fields of bitmap word
 /// `w`) at the start of `rest`: pushed, then their bytes checked in one
-/// pass. `None` when anything is wrong; the reference decoder then names
-/// the error.
+/// pass. `None` when anything is wrong (the caller then takes back what
+/// was pushed and decodes the fields one at a time).
 #[inline(always)]
 fn fixed_run<'a>(
     spec: &Spec,
@@ -455,27 +455,38 @@ fn fixed_run<'a>(
         out.push(n, base + at, data.len(), plan.max);
         at = end;
     }
-    out.add_data(at);
     let (bytes, rest) = rest.split_at_checked(at)?;
-    check.passes(bytes).then_some(rest)
+    if !check.passes(bytes) {
+        return None;
+    }
+    out.add_data(at);
+    Some(rest)
 }
 
-/// The error the reference decoder names for a message the planned path
-/// refused without saying why.
+/// A run [`fixed_run`] refused: what it pushed is taken back and its fields
+/// go through [`general_field`] one at a time.
 #[cold]
 #[inline(never)]
-fn first_error(spec: &Spec, input: &[u8]) -> DecodeError {
-    match decode_reference(spec, input) {
-        Err(e) => e,
-        // The planned path refuses only what the reference refuses (unit
-        // tests and the iso_decode fuzz target hold both to it); were that
-        // ever wrong, a refusal that names the message is still an error.
-        Ok(_) => located(
-            input,
-            &Fail::new(input, DecodeErrorKind::BadBitmap),
-            Location::Bitmap(1),
-        ),
+fn fields_one_by_one<'a>(
+    spec: &Spec,
+    w: u16,
+    mut run: u64,
+    input: &'a [u8],
+    mut rest: &'a [u8],
+    mark: usize,
+    out: &mut DecodedFields<'_, 'a>,
+) -> Result<&'a [u8], DecodeError> {
+    out.truncate(mark);
+    while run != 0 {
+        let n = w * 64 + run.trailing_zeros() as u16 + 1;
+        run &= run - 1;
+        let (r, field) = general_field(spec, n, input, rest)?;
+        let len = field.raw().len();
+        out.push(n, input.len() - r.len() - len, len, field.units() as u16);
+        out.add_data(len);
+        rest = r;
     }
+    Ok(rest)
 }
 
 /// A planned length prefix: the length in the field's unit and the input
@@ -656,8 +667,7 @@ fn decode_with<'a, const PLANNED: bool>(
 }
 
 /// The data elements of `words` (bit `i` of word `w` is field `64w + i + 1`)
-/// from `rest` on, into `msg`; every byte of
-/// `input` must be used.
+/// from `rest` on, into `msg`; every byte of `input` must be used.
 #[inline(always)]
 fn fields<'a, const PLANNED: bool>(
     spec: &Spec,
@@ -671,14 +681,18 @@ fn fields<'a, const PLANNED: bool>(
         while bits != 0 {
             let n = w * 64 + bits.trailing_zeros() as u16 + 1;
             let plan = spec.plans.get(n);
-            // A run of fixed-length fields with one check, taken at once.
+            // A run of fixed-length fields with one check, taken at once;
+            // if anything in it is wrong, its fields are taken back and
+            // decoded one at a time by the general path, which names the
+            // first bad one.
             if PLANNED && plan.run_members != 0 {
                 let run = run_bits(bits, plan.run_members);
-                bits ^= run;
+                let mark = out.len();
                 rest = match fixed_run(spec, plan.run_check, w, run, input, rest, &mut out) {
                     Some(r) => r,
-                    None => return Err(first_error(spec, input)),
+                    None => fields_one_by_one(spec, w, run, input, rest, mark, &mut out)?,
                 };
+                bits ^= run;
                 continue;
             }
             bits &= bits - 1;

@@ -253,6 +253,30 @@ impl<'a> DecodedFields<'_, 'a> {
         }
     }
 
+    /// Fields pushed so far.
+    #[inline(always)]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Takes back the fields pushed after the first `len` (their bytes
+    /// were not counted yet).
+    #[cold]
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+        let slots = &mut self.msg.slots;
+        if !slots.spill.is_empty() {
+            // Back inline when it fits: `push` relies on a table below
+            // INLINE_FIELDS entries not having spilled.
+            slots.spill.truncate(self.len);
+            if self.len <= INLINE_FIELDS {
+                slots.inline[..self.len].copy_from_slice(&slots.spill);
+                slots.spill.clear();
+            }
+            slots.len = self.len;
+        }
+    }
+
     /// `bytes` more bytes of field data pushed.
     #[inline(always)]
     pub(crate) fn add_data(&mut self, bytes: usize) {
@@ -660,6 +684,39 @@ mod tests {
         assert!(m.owned.len() < 1_024, "{}", m.owned.len());
         // Replaced values are wiped, not left behind in the buffer.
         assert!(!m.owned.windows(8).any(|w| w == b"00009998"));
+    }
+
+    /// The decoder takes back a failed run of fields, spilled or not.
+    #[test]
+    fn decoded_fields_truncate_across_the_inline_limit() {
+        let frame = [7u8; 64];
+        for (pushed, kept) in [(5, 3), (25, 22), (25, 18), (21, 20), (30, 0)] {
+            let mut m = Message::empty();
+            m.begin_decoding(
+                &frame,
+                &[],
+                Mti::AUTHORIZATION_REQUEST,
+                pushed,
+                Bitmap::default(),
+            );
+            {
+                let mut out = m.decoded_fields();
+                for i in 0..pushed {
+                    out.push(i as u16 + 2, i, 1, 1);
+                }
+                out.truncate(kept);
+                assert_eq!(out.len(), kept);
+                // Then more fields, as the decoder does after a failed run.
+                for i in kept..kept + 4 {
+                    out.push(i as u16 + 2, i, 2, 2);
+                }
+            }
+            let got: Vec<(u16, usize)> = m.fields().map(|(n, f)| (n, f.raw().len())).collect();
+            let want: Vec<(u16, usize)> = (0..kept + 4)
+                .map(|i| (i as u16 + 2, if i < kept { 1 } else { 2 }))
+                .collect();
+            assert_eq!(got, want, "{pushed} pushed, {kept} kept");
+        }
     }
 
     #[test]
