@@ -9,6 +9,14 @@
 //! Every field's length is checked against the dialect's maximum before its
 //! bytes are taken, so no input can make the decoder allocate more than one
 //! `Vec` of field slots per message.
+//!
+//! Two paths: the planned one (per-field plans from `plan.rs`, fixed-length
+//! fields taken a run at a time) and the general one (`field_value`), which
+//! decodes every layout and names every error. The planned path hands
+//! whatever it does not vouch for to the general one, field by field, so
+//! both give the same message or the same error ([`decode_reference`] runs
+//! the general path alone, for the tests and the fuzz target that compare
+//! them).
 
 use nom::number::complete::{be_u16, be_u8};
 use nom::IResult;

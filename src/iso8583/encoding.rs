@@ -188,25 +188,32 @@ pub(crate) fn all_bcd_digit_pairs(s: &[u8]) -> bool {
     const LOW: u64 = 0x0F0F_0F0F_0F0F_0F0F;
     const SIX: u64 = 0x0606_0606_0606_0606;
     const CARRY: u64 = 0x1010_1010_1010_1010;
-    let carries = |c: &[u8]| {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(c);
-        let x = u64::from_le_bytes(b);
-        ((x & LOW) + SIX) | (((x >> 4) & LOW) + SIX)
-    };
     if s.len() < 8 {
         return all_in(s, &BCD_DIGIT_PAIR);
     }
+    let carries = or_of_words(s, |x| ((x & LOW) + SIX) | (((x >> 4) & LOW) + SIX));
+    carries & CARRY == 0
+}
+
+/// The OR of `f` over the little-endian 64-bit words of `s` (at least
+/// eight bytes); a partial last word is taken as the last eight bytes,
+/// overlapping ones already seen, which a yes/no check does not mind.
+#[inline(always)]
+fn or_of_words(s: &[u8], f: impl Fn(u64) -> u64) -> u64 {
+    let word = |c: &[u8]| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c);
+        f(u64::from_le_bytes(b))
+    };
     let mut chunks = s.chunks_exact(8);
     let mut acc = 0u64;
     for c in &mut chunks {
-        acc |= carries(c);
+        acc |= word(c);
     }
-    // The last eight bytes again, overlapping the ones already seen.
     if !chunks.remainder().is_empty() {
-        acc |= carries(&s[s.len() - 8..]);
+        acc |= word(&s[s.len() - 8..]);
     }
-    acc & CARRY == 0
+    acc
 }
 
 /// The one byte range a character class allows, for the classes that are
@@ -233,23 +240,11 @@ pub(crate) fn all_in_range(s: &[u8], lo: u8, hi: u8) -> bool {
         return s.iter().all(|&b| (lo..=hi).contains(&b));
     }
     let (add_lo, add_hi) = (ONES * u64::from(0x80 - lo), ONES * u64::from(0x7F - hi));
-    let bad = |c: &[u8]| {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(c);
-        let x = u64::from_le_bytes(b);
+    let out = or_of_words(s, |x| {
         let t = x & !TOP;
         x | !(t + add_lo) | (t + add_hi)
-    };
-    let mut chunks = s.chunks_exact(8);
-    let mut acc = 0u64;
-    for c in &mut chunks {
-        acc |= bad(c);
-    }
-    // The last eight bytes again, overlapping the ones already seen.
-    if !chunks.remainder().is_empty() {
-        acc |= bad(&s[s.len() - 8..]);
-    }
-    acc & TOP == 0
+    });
+    out & TOP == 0
 }
 
 /// Bytes whose two nibbles are both decimal digits.

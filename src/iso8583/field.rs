@@ -1,13 +1,13 @@
 //! Decoded messages. A [`Message`] borrows the frame it was decoded from:
-//! its field table holds, per data element, the slice of the frame with
-//! the field's wire data (length prefix excluded). Fields set afterwards
-//! are copied into one buffer the message owns. Logical values (digits of a
+//! its field table holds, per data element, where in the frame the field's
+//! wire data is (length prefix excluded). Fields set afterwards are copied
+//! into one buffer the message owns. Logical values (digits of a
 //! BCD field, hex of a binary one) are produced on demand by
 //! [`super::Spec::text`]; owning every byte is an explicit
 //! [`Message::into_owned`].
 //!
 //! The field table is inline for up to [`INLINE_FIELDS`] fields and its
-//! entries are plain slices or offsets, so decoding a typical authorization
+//! entries are plain offsets, so decoding a typical authorization
 //! allocates nothing and dropping the message frees nothing per field.
 
 use std::borrow::Cow;
