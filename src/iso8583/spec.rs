@@ -617,7 +617,7 @@ impl RawSubfields {
                     if bytes.is_empty() || bytes.len() > 4 {
                         return Err(field_err(id, format!("tag {label:?} must be 1-4 bytes")));
                     }
-                    let value = bytes.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b));
+                    let value = super::subfield::tag_number(&bytes);
                     let label = label.to_ascii_uppercase();
                     tags.push((value, raw.validate(id, label, DataEncoding::Binary)?));
                 }
@@ -661,7 +661,7 @@ impl RawSubfields {
                 }
                 let tag_numbers: Vec<u32> = tags
                     .iter()
-                    .map(|(t, _)| t.iter().fold(0u32, |a, b| (a << 8) | u32::from(*b)))
+                    .map(|(t, _)| super::subfield::tag_number(t))
                     .collect();
                 let quick = tags
                     .iter()

@@ -46,8 +46,7 @@ fn ber_tag(input: &[u8]) -> PResult<'_, (u32, &[u8], bool)> {
         }
     }
     let (rest, bytes) = take_bytes(len)(input)?;
-    let tag = bytes.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b));
-    Ok((rest, (tag, bytes, first & 0x20 != 0)))
+    Ok((rest, (tag_number(bytes), bytes, first & 0x20 != 0)))
 }
 
 /// Marks known tag `i` as seen; true if it already was.
@@ -269,9 +268,10 @@ pub fn tlv_entries<'a>(
     })
 }
 
-/// Sub-field key of a tag for errors: its bytes as a big-endian number.
+/// A tag's number (its key in sub-field locations, lookups and errors): its
+/// bytes as a big-endian number (tags are at most four bytes).
 #[inline]
-fn tag_number(tag: &[u8]) -> u32 {
+pub(crate) fn tag_number(tag: &[u8]) -> u32 {
     match *tag {
         [a, b] => u32::from(u16::from_be_bytes([a, b])),
         [a, b, c, d] => u32::from_be_bytes([a, b, c, d]),
@@ -618,8 +618,18 @@ fn tag_value<'t>(
     text: &'t str,
     location: Location,
 ) -> Result<Cow<'t, [u8]>, ValueError> {
+    let too_long = |len| ValueError::BadLength {
+        location,
+        len,
+        fixed: false,
+        max: ts.max,
+    };
     let value = match ts.encoding {
         super::encoding::DataEncoding::Binary => {
+            // The length first: nothing is decoded for a value that cannot fit.
+            if text.len() / 2 > ts.max {
+                return Err(too_long(text.len() / 2));
+            }
             Cow::Owned(hex::decode(text).map_err(|_| ValueError::BadHex(location))?)
         }
         _ => {
@@ -634,12 +644,7 @@ fn tag_value<'t>(
         }
     };
     if value.len() > ts.max {
-        return Err(ValueError::BadLength {
-            location,
-            len: value.len(),
-            fixed: false,
-            max: ts.max,
-        });
+        return Err(too_long(value.len()));
     }
     Ok(value)
 }

@@ -113,10 +113,11 @@ pub(crate) fn encode_text_into(
             if b.len() % 2 != 0 {
                 return Err(ValueError::BadHex(location));
             }
+            // The length first: the buffer grows only for a value that fits.
+            check_len(spec, location, b.len() / 2)?;
             let start = out.len();
             out.resize(start + b.len() / 2, 0);
             hex::decode_to_slice(b, &mut out[start..]).map_err(|_| ValueError::BadHex(location))?;
-            check_len(spec, location, b.len() / 2)?;
             Ok((b.len() / 2) as u16)
         }
     }
