@@ -86,9 +86,18 @@ connect_timeout = "200ms"
 }
 
 async fn start_default() -> Running {
-    let running = front::start(config(&cb2a_acquirer("simulator"), true))
-        .await
-        .unwrap();
+    start_sharded(1).await
+}
+
+/// The switch on the embedded simulator with `shards` runtime threads,
+/// ready.
+async fn start_sharded(shards: usize) -> Running {
+    let mut cfg = config(&cb2a_acquirer("simulator"), true);
+    cfg.server.threads = shards;
+    let mut running = front::start(cfg).await.unwrap();
+    if shards > 1 {
+        running.start_shards(shards - 1).await.unwrap();
+    }
     tokio::time::timeout(Duration::from_secs(10), running.wait_ready())
         .await
         .unwrap();
@@ -713,14 +722,8 @@ links = 1
 /// shards, and a reference used on one shard is a duplicate on the other.
 #[tokio::test]
 async fn shards_share_the_address_the_stores_and_the_numbering() {
-    let mut cfg = config(&cb2a_acquirer("simulator"), true);
-    cfg.server.threads = 3;
-    let mut r = front::start(cfg).await.unwrap();
-    r.start_shards(2).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(10), r.wait_ready())
-        .await
-        .unwrap();
-    // Many connections, so the kernel spreads them over the shards.
+    let r = start_sharded(3).await;
+    // Many connections: the accept loop deals them out to the shards in turn.
     let mut apis = Vec::new();
     for _ in 0..24 {
         apis.push(Api::new(&r).await);
@@ -775,13 +778,7 @@ async fn shards_share_the_address_the_stores_and_the_numbering() {
 /// connections finish (gracefully) before the links close.
 #[tokio::test]
 async fn shutdown_answers_requests_in_flight_on_every_shard() {
-    let mut cfg = config(&cb2a_acquirer("simulator"), true);
-    cfg.server.threads = 2;
-    let mut r = front::start(cfg).await.unwrap();
-    r.start_shards(1).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(10), r.wait_ready())
-        .await
-        .unwrap();
+    let r = start_sharded(2).await;
     // Answers take 300 ms: the shutdown below starts while all are pending.
     r.simulator().unwrap().set_faults(Faults {
         latency: acqswitch::sim::Latency::Fixed(Duration::from_millis(300)),

@@ -136,6 +136,7 @@ async fn healthz() -> Response {
 /// are summed over the shards.
 async fn readyz(State(st): State<Arc<AppState>>) -> Response {
     let mut shards = st.all_shards();
+    // A router built on an unregistered state (the public `router`): itself.
     if shards.is_empty() {
         shards.push(Arc::clone(&st));
     }

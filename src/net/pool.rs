@@ -310,7 +310,8 @@ impl Pool {
         total
     }
 
-    /// STANs currently in flight (allocated and not finished).
+    /// STANs currently in flight (allocated and not finished), across this
+    /// pool and its shards: they share one allocator (see `Pool::shard`).
     pub fn stans_in_flight(&self) -> usize {
         self.inner.ctx.stans.in_flight()
     }
