@@ -36,6 +36,27 @@ impl CivilTime {
     }
 }
 
+/// `2024-11-14T22:13:20Z` from seconds since the Unix epoch.
+pub fn iso8601(secs: u64) -> String {
+    let c = CivilTime::from_unix(secs);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        c.year, c.month, c.day, c.hour, c.minute, c.second
+    )
+}
+
+/// (year, month) of `secs`, for expiry checks.
+pub fn year_month(secs: u64) -> (u16, u8) {
+    let c = CivilTime::from_unix(secs);
+    (u16::try_from(c.year).unwrap_or(u16::MAX), c.month)
+}
+
+/// Milliseconds since the Unix epoch (0 before it).
+pub fn unix_ms(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,5 +72,12 @@ mod tests {
         assert_eq!((t.year, t.month, t.day), (1970, 1, 1));
         let t = CivilTime::from_unix(951_782_400); // 2000-02-29T00:00:00Z
         assert_eq!((t.year, t.month, t.day), (2000, 2, 29));
+    }
+
+    #[test]
+    fn text_forms() {
+        assert_eq!(iso8601(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(iso8601(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(year_month(1_700_000_000), (2023, 11));
     }
 }

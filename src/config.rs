@@ -124,12 +124,54 @@ pub struct Config {
     #[serde(default)]
     pub server: ServerConfig,
     #[serde(default)]
+    pub journal: JournalConfig,
+    #[serde(default)]
     pub limits: LimitsConfig,
     pub simulator: Option<SimulatorConfig>,
     pub acquirers: Vec<AcquirerConfig>,
     #[serde(default)]
     pub response_codes: ResponseCodeTable,
     pub merchants: Vec<MerchantConfig>,
+    /// The folder relative paths are resolved against: the configuration
+    /// file's own folder (the current folder for text or the embedded
+    /// default).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// Where the journal is kept and the key that seals its card data.
+///
+/// ```toml
+/// [journal]
+/// path = "data/journal.db"     # relative to this file's folder
+/// key_file = "journal.key"     # or key_env = "ACQSWITCH_JOURNAL_KEY", or key = "<64 hex>"
+/// ```
+/// With no key given, `journal.key` next to the journal is used, and
+/// created (readable by its owner only) when missing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JournalConfig {
+    /// `sqlite` (default), or `memory` (nothing survives the process:
+    /// tests and demos only).
+    pub backend: String,
+    pub path: PathBuf,
+    /// The 32-byte key, as 64 hex digits or base64.
+    pub key: Option<SecretText>,
+    pub key_file: Option<PathBuf>,
+    /// An environment variable holding the key.
+    pub key_env: Option<String>,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        JournalConfig {
+            backend: "sqlite".into(),
+            path: PathBuf::from("acqswitch-data/journal.db"),
+            key: None,
+            key_file: None,
+            key_env: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -309,7 +351,21 @@ impl Config {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        Config::from_toml_str(&text)
+        let mut cfg = Config::from_toml_str(&text)?;
+        cfg.base_dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        Ok(cfg)
+    }
+
+    /// `p` as written in the configuration: relative to its folder.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() || self.base_dir.as_os_str().is_empty() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
     }
 
     /// The embedded default.

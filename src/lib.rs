@@ -7,14 +7,19 @@
 //! - [`load`]: load generator behind `acqswitch load` (bounded in count and time).
 //! - [`load_api`]: the same load through the HTTP API (`acqswitch load --api`).
 //! - [`cli`]: command-line front ends.
+//! - [`card`]: card data types (PAN, expiry) that mask themselves and zeroize.
+//! - [`journal`]: the durable journal (SQLite, group commit), card data sealed.
 //! - [`civil`]: UTC calendar fields from Unix seconds (no date-time dependency).
 //! - [`wallet`]: wallet payment tokens (Google Pay), verify -> decrypt -> validate.
 //! - [`seal`]: Sips-style seal (HMAC-SHA-256) of front-end JSON requests and responses.
-//! - [`front`]: gateway-facing HTTP JSON API (axum): seal, Google Pay check, cardOrder.
+//! - [`front`]: gateway-facing HTTP JSON API (axum), thin: seal, typed JSON, one switch call.
 //! - [`config`]: TOML configuration and the embedded default.
-//! - [`switch`]: authorization domain, dialect mappings, response codes, routing, the service.
+//! - [`switch`]: the switch core: authorizations, the windows, numbering, the
+//!   journal's write-ahead rule; typed operations, no HTTP.
+//! - [`system`]: the composition root: a configuration becomes a running switch.
 #![forbid(unsafe_code)]
 
+pub mod card;
 pub mod civil;
 pub mod cli;
 pub mod config;
@@ -22,6 +27,7 @@ pub mod front;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod iso8583;
+pub mod journal;
 pub mod load;
 pub mod load_api;
 pub mod net;
@@ -29,4 +35,5 @@ pub(crate) mod runtime;
 pub mod seal;
 pub mod sim;
 pub mod switch;
+pub mod system;
 pub mod wallet;

@@ -176,15 +176,15 @@ async fn duplicate_key_in_flight_is_rejected() {
     let s = Arc::clone(pool.spec());
     let mut req = auth(&s, 700);
     s.set_text(&mut req, 11, "123456").unwrap();
-    let (a, b) = tokio::join!(pool.send_prepared(&req), async {
+    let (a, b) = tokio::join!(pool.send_prepared(&req, None), async {
         tokio::task::yield_now().await;
-        pool.send_prepared(&req).await
+        pool.send_prepared(&req, None).await
     });
     assert!(a.is_ok(), "{a:?}");
     assert!(matches!(b, Err(LinkError::DuplicateKey)), "{b:?}");
     assert_eq!(pool.metrics().duplicate_keys, 1);
     // Once answered, the key is free again.
-    pool.send_prepared(&req).await.unwrap();
+    pool.send_prepared(&req, None).await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]

@@ -20,11 +20,11 @@ use rand::SeedableRng;
 use serde_json::{json, Value};
 
 use crate::config::Config;
-use crate::front::{self, PATH_CARD_ORDER, PATH_CHECK};
+use crate::front::{PATH_CARD_ORDER, PATH_CHECK};
 use crate::load::Progress;
 use crate::load_api::{seal_request, ApiClient, ApiLoadConfig};
 use crate::seal::SealSecret;
-use crate::switch::store::VAULT_PREFIX;
+use crate::switch::windows::VAULT_PREFIX;
 use crate::wallet::googlepay::{
     testkeys, Cryptogram, DecryptedPayment, Pan, PaymentMethodDetails, ProtocolVersion,
 };
@@ -53,9 +53,26 @@ fn s<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
 
+/// A journal folder of the demo's own, removed at the end.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 async fn demo() -> Result<(), String> {
     let mut cfg = Config::embedded_default().map_err(s)?;
     cfg.server.listen = "127.0.0.1:0".into();
+    let data = TempDir(std::env::temp_dir().join(format!(
+        "acqswitch-demo-{}-{}",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    )));
+    cfg.journal.path = data.0.join("journal.db");
     if let Some(sim) = cfg.simulator.as_mut() {
         // To show the 0100 the simulator decoded.
         sim.record = 16;
@@ -64,15 +81,16 @@ async fn demo() -> Result<(), String> {
         .demo_merchant()
         .map(|(m, v, k)| (m.to_owned(), v, SealSecret::new(k)))
         .ok_or("no demo merchant")?;
-    let running = front::start(cfg).await.map_err(s)?;
+    let running = crate::system::start(cfg).await.map_err(s)?;
     tokio::time::timeout(Duration::from_secs(10), running.wait_ready())
         .await
         .map_err(|_| "acquirer links not ready within 10 s")?;
     let sim = running.simulator().ok_or("no simulator")?;
     println!(
-        "acqswitch demo: switch on http://{}, acquirer simulator (cb2a) on {}",
+        "acqswitch demo: switch on http://{}, acquirer simulator (cb2a) on {}, journal {}",
         running.addr(),
-        sim.addr()
+        sim.addr(),
+        running.journal_location()
     );
     println!("merchant {merchant}, Google Pay test keys (ECv2), simulator rules: cents .00 approve, .05 refuse, .99 technical failure\n");
 
@@ -170,7 +188,7 @@ async fn demo() -> Result<(), String> {
         }
     }
     print!("{out}");
-    if let (Some(msg), Some(a)) = (&last_0100, running.state().service.acquirer("cb2a")) {
+    if let (Some(msg), Some(a)) = (&last_0100, running.switch().acquirer("cb2a")) {
         println!("\nthe approved CRYPTOGRAM_3DS 0100 as the simulator decoded it (masked):");
         println!("  {}", a.spec.display(msg));
     }
@@ -219,6 +237,14 @@ async fn demo() -> Result<(), String> {
         report.p999_us
     );
     println!("(demo: switch, simulator and load share one process; `acqswitch serve` + `acqswitch load --api` measure them apart)");
+    let j = running.journal().stats();
+    println!(
+        "journal: {} group commits for {} batches (mean {:.1} per commit)",
+        j.commits,
+        j.batches,
+        j.mean_group()
+    );
     running.shutdown().await;
+    drop(data);
     Ok(())
 }

@@ -1,22 +1,31 @@
 //! `acqswitch serve [--config FILE]`: runs the switch. Without `--config`,
 //! the embedded default: an in-process acquirer simulator, the demo
-//! merchant and the Google Pay test keys; it prints where it listens and
-//! ready-to-paste, correctly sealed requests.
+//! merchant and the Google Pay test keys, the journal in `acqswitch-data/`;
+//! it prints where it listens, where the journal is, and ready-to-paste,
+//! correctly sealed requests.
+//!
+//! Signals: SIGTERM and SIGINT stop accepting, answer every request in
+//! flight, close the links (sign-off) and the journal, and exit 0. SIGHUP
+//! is logged and otherwise ignored.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use clap::Args;
 use rand::SeedableRng;
 use serde_json::{json, Value};
 
+use crate::civil::unix_ms;
 use crate::config::Config;
-use crate::front::{self, Running, PATH_CARD_ORDER, PATH_CHECK};
+use crate::front::{PATH_CARD_ORDER, PATH_CHECK};
 use crate::load_api::seal_request;
 use crate::seal::SealSecret;
-use crate::switch::domain::{Expiry, Pan};
-use crate::wallet::googlepay::{testkeys, DecryptedPayment, PaymentMethodDetails, ProtocolVersion};
+use crate::switch::{Merchant, TokenMode};
+use crate::system::{self, Running};
+use crate::wallet::googlepay::{
+    testkeys, DecryptedPayment, Pan, PaymentMethodDetails, ProtocolVersion,
+};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -38,6 +47,35 @@ pub fn run(args: ServeArgs) -> ExitCode {
     }
 }
 
+/// Resolves when the process is asked to stop (SIGTERM, SIGINT); SIGHUP is
+/// logged and ignored.
+async fn stop_signal() -> Result<&'static str, String> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let err = |e: std::io::Error| format!("cannot handle signals: {e}");
+        let mut term = signal(SignalKind::terminate()).map_err(err)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(err)?;
+        let mut hup = signal(SignalKind::hangup()).map_err(err)?;
+        loop {
+            tokio::select! {
+                _ = term.recv() => return Ok("SIGTERM"),
+                _ = int.recv() => return Ok("SIGINT"),
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: nothing to reload, still running");
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c()
+            .await
+            .map_err(|e| format!("cannot handle Ctrl-C: {e}"))?;
+        Ok("Ctrl-C")
+    }
+}
+
 fn run_inner(args: ServeArgs) -> Result<(), String> {
     let embedded = args.config.is_none();
     let mut cfg = match &args.config {
@@ -48,41 +86,48 @@ fn run_inner(args: ServeArgs) -> Result<(), String> {
     if let Some(l) = args.listen {
         cfg.server.listen = l;
     }
-    let threads = match cfg.server.threads {
-        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-        n => n,
-    };
-    // One single-threaded runtime per shard (see Running::start_shards):
-    // this thread's, and threads - 1 more.
+    // Shard 0 runs on this thread's runtime; the others get their own
+    // (see crate::system).
     let rt = super::sim::runtime(1).map_err(|e| e.to_string())?;
     rt.block_on(async move {
         let demo = embedded
             .then(|| {
                 cfg.demo_merchant()
-                    .map(|(m, v, s)| (m.to_owned(), v, SealSecret::new(s)))
+                    .map(|(m, v, s)| (m.to_owned(), v, s.to_owned()))
             })
             .flatten();
-        let mut running = front::start(cfg).await.map_err(|e| e.to_string())?;
-        running
-            .start_shards(threads - 1)
-            .await
-            .map_err(|e| e.to_string())?;
+        // Install the handlers before anything runs, so a signal during
+        // start-up is not the default (immediate) exit.
+        let stop = tokio::spawn(stop_signal());
+        let mut running = system::start(cfg).await.map_err(|e| e.to_string())?;
+        println!("acqswitch listening on http://{}", running.addr());
+        println!("journal: {}", running.journal_location());
+        let rec = running.recovery();
+        if !rec.unknown.is_empty() {
+            println!(
+                "{} transactions had no outcome at the last stop: marked unknown",
+                rec.unknown.len()
+            );
+        }
+        if let Some(sim) = running.simulator() {
+            println!("in-process acquirer simulator on {}", sim.addr());
+        }
         if tokio::time::timeout(Duration::from_secs(10), running.wait_ready())
             .await
             .is_err()
         {
             eprintln!("warning: not every acquirer has a ready link yet; /readyz tells when");
         }
-        println!("acqswitch listening on http://{}", running.addr());
-        if let Some(sim) = running.simulator() {
-            println!("in-process acquirer simulator on {}", sim.addr());
-        }
         if let Some((merchant, version, secret)) = demo {
-            print_examples(&running, &merchant, version, &secret)?;
+            print_examples(&running, &merchant, version, &secret).await?;
         }
-        println!("stop with Ctrl-C");
+        println!("stop with Ctrl-C or SIGTERM");
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            s = stop => {
+                let s = s.map_err(|e| e.to_string())??;
+                tracing::info!(signal = s, "stopping: answering requests in flight");
+                eprintln!("{s}: stopping (answering requests in flight)");
+            }
             _ = running.wait() => {}
         }
         running.shutdown().await;
@@ -91,51 +136,60 @@ fn run_inner(args: ServeArgs) -> Result<(), String> {
 }
 
 /// Two requests for the demo merchant: a Google Pay check with a fresh
-/// PAN_ONLY test token, and a cardOrder on a vault reference created now
+/// PAN_ONLY test token, and a cardOrder on a vault reference made now
 /// (valid for the vault TTL), so no card number is printed.
-fn print_examples(
+async fn print_examples(
     running: &Running,
-    merchant: &str,
+    merchant_id: &str,
     version: u32,
-    secret: &SealSecret,
+    secret_text: &str,
 ) -> Result<(), String> {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let secret = &SealSecret::new(secret_text);
+    let now_ms = unix_ms(SystemTime::now());
     let pan = Pan::new("5413330089020011").ok_or("test PAN")?;
-    let payment = DecryptedPayment::card(
-        format!("serve-example-{now_ms}"),
-        now_ms + 3_600_000,
-        PaymentMethodDetails::pan_only(pan.clone(), 12, 2030),
-    );
+    let sender = testkeys::sender(ProtocolVersion::EcV2).map_err(|e| e.to_string())?;
     let mut rng = rand::rngs::StdRng::from_entropy();
-    let token = testkeys::sender(ProtocolVersion::EcV2)
-        .and_then(|s| {
-            s.seal_payment(&payment, &mut rng)
-                .map_err(|_| crate::wallet::googlepay::KeyError::PrivateKey("test token"))
-        })
-        .map_err(|e| e.to_string())?;
+    let mut token = |id: String| {
+        let payment = DecryptedPayment::card(
+            id,
+            now_ms + 3_600_000,
+            PaymentMethodDetails::pan_only(pan.clone(), 12, 2030),
+        );
+        sender
+            .seal_payment(&payment, &mut rng)
+            .map_err(|e| e.to_string())
+    };
     let base = format!("http://{}", running.addr());
     let check = seal_request(
         json!({
-            "merchantId": merchant,
+            "merchantId": merchant_id,
             "interfaceVersion": "IR_WS_2.55",
             "paymentMeanDataProvider": "GOOGLEPAY",
-            "paymentData": token,
+            "paymentData": token(format!("serve-example-{now_ms}"))?,
         }),
         version,
         secret,
     );
-    let reference = crate::front::vault_put(
-        running.state(),
-        merchant,
-        pan,
-        Expiry::new(2030, 12).ok_or("expiry")?,
-        Instant::now(),
-    );
+    // A vault reference for the cardOrder example, through the switch
+    // itself (so it is in the journal like any other).
+    let switch = running.switch();
+    let merchant: &Merchant = switch.merchant(merchant_id).ok_or("demo merchant")?;
+    let reference = match switch
+        .check_token(
+            SystemTime::now(),
+            merchant,
+            &token(format!("serve-example-vault-{now_ms}"))?,
+        )
+        .await
+        .map_err(|r| format!("example token refused: {r}"))?
+        .mode
+    {
+        TokenMode::PanOnly { reference } => reference,
+        TokenMode::Cryptogram3ds { .. } => return Err("example token is not PAN_ONLY".into()),
+    };
     let order = seal_request(
         json!({
-            "merchantId": merchant,
+            "merchantId": merchant_id,
             "interfaceVersion": "IR_WS_2.55",
             "transactionReference": format!("SERVE{now_ms}"),
             "amount": 1000,
@@ -157,11 +211,13 @@ fn print_examples(
             v
         )
     };
+    // The demo secret is public (it is in the embedded configuration).
+    println!("\ndemo merchant {merchant_id}, key version {version}, seal secret {secret_text:?}");
     println!(
         "\nGoogle Pay check (PAN_ONLY test token; the answer's paymentToken is a vault reference):"
     );
     println!("{}", curl(PATH_CHECK, &check));
-    println!("\ncardOrder on a vault reference (amount 1000: approved; a second run answers 94, duplicate reference):");
+    println!("\ncardOrder on a vault reference (amount 1000: approved; run it again: the same answer, from the journal):");
     println!("{}", curl(PATH_CARD_ORDER, &order));
     println!("\nload through the API: acqswitch load --api {base} --requests 200000 --concurrency 128 --threads 1\n");
     Ok(())

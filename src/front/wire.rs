@@ -1,190 +1,307 @@
-//! The gateway JSON shapes: reading request fields with the error code and
-//! field name to return (`30` missing or malformed, `12` invalid value),
-//! and the response fields. Pure: no I/O.
+//! The gateway JSON shapes: requests read with serde into typed structs
+//! (a field of the wrong JSON type is named by its path, through
+//! `serde_path_to_error`), checked field by field into the switch's typed
+//! operations (`30` missing or malformed, `12` invalid value, with the
+//! field's name), and the typed responses. Pure: no I/O.
 //!
-//! Error values name the field only; the rejected value (possibly card
-//! data) is never echoed.
+//! Refusals name the field only; the rejected value (possibly card data)
+//! is never echoed.
 
-use serde_json::{Map, Value};
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
+use crate::card::{Expiry, Pan};
 use crate::switch::domain::{
-    AuthCryptogram, Authentication, CardBrand, Currency, Eci, Expiry, HolderAuthentProgram,
-    OrderChannel, PanEntryMode, Wallet,
+    AuthCryptogram, Authentication, CardBrand, Currency, Eci, HolderAuthentProgram, OrderChannel,
+    PanEntryMode, Wallet,
+};
+use crate::switch::windows::VAULT_PREFIX;
+use crate::switch::{
+    CardInput, CardOrder, OrderAnswer, Refusal, ResponseCode, TokenCheck, TokenMode,
 };
 
-/// A refused request: the response code and the field at fault.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub code: &'static str,
-    pub field: Option<&'static str>,
+/// Every request field the API reads, as `errorFieldName` names it.
+/// Values in the `authenticationResult` sub-objects (`googlePay`,
+/// `threeDS`, ...) are named `authenticationResult.<field>`.
+const FIELDS: &[&str] = &[
+    "merchantId",
+    "interfaceVersion",
+    "keyVersion",
+    "seal",
+    "sealAlgorithm",
+    "transactionReference",
+    "amount",
+    "currencyCode",
+    "orderChannel",
+    "cardNumber",
+    "paymentToken",
+    "cardExpiryDate",
+    "panEntryMode",
+    "paymentMeanBrand",
+    "paymentMeanDataProvider",
+    "paymentData",
+    "holderAuthentProgram",
+    "authenticationResult",
+    "authenticationResult.holderAuthentProgram",
+    "authenticationResult.cavv",
+    "authenticationResult.eci",
+    "schemeTokenData",
+    "schemeTokenData.tavv",
+    "schemeTokenData.eci",
+];
+
+/// The static name of the field at `path` (serde's `a.b.c`), for
+/// `errorFieldName`.
+pub fn field_name(path: &str) -> &'static str {
+    let mut parts = path.split('.').filter(|p| !p.is_empty());
+    let top = parts.next().unwrap_or("body");
+    let leaf = parts.next_back();
+    let candidate = match leaf {
+        Some(l) => format!("{top}.{l}"),
+        None => top.to_owned(),
+    };
+    FIELDS
+        .iter()
+        .find(|f| **f == candidate)
+        .or_else(|| FIELDS.iter().find(|f| **f == top))
+        .copied()
+        .unwrap_or("body")
 }
 
-impl Refusal {
-    pub fn format(field: &'static str) -> Refusal {
-        Refusal {
-            code: "30",
-            field: Some(field),
-        }
-    }
-
-    pub fn invalid(field: &'static str) -> Refusal {
-        Refusal {
-            code: "12",
-            field: Some(field),
-        }
-    }
-
-    pub fn code(code: &'static str) -> Refusal {
-        Refusal { code, field: None }
-    }
+/// Reads `value` as `T`; a field of the wrong type is a 30 naming it.
+pub fn typed<T: for<'de> Deserialize<'de>>(value: Value) -> Result<T, Refusal> {
+    serde_path_to_error::deserialize(value)
+        .map_err(|e| Refusal::format(field_name(&e.path().to_string())))
 }
 
-/// A string field: absent -> `None`; present but not a string -> 30.
-pub fn opt_str<'v>(
-    obj: &'v Map<String, Value>,
-    name: &'static str,
-) -> Result<Option<&'v str>, Refusal> {
-    match obj.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(Refusal::format(name)),
-    }
+/// An amount: a JSON integer or a string of digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Amount {
+    Minor(u64),
+    /// A number that is not a non-negative integer, or digits that
+    /// overflow: refused as an invalid value (12), not a format error.
+    Invalid,
 }
 
-pub fn req_str<'v>(obj: &'v Map<String, Value>, name: &'static str) -> Result<&'v str, Refusal> {
-    opt_str(obj, name)?.ok_or(Refusal::format(name))
-}
-
-/// A non-negative integer given as a JSON number or a digit string.
-pub fn opt_u64(obj: &Map<String, Value>, name: &'static str) -> Result<Option<u64>, Refusal> {
-    match obj.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n.as_u64().map(Some).ok_or(Refusal::invalid(name)),
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= 19 => {
-            if s.bytes().all(|b| b.is_ascii_digit()) {
-                s.parse().map(Some).map_err(|_| Refusal::invalid(name))
-            } else {
-                Err(Refusal::format(name))
+impl<'de> Deserialize<'de> for Amount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Amount;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an integer or a string of digits")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Amount, E> {
+                Ok(Amount::Minor(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Amount, E> {
+                Ok(u64::try_from(v).map_or(Amount::Invalid, Amount::Minor))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Amount, E> {
+                Ok(Amount::Invalid)
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Amount, E> {
+                if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(E::custom("not digits"));
+                }
+                Ok(s.parse().map_or(Amount::Invalid, Amount::Minor))
             }
         }
-        Some(_) => Err(Refusal::format(name)),
+        d.deserialize_any(V)
     }
 }
 
-/// A nested object, under any of `names` (the first present wins).
-pub fn opt_obj<'v>(
-    obj: &'v Map<String, Value>,
-    names: &[&'static str],
-) -> Result<Option<&'v Map<String, Value>>, Refusal> {
-    for name in names {
-        match obj.get(*name) {
-            None | Some(Value::Null) => continue,
-            Some(Value::Object(m)) => return Ok(Some(m)),
-            Some(_) => return Err(Refusal::format(name)),
-        }
-    }
-    Ok(None)
+/// The request envelope every operation shares.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope {
+    pub merchant_id: Option<String>,
+    pub interface_version: Option<String>,
+    pub key_version: Option<Amount>,
+    pub seal: Option<String>,
+    pub seal_algorithm: Option<String>,
+}
+
+/// `paymentDataProviderCheck`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckRequest {
+    pub payment_mean_data_provider: Option<String>,
+    pub payment_data: Option<String>,
+}
+
+/// The ECI and cryptogram of an authentication, in any of the
+/// sub-objects the gateways use.
+#[derive(Debug, Default, Deserialize)]
+pub struct AuthValues {
+    pub cavv: Option<String>,
+    pub eci: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthenticationResult {
+    pub holder_authent_program: Option<String>,
+    #[serde(alias = "googlepay", alias = "threeDS", alias = "threeDs")]
+    pub google_pay: Option<AuthValues>,
+    pub cavv: Option<String>,
+    pub eci: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct SchemeTokenData {
+    pub tavv: Option<String>,
+    pub eci: Option<String>,
+}
+
+/// `cardOrder`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CardOrderRequest {
+    pub transaction_reference: Option<String>,
+    pub amount: Option<Amount>,
+    pub currency_code: Option<String>,
+    pub order_channel: Option<String>,
+    pub card_number: Option<String>,
+    pub payment_token: Option<String>,
+    pub card_expiry_date: Option<String>,
+    pub pan_entry_mode: Option<String>,
+    pub payment_mean_brand: Option<String>,
+    pub payment_mean_data_provider: Option<String>,
+    pub holder_authent_program: Option<String>,
+    pub authentication_result: Option<AuthenticationResult>,
+    pub scheme_token_data: Option<SchemeTokenData>,
+}
+
+fn required<T>(v: Option<T>, name: &'static str) -> Result<T, Refusal> {
+    v.ok_or(Refusal::format(name))
+}
+
+fn parsed<T>(
+    v: Option<&str>,
+    name: &'static str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> Result<Option<T>, Refusal> {
+    v.map(|s| parse(s).ok_or(Refusal::invalid(name)))
+        .transpose()
 }
 
 /// `transactionReference`: 1 to 35 letters and digits (Sips rule).
-pub fn transaction_reference(obj: &Map<String, Value>) -> Result<&str, Refusal> {
+pub fn transaction_reference(r: Option<String>) -> Result<String, Refusal> {
     const F: &str = "transactionReference";
-    let r = req_str(obj, F)?;
+    let r = required(r, F)?;
     if r.is_empty() || r.len() > 35 || !r.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(Refusal::invalid(F));
     }
     Ok(r)
 }
 
-pub fn amount(obj: &Map<String, Value>) -> Result<u64, Refusal> {
-    match opt_u64(obj, "amount")? {
-        None => Err(Refusal::format("amount")),
-        Some(0) => Err(Refusal::invalid("amount")),
-        Some(a) if a > 999_999_999_999 => Err(Refusal::invalid("amount")),
-        Some(a) => Ok(a),
+pub fn amount(a: Option<Amount>) -> Result<u64, Refusal> {
+    match required(a, "amount")? {
+        Amount::Minor(a) if (1..=999_999_999_999).contains(&a) => Ok(a),
+        _ => Err(Refusal::invalid("amount")),
     }
 }
 
-/// A present string field read by `parse`: missing is 30, unparsable 12.
-fn req_parsed<T>(
-    obj: &Map<String, Value>,
-    name: &'static str,
-    parse: impl FnOnce(&str) -> Option<T>,
-) -> Result<T, Refusal> {
-    parse(req_str(obj, name)?).ok_or(Refusal::invalid(name))
-}
-
-/// An optional string field read by `parse`: unparsable is 12.
-fn opt_parsed<T>(
-    obj: &Map<String, Value>,
-    name: &'static str,
-    parse: impl FnOnce(&str) -> Option<T>,
-) -> Result<Option<T>, Refusal> {
-    opt_str(obj, name)?
-        .map(|s| parse(s).ok_or(Refusal::invalid(name)))
-        .transpose()
-}
-
-pub fn currency(obj: &Map<String, Value>) -> Result<Currency, Refusal> {
-    req_parsed(obj, "currencyCode", Currency::parse)
-}
-
-pub fn order_channel(obj: &Map<String, Value>) -> Result<OrderChannel, Refusal> {
-    req_parsed(obj, "orderChannel", OrderChannel::parse)
-}
-
-pub fn pan_entry_mode(obj: &Map<String, Value>) -> Result<Option<PanEntryMode>, Refusal> {
-    opt_parsed(obj, "panEntryMode", PanEntryMode::parse)
-}
-
-pub fn brand(obj: &Map<String, Value>) -> Result<Option<CardBrand>, Refusal> {
-    opt_parsed(obj, "paymentMeanBrand", CardBrand::parse)
-}
-
-pub fn wallet(obj: &Map<String, Value>) -> Result<Option<Wallet>, Refusal> {
-    opt_parsed(obj, "paymentMeanDataProvider", Wallet::parse)
-}
-
-pub fn expiry(obj: &Map<String, Value>) -> Result<Option<Expiry>, Refusal> {
-    opt_parsed(obj, "cardExpiryDate", Expiry::parse_yyyymm)
+impl CardOrderRequest {
+    /// The typed order: each field checked on its own (the switch checks
+    /// how they go together).
+    pub fn into_order(self) -> Result<CardOrder, Refusal> {
+        let transaction_reference = transaction_reference(self.transaction_reference)?;
+        let amount = amount(self.amount)?;
+        let currency = parsed(
+            Some(required(self.currency_code.as_deref(), "currencyCode")?),
+            "currencyCode",
+            Currency::parse,
+        )?
+        .ok_or(Refusal::format("currencyCode"))?;
+        let order_channel = parsed(
+            Some(required(self.order_channel.as_deref(), "orderChannel")?),
+            "orderChannel",
+            OrderChannel::parse,
+        )?
+        .ok_or(Refusal::format("orderChannel"))?;
+        let wallet = parsed(
+            self.payment_mean_data_provider.as_deref(),
+            "paymentMeanDataProvider",
+            Wallet::parse,
+        )?;
+        let authentication = authentication(
+            self.holder_authent_program.as_deref(),
+            self.authentication_result.as_ref(),
+            self.scheme_token_data.as_ref(),
+        )?;
+        let (card, card_field) = match (self.payment_token, self.card_number) {
+            (Some(t), None) => (t, "paymentToken"),
+            (None, Some(n)) => (n, "cardNumber"),
+            (Some(_), Some(_)) => return Err(Refusal::invalid("cardNumber")),
+            (None, None) => return Err(Refusal::format("cardNumber")),
+        };
+        let card = if card.starts_with(VAULT_PREFIX) {
+            CardInput::Vault(card)
+        } else {
+            CardInput::Number(Pan::new(&card).ok_or(Refusal::invalid(card_field))?)
+        };
+        Ok(CardOrder {
+            transaction_reference,
+            amount,
+            currency,
+            order_channel,
+            card,
+            card_field,
+            expiry: parsed(
+                self.card_expiry_date.as_deref(),
+                "cardExpiryDate",
+                Expiry::parse_yyyymm,
+            )?,
+            pan_entry_mode: parsed(
+                self.pan_entry_mode.as_deref(),
+                "panEntryMode",
+                PanEntryMode::parse,
+            )?,
+            brand: parsed(
+                self.payment_mean_brand.as_deref(),
+                "paymentMeanBrand",
+                CardBrand::parse,
+            )?,
+            wallet,
+            authentication,
+        })
+    }
 }
 
 /// The authentication data: `holderAuthentProgram`, the ECI and the
-/// cryptogram, from `authenticationResult` (`googlePay`/`googlepay`/
-/// `threeDS` sub-objects) and `schemeTokenData` (`tavv`, `eci`). TAVV and
-/// CAVV are two names for the one cryptogram carried: given both, they must
-/// be equal.
-pub fn authentication(obj: &Map<String, Value>) -> Result<Option<Authentication>, Refusal> {
-    const AR: &str = "authenticationResult";
+/// cryptogram, from `authenticationResult` (and its `googlePay`/
+/// `googlepay`/`threeDS` sub-objects) and `schemeTokenData` (`tavv`,
+/// `eci`). TAVV and CAVV are two names for the one cryptogram carried:
+/// given both, they must be equal.
+pub fn authentication(
+    top_program: Option<&str>,
+    result: Option<&AuthenticationResult>,
+    std_: Option<&SchemeTokenData>,
+) -> Result<Option<Authentication>, Refusal> {
     const TAVV: &str = "schemeTokenData.tavv";
-    let result = opt_obj(obj, &[AR])?;
-    let std_ = opt_obj(obj, &["schemeTokenData"])?;
-    let inner = match result {
-        Some(r) => opt_obj(r, &["googlePay", "googlepay", "threeDS", "threeDs"])?,
-        None => None,
-    };
-    let program = match result {
-        Some(r) => opt_str(r, "holderAuthentProgram")
-            .map_err(|_| Refusal::format("authenticationResult.holderAuthentProgram"))?,
-        None => None,
-    }
-    .or(opt_str(obj, "holderAuthentProgram")?);
+    const CAVV: &str = "authenticationResult.cavv";
+    let inner = result.and_then(|r| r.google_pay.as_ref());
+    let program = result
+        .and_then(|r| r.holder_authent_program.as_deref())
+        .or(top_program);
     let program = program
         .map(|p| HolderAuthentProgram::parse(p).ok_or(Refusal::invalid("holderAuthentProgram")))
         .transpose()?;
-    let cavv = field(inner, "cavv", "authenticationResult.cavv")?.or(field(
-        result,
-        "cavv",
-        "authenticationResult.cavv",
-    )?);
-    let tavv = field(std_, "tavv", TAVV)?;
-    let eci = field(inner, "eci", "authenticationResult.eci")?
-        .or(field(result, "eci", "authenticationResult.eci")?)
-        .or(field(std_, "eci", "schemeTokenData.eci")?);
+    let cavv = inner
+        .and_then(|i| i.cavv.as_deref())
+        .or(result.and_then(|r| r.cavv.as_deref()));
+    let tavv = std_.and_then(|s| s.tavv.as_deref());
+    let eci = inner
+        .and_then(|i| i.eci.as_deref())
+        .or(result.and_then(|r| r.eci.as_deref()))
+        .or(std_.and_then(|s| s.eci.as_deref()));
     let cryptogram_text = match (tavv, cavv) {
         (Some(t), Some(c)) if t != c => return Err(Refusal::invalid(TAVV)),
         (Some(t), _) => Some((t, TAVV)),
-        (None, Some(c)) => Some((c, "authenticationResult.cavv")),
+        (None, Some(c)) => Some((c, CAVV)),
         (None, None) => None,
     };
     let cryptogram = cryptogram_text
@@ -205,29 +322,124 @@ pub fn authentication(obj: &Map<String, Value>) -> Result<Option<Authentication>
     }))
 }
 
-fn field<'v>(
-    o: Option<&'v Map<String, Value>>,
-    name: &'static str,
-    label: &'static str,
-) -> Result<Option<&'v str>, Refusal> {
-    o.map(|m| opt_str(m, name).map_err(|_| Refusal::format(label)))
-        .transpose()
-        .map(Option::flatten)
+/// A refusal as the merchant sees it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefusalResponse {
+    pub response_code: ResponseCode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_field_name: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction_reference: Option<String>,
 }
 
-/// `2024-11-14T22:13:20Z` from seconds since the Unix epoch.
-pub fn iso8601(secs: u64) -> String {
-    let c = crate::civil::CivilTime::from_unix(secs);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        c.year, c.month, c.day, c.hour, c.minute, c.second
-    )
+impl RefusalResponse {
+    pub fn of(r: Refusal) -> RefusalResponse {
+        RefusalResponse {
+            response_code: r.code,
+            error_field_name: r.field,
+            transaction_reference: None,
+        }
+    }
 }
 
-/// (year, month) of `secs`, for expiry checks.
-pub fn year_month(secs: u64) -> (u16, u8) {
-    let c = crate::civil::CivilTime::from_unix(secs);
-    (u16::try_from(c.year).unwrap_or(u16::MAX), c.month)
+/// `cardOrder`'s answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CardOrderResponse {
+    pub response_code: ResponseCode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acquirer_response_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorisation_id: Option<String>,
+    pub transaction_reference: String,
+    pub transaction_date_time: String,
+    pub masked_pan: String,
+    pub payment_mean_brand: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_mean_data_provider: Option<&'static str>,
+    pub pan_entry_mode: &'static str,
+}
+
+impl From<OrderAnswer> for CardOrderResponse {
+    fn from(a: OrderAnswer) -> Self {
+        CardOrderResponse {
+            response_code: a.response_code,
+            acquirer_response_code: a.acquirer_response_code,
+            authorisation_id: a.authorisation_id,
+            transaction_reference: a.transaction_reference,
+            transaction_date_time: crate::civil::iso8601(a.transaction_ms / 1000),
+            masked_pan: a.masked_pan,
+            payment_mean_brand: a.brand.as_str(),
+            payment_mean_data_provider: a.wallet.map(Wallet::as_str),
+            pan_entry_mode: a.pan_entry_mode.as_str(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct GooglePayValues {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eci: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cavv: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckAuthentication {
+    pub holder_authent_program: &'static str,
+    pub google_pay: GooglePayValues,
+}
+
+/// `paymentDataProviderCheck`'s answer. For CRYPTOGRAM_3DS the DPAN and
+/// cryptogram go back to the merchant (the contract); for
+/// PAN_ONLY, a vault reference.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckResponse {
+    pub response_code: ResponseCode,
+    pub payment_mean_data_provider: &'static str,
+    pub payment_mean_brand: &'static str,
+    pub masked_pan: String,
+    pub card_expiry_date: String,
+    pub pan_entry_mode: &'static str,
+    pub payment_token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authentication_result: Option<CheckAuthentication>,
+}
+
+impl From<TokenCheck> for CheckResponse {
+    fn from(c: TokenCheck) -> Self {
+        let (pan_entry_mode, payment_token, authentication_result) = match c.mode {
+            TokenMode::Cryptogram3ds {
+                dpan,
+                cryptogram,
+                eci,
+            } => (
+                PanEntryMode::OemPay,
+                dpan.reveal().to_owned(),
+                Some(CheckAuthentication {
+                    holder_authent_program: HolderAuthentProgram::GooglePay.as_str(),
+                    google_pay: GooglePayValues {
+                        eci,
+                        cavv: cryptogram.map(|c| c.reveal().to_owned()),
+                    },
+                }),
+            ),
+            TokenMode::PanOnly { reference } => (PanEntryMode::Wallet, reference, None),
+        };
+        CheckResponse {
+            response_code: ResponseCode::Approved,
+            payment_mean_data_provider: Wallet::GooglePay.as_str(),
+            payment_mean_brand: c.brand.as_str(),
+            masked_pan: c.masked_pan,
+            card_expiry_date: c.expiry.yyyymm(),
+            pan_entry_mode: pan_entry_mode.as_str(),
+            payment_token,
+            authentication_result,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -235,73 +447,126 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn obj(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => unreachable!(),
-        }
+    const C: &str = "AgAAAAAABk4DWZ4C28yUQAAAAAA=";
+
+    fn order(v: Value) -> Result<CardOrder, Refusal> {
+        typed::<CardOrderRequest>(v)?.into_order()
     }
 
-    const C: &str = "AgAAAAAABk4DWZ4C28yUQAAAAAA=";
+    fn base() -> Value {
+        json!({"transactionReference": "R1", "amount": 1000, "currencyCode": "978",
+               "orderChannel": "INTERNET", "cardNumber": "4895370012003478",
+               "authenticationResult": {"holderAuthentProgram": "GOOGLEPAY",
+                   "googlePay": {"eci": "05", "cavv": C}}})
+    }
 
     #[test]
     fn authentication_names() {
-        let a = authentication(&obj(json!({"authenticationResult": {
-            "holderAuthentProgram": "GOOGLEPAY", "googlePay": {"eci": "05", "cavv": C}}})))
-        .unwrap()
-        .unwrap();
+        let a = order(base()).unwrap().authentication.unwrap();
         assert_eq!(a.program, HolderAuthentProgram::GooglePay);
         assert_eq!(a.eci.unwrap().as_str(), "05");
-        let b = authentication(&obj(json!({"holderAuthentProgram": "GOOGLEPAY",
-            "schemeTokenData": {"tavv": C, "eci": "05"}})))
-        .unwrap()
-        .unwrap();
-        assert_eq!(a, b);
-        let c = authentication(&obj(json!({"authenticationResult": {
-            "holderAuthentProgram": "GOOGLEPAY", "googlepay": {"cavv": C}}})))
-        .unwrap()
-        .unwrap();
-        assert!(c.cryptogram.is_some());
+        let mut v = base();
+        v.as_object_mut().unwrap().remove("authenticationResult");
+        v["holderAuthentProgram"] = json!("GOOGLEPAY");
+        v["schemeTokenData"] = json!({"tavv": C, "eci": "05"});
+        assert_eq!(order(v).unwrap().authentication.unwrap(), a);
+        let mut v = base();
+        v["authenticationResult"] = json!({"holderAuthentProgram": "GOOGLEPAY",
+            "googlepay": {"cavv": C}});
+        assert!(order(v)
+            .unwrap()
+            .authentication
+            .unwrap()
+            .cryptogram
+            .is_some());
         // Two different values for the one cryptogram.
-        let e = authentication(&obj(json!({"holderAuthentProgram": "GOOGLEPAY",
-            "schemeTokenData": {"tavv": C},
-            "authenticationResult": {"googlePay": {"cavv": "AAAAAAAAAAAAAAAAAAAAAAAAAAA="}}})))
-        .unwrap_err();
-        assert_eq!(e, Refusal::invalid("schemeTokenData.tavv"));
-        let e = authentication(&obj(json!({"holderAuthentProgram": "3DS",
-            "authenticationResult": {"threeDS": {"cavv": "short"}}})))
-        .unwrap_err();
-        assert_eq!(e.code, "12");
-        assert_eq!(authentication(&obj(json!({}))).unwrap(), None);
+        let mut v = base();
+        v["schemeTokenData"] = json!({"tavv": "AAAAAAAAAAAAAAAAAAAAAAAAAAA="});
+        assert_eq!(
+            order(v).unwrap_err(),
+            Refusal::invalid("schemeTokenData.tavv")
+        );
+        let mut v = base();
+        v["authenticationResult"] = json!({"holderAuthentProgram": "3DS",
+            "threeDS": {"cavv": "short"}});
+        assert_eq!(
+            order(v).unwrap_err(),
+            Refusal::invalid("authenticationResult.cavv")
+        );
+        // A wrong JSON type deep inside is named like its value.
+        let mut v = base();
+        v["authenticationResult"]["googlePay"]["eci"] = json!(5);
+        assert_eq!(
+            order(v).unwrap_err(),
+            Refusal::format("authenticationResult.eci")
+        );
+        let mut v = base();
+        v["schemeTokenData"] = json!("x");
+        assert_eq!(order(v).unwrap_err(), Refusal::format("schemeTokenData"));
     }
 
     #[test]
     fn scalar_fields() {
-        assert_eq!(amount(&obj(json!({"amount": 1000}))).unwrap(), 1000);
-        assert_eq!(amount(&obj(json!({"amount": "1000"}))).unwrap(), 1000);
+        let amount_of = |a: Value| {
+            let mut v = base();
+            v["amount"] = a;
+            order(v).map(|o| o.amount)
+        };
+        assert_eq!(amount_of(json!(1000)).unwrap(), 1000);
+        assert_eq!(amount_of(json!("1000")).unwrap(), 1000);
         assert_eq!(
-            amount(&obj(json!({"amount": "10.00"}))).unwrap_err(),
+            amount_of(json!("10.00")).unwrap_err(),
             Refusal::format("amount")
         );
+        assert_eq!(amount_of(json!(0)).unwrap_err(), Refusal::invalid("amount"));
         assert_eq!(
-            amount(&obj(json!({"amount": 0}))).unwrap_err(),
+            amount_of(json!(-5)).unwrap_err(),
             Refusal::invalid("amount")
         );
         assert_eq!(
-            amount(&obj(json!({}))).unwrap_err(),
+            amount_of(json!(1.5)).unwrap_err(),
+            Refusal::invalid("amount")
+        );
+        assert_eq!(
+            amount_of(json!(true)).unwrap_err(),
             Refusal::format("amount")
         );
-        assert!(transaction_reference(&obj(json!({"transactionReference": "a-b"}))).is_err());
+        let mut v = base();
+        v.as_object_mut().unwrap().remove("amount");
+        assert_eq!(order(v).unwrap_err(), Refusal::format("amount"));
+        let mut v = base();
+        v["transactionReference"] = json!("a-b");
         assert_eq!(
-            currency(&obj(json!({"currencyCode": "EUR"}))).unwrap_err(),
-            Refusal::invalid("currencyCode")
+            order(v).unwrap_err(),
+            Refusal::invalid("transactionReference")
         );
+        let mut v = base();
+        v["currencyCode"] = json!("EUR");
+        assert_eq!(order(v).unwrap_err(), Refusal::invalid("currencyCode"));
+        let mut v = base();
+        v["currencyCode"] = json!(978);
+        assert_eq!(order(v).unwrap_err(), Refusal::format("currencyCode"));
+        let mut v = base();
+        v["paymentToken"] = json!("vlt_0");
+        assert_eq!(order(v).unwrap_err(), Refusal::invalid("cardNumber"));
     }
 
     #[test]
-    fn dates() {
-        assert_eq!(iso8601(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(iso8601(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(year_month(1_700_000_000), (2023, 11));
+    fn field_names_from_paths() {
+        assert_eq!(field_name("amount"), "amount");
+        assert_eq!(
+            field_name("authenticationResult.threeDS.cavv"),
+            "authenticationResult.cavv"
+        );
+        assert_eq!(
+            field_name("authenticationResult.eci"),
+            "authenticationResult.eci"
+        );
+        assert_eq!(
+            field_name("authenticationResult.x.y"),
+            "authenticationResult"
+        );
+        assert_eq!(field_name("nonsense"), "body");
+        assert_eq!(field_name("."), "body");
     }
 }

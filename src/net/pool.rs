@@ -25,7 +25,7 @@ use super::key::MatchKeyConfig;
 use super::link::{
     log_unmatched, Link, LinkContext, LinkState, MetricsSnapshot, Response, UnmatchedHandler,
 };
-use super::stan::StanAllocator;
+use super::stan::{StanAllocator, StanLease};
 use crate::iso8583::{Message, Spec};
 
 /// Configuration of one acquirer's pool.
@@ -170,6 +170,17 @@ impl Pool {
         spec: Arc<Spec>,
         unmatched: UnmatchedHandler,
     ) -> Result<Pool, PoolError> {
+        Self::start_with(cfg, spec, unmatched, StanAllocator::new())
+    }
+
+    /// Like [`start_with_handler`](Self::start_with_handler), numbering
+    /// requests from `stans` (an allocator resumed from a journal).
+    pub fn start_with(
+        cfg: PoolConfig,
+        spec: Arc<Spec>,
+        unmatched: UnmatchedHandler,
+        stans: Arc<StanAllocator>,
+    ) -> Result<Pool, PoolError> {
         if cfg.links == 0 {
             return Err(PoolError::Config("links must be at least 1"));
         }
@@ -184,7 +195,7 @@ impl Pool {
             cfg,
             spec,
             codec,
-            stans: StanAllocator::new(),
+            stans,
             unmatched,
             state_changed: Notify::new(),
         }))
@@ -251,8 +262,12 @@ impl Pool {
     /// Sends `request` as it is, with the DE 11 the caller set (for example a
     /// reversal that must carry a given STAN). The caller guarantees its
     /// uniqueness; a clash with a request in flight is `DuplicateKey`.
-    pub async fn send_prepared(&self, request: &Message<'_>) -> Result<Response, LinkError> {
-        self.pick()?.send(request, None).await
+    pub async fn send_prepared(
+        &self,
+        request: &Message<'_>,
+        lease: Option<StanLease>,
+    ) -> Result<Response, LinkError> {
+        self.pick()?.send(request, lease).await
     }
 
     /// The ready link with the fewest requests in flight.
@@ -314,6 +329,11 @@ impl Pool {
     /// pool and its shards: they share one allocator (see `Pool::shard`).
     pub fn stans_in_flight(&self) -> usize {
         self.inner.ctx.stans.in_flight()
+    }
+
+    /// The STAN allocator (shared with this pool's shards).
+    pub fn stans(&self) -> &Arc<StanAllocator> {
+        &self.inner.ctx.stans
     }
 
     pub fn spec(&self) -> &Arc<Spec> {

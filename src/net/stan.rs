@@ -47,8 +47,16 @@ impl fmt::Display for Stan {
 }
 
 /// The allocator of one acquirer; share it with `Arc`.
+///
+/// `next` counts allocations from the start of the acquirer's history (it
+/// never wraps; the STAN is `next % 999,999 + 1`), so a journal can
+/// persist it: [`resume_at`](StanAllocator::resume_at) continues after a
+/// restart, and [`set_limit`](StanAllocator::set_limit) bounds it by what
+/// the journal has reserved.
 pub struct StanAllocator {
     next: AtomicU64,
+    /// Positions at or above this are refused (`u64::MAX`: no bound).
+    limit: AtomicU64,
     in_flight: Box<[AtomicU64]>,
 }
 
@@ -66,19 +74,41 @@ impl StanAllocator {
         Self::starting_at(Stan(1))
     }
 
-    /// Starts at `first` (tests, or resuming after a restart).
+    /// Starts at `first` (tests).
     pub fn starting_at(first: Stan) -> Arc<Self> {
+        Self::resume_at(u64::from(first.0 - 1), u64::MAX)
+    }
+
+    /// Continues at allocation `position` (the STAN is `position % 999,999
+    /// + 1`), refusing positions from `limit` on.
+    pub fn resume_at(position: u64, limit: u64) -> Arc<Self> {
         let words = (STAN_COUNT as usize).div_ceil(64);
         Arc::new(StanAllocator {
-            next: AtomicU64::new(u64::from(first.0 - 1)),
+            next: AtomicU64::new(position),
+            limit: AtomicU64::new(limit),
             in_flight: (0..words).map(|_| AtomicU64::new(0)).collect(),
         })
     }
 
-    /// The next STAN not in flight, or `None` if all 999,999 are.
+    /// The position of the next allocation.
+    pub fn position(&self) -> u64 {
+        self.next.load(Ordering::Relaxed)
+    }
+
+    /// Allows positions below `limit` (never lowers it).
+    pub fn set_limit(&self, limit: u64) {
+        self.limit.fetch_max(limit, Ordering::AcqRel);
+    }
+
+    /// The next STAN not in flight, or `None` if all 999,999 are, or the
+    /// position has reached the limit.
     pub fn allocate(self: &Arc<Self>) -> Option<StanLease> {
         for _ in 0..STAN_COUNT {
-            let n = (self.next.fetch_add(1, Ordering::Relaxed) % u64::from(STAN_COUNT)) as u32;
+            let pos = self.next.fetch_add(1, Ordering::Relaxed);
+            if pos >= self.limit.load(Ordering::Acquire) {
+                return None;
+            }
+            let n = (pos % u64::from(STAN_COUNT)) as u32;
             // n is 0-based; the STAN is n + 1.
             let (word, bit) = ((n / 64) as usize, 1u64 << (n % 64));
             if self.in_flight[word].fetch_or(bit, Ordering::AcqRel) & bit == 0 {
@@ -156,6 +186,24 @@ mod tests {
         drop(held);
         a.next.store(999_997, Ordering::Relaxed);
         assert_eq!(a.allocate().unwrap().stan().get(), 999_998);
+    }
+
+    #[test]
+    fn resumes_at_a_position_and_stops_at_the_limit() {
+        let a = StanAllocator::resume_at(
+            2 * u64::from(STAN_COUNT) + 41,
+            2 * u64::from(STAN_COUNT) + 43,
+        );
+        assert_eq!(a.allocate().unwrap().stan().get(), 42);
+        assert_eq!(a.allocate().unwrap().stan().get(), 43);
+        assert!(a.allocate().is_none(), "limit reached");
+        a.set_limit(u64::MAX);
+        assert_eq!(
+            a.allocate().unwrap().stan().get(),
+            45,
+            "the refused position is skipped"
+        );
+        assert_eq!(a.position(), 2 * u64::from(STAN_COUNT) + 45);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-pub use crate::wallet::googlepay::Pan;
+pub use crate::card::{Expiry, Pan};
 
 /// Where the order was taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -164,54 +164,6 @@ impl CardBrand {
             CardBrand::Mastercard => Some("50110030273"),
             _ => None,
         }
-    }
-}
-
-/// Card expiry, month precision.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Expiry {
-    year: u16,
-    month: u8,
-}
-
-impl Expiry {
-    /// A four-digit year and a month 1..=12.
-    pub fn new(year: u16, month: u8) -> Option<Self> {
-        ((2000..=2099).contains(&year) && (1..=12).contains(&month))
-            .then_some(Expiry { year, month })
-    }
-
-    /// `YYYYMM`, as the gateway API writes it.
-    pub fn parse_yyyymm(s: &str) -> Option<Self> {
-        if s.len() != 6 || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        Expiry::new(s.get(..4)?.parse().ok()?, s.get(4..)?.parse().ok()?)
-    }
-
-    pub fn yyyymm(self) -> String {
-        format!("{:04}{:02}", self.year, self.month)
-    }
-
-    pub fn yymm(self) -> String {
-        format!("{:02}{:02}", self.year % 100, self.month)
-    }
-
-    pub fn mmyy(self) -> String {
-        format!("{:02}{:02}", self.month, self.year % 100)
-    }
-
-    /// Whether the card is still valid in the month of (`year`, `month`).
-    pub fn valid_in(self, year: u16, month: u8) -> bool {
-        (self.year, self.month) >= (year, month)
-    }
-}
-
-impl fmt::Debug for Expiry {
-    // Expiry dates are not secret under PCI DSS when the PAN is masked, but
-    // there is no need to print them in full either.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Expiry(****)")
     }
 }
 
@@ -381,18 +333,6 @@ mod tests {
             CardBrand::of_pan(&pan("6011000990139424")),
             CardBrand::Other
         );
-    }
-
-    #[test]
-    fn expiry_forms() {
-        let e = Expiry::parse_yyyymm("202812").unwrap();
-        assert_eq!(e.yymm(), "2812");
-        assert_eq!(e.mmyy(), "1228");
-        assert_eq!(e.yyyymm(), "202812");
-        assert!(Expiry::parse_yyyymm("202813").is_none());
-        assert!(Expiry::parse_yyyymm("2028-1").is_none());
-        assert!(e.valid_in(2028, 12) && !e.valid_in(2029, 1));
-        assert_eq!(format!("{e:?}"), "Expiry(****)");
     }
 
     #[test]

@@ -1,36 +1,64 @@
-//! The switch: the authorization domain and the service that ties the
-//! front-end to the acquirers.
+//! The switch: the business of authorizing, without HTTP.
+//!
+//! [`Switch`] owns the merchants, routing, the acquirers (this shard's
+//! pools), the journal, the STAN/RRN numbering and the windows (duplicate
+//! references, Google Pay token replays, the PAN_ONLY vault). Its typed
+//! operations ([`Switch::check_token`], [`Switch::card_order`]) take `now`
+//! and return a typed answer or a [`Refusal`] with a [`ResponseCode`]; the
+//! HTTP layer only turns JSON into these and back.
+//!
+//! The write-ahead rule, for every authorization:
+//! 1. the `sent` record (acquirer, terminal, STAN, RRN, transmission time,
+//!    the card sealed) is durable before the 0100 is written;
+//! 2. the outcome is durable before the front-end gets its answer.
 //!
 //! # Layout
+//! - [`core`]: the decisions, without I/O (what is claimed, journaled,
+//!   answered; recovery from the journal).
+//! - [`operation`]: the typed requests and answers.
+//! - [`windows`]: duplicate-reference, token-replay and vault maps
+//!   (`dashmap`, shared by the shards).
+//! - [`sequence`]: numbers reserved in blocks in the journal (ids, RRNs,
+//!   STANs), never reused across restarts.
 //! - [`domain`]: the typed authorization request (masking, validating types).
 //! - [`mapping`]: domain <-> ISO 8583 per dialect, from `specs/*.mapping.toml` (pure).
-//! - [`codes`]: acquirer DE 39 -> front-end `responseCode` table (pure).
+//! - [`codes`]: [`ResponseCode`], and the acquirer DE 39 -> `responseCode` table.
 //! - [`routing`]: merchant contracts, card brand and BIN ranges -> acquirer (pure).
-//! - [`store`]: duplicate-reference window and PAN_ONLY token vault, `now`
-//!   passed in (pure; the caller holds the lock).
-//! - [`service`]: the async shell: route, build, send on the pool, map.
-//! - [`Merchant`]: one merchant's seal keys, Google Pay recipient and routes.
 
 pub mod codes;
+pub mod core;
 pub mod domain;
 pub mod mapping;
+pub mod operation;
 pub mod routing;
-pub mod service;
-pub mod store;
+pub mod sequence;
+pub mod windows;
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
 
-pub use codes::ResponseCodeTable;
+pub use self::core::{Core, CoreSetup, Fault, Limits, Outcome, RecoveryReport};
+pub use codes::{ResponseCode, ResponseCodeTable};
 pub use domain::AuthorizationRequest;
 pub use mapping::Mapping;
+pub use operation::{CardInput, CardOrder, OrderAnswer, Refusal, TokenCheck, TokenMode};
 pub use routing::{Contract, Route};
-pub use service::{Acquirer, AuthorizationService, Outcome};
 
+use self::core::{ClaimError, Prepared};
+use crate::card::{Expiry, Pan};
+use crate::civil::unix_ms;
+use crate::iso8583::Spec;
+use crate::journal::{Applied, Change, Conflict, Journal, SentTo, TxState};
+use crate::net::{Pool, PoolConfig, UnmatchedHandler};
 use crate::seal::{SealAlgorithm, SealSecret};
-use crate::wallet::googlepay::GooglePayRecipient;
+use crate::wallet::googlepay::{AuthMethod, GooglePayRecipient};
+use domain::CardBrand;
+use mapping::RequestContext;
 
 /// A merchant as the switch knows it.
+#[derive(Clone)]
 pub struct Merchant {
     pub id: String,
     /// Seal secrets by key version.
@@ -69,5 +97,539 @@ impl fmt::Debug for Merchant {
             .field("googlepay", &self.googlepay.is_some())
             .field("routes", &self.routes.len())
             .finish()
+    }
+}
+
+/// How to reach one acquirer (the same for every shard).
+#[derive(Clone)]
+pub struct AcquirerSetup {
+    pub name: String,
+    pub spec: Arc<Spec>,
+    pub mapping: Arc<Mapping>,
+    pub pool: PoolConfig,
+    pub unmatched: UnmatchedHandler,
+}
+
+impl fmt::Debug for AcquirerSetup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AcquirerSetup")
+            .field("name", &self.name)
+            .field("dialect", &self.spec.name)
+            .field("primary", &self.pool.primary)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One acquirer as a shard sees it: its dialect, mapping and this shard's
+/// pool.
+#[derive(Debug)]
+pub struct Acquirer {
+    pub name: String,
+    pub spec: Arc<Spec>,
+    pub mapping: Arc<Mapping>,
+    pub pool: Pool,
+}
+
+/// Why the switch could not start its links.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SwitchError {
+    #[error("acquirer {acquirer}: {reason}")]
+    Acquirer { acquirer: String, reason: String },
+}
+
+/// Links ready per acquirer, summed over the shards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    /// Every acquirer has a ready link in every shard.
+    pub ready: bool,
+    pub links: Vec<(String, usize)>,
+}
+
+struct Shared {
+    core: Core,
+    journal: Arc<Journal>,
+    setups: Vec<AcquirerSetup>,
+    /// Every shard's pools, for readiness.
+    shards: Mutex<Vec<HashMap<String, Pool>>>,
+}
+
+/// The switch, as one shard runs it; see the module documentation.
+/// [`Switch::shard`] makes another shard's view (pools of its own, all the
+/// rest shared).
+pub struct Switch {
+    shared: Arc<Shared>,
+    acquirers: HashMap<String, Acquirer>,
+}
+
+impl fmt::Debug for Switch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Switch")
+            .field("core", &self.shared.core)
+            .field("acquirers", &self.acquirers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+fn refusal(code: ResponseCode) -> Refusal {
+    Refusal::code(code)
+}
+
+impl Switch {
+    /// The first shard: starts its pools on the current runtime. `core`
+    /// must have been recovered and started from `journal`.
+    pub fn new(
+        core: Core,
+        journal: Arc<Journal>,
+        setups: Vec<AcquirerSetup>,
+    ) -> Result<Switch, SwitchError> {
+        let shared = Arc::new(Shared {
+            core,
+            journal,
+            setups,
+            shards: Mutex::new(Vec::new()),
+        });
+        Switch::start_shard(shared)
+    }
+
+    /// Another shard on the current runtime: pools of its own, the same
+    /// core and journal.
+    pub fn shard(&self) -> Result<Switch, SwitchError> {
+        Switch::start_shard(Arc::clone(&self.shared))
+    }
+
+    fn start_shard(shared: Arc<Shared>) -> Result<Switch, SwitchError> {
+        let mut acquirers = HashMap::new();
+        for s in &shared.setups {
+            let bad = |reason: String| SwitchError::Acquirer {
+                acquirer: s.name.clone(),
+                reason,
+            };
+            let stans = shared
+                .core
+                .stans(&s.name)
+                .ok_or_else(|| bad("no STAN sequence (not recovered)".into()))?;
+            let pool = Pool::start_with(
+                s.pool.clone(),
+                Arc::clone(&s.spec),
+                Arc::clone(&s.unmatched),
+                Arc::clone(&stans.allocator),
+            )
+            .map_err(|e| bad(e.to_string()))?;
+            acquirers.insert(
+                s.name.clone(),
+                Acquirer {
+                    name: s.name.clone(),
+                    spec: Arc::clone(&s.spec),
+                    mapping: Arc::clone(&s.mapping),
+                    pool,
+                },
+            );
+        }
+        shared
+            .shards
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(
+                acquirers
+                    .iter()
+                    .map(|(k, a)| (k.clone(), a.pool.clone()))
+                    .collect(),
+            );
+        Ok(Switch { shared, acquirers })
+    }
+
+    pub fn core(&self) -> &Core {
+        &self.shared.core
+    }
+
+    pub fn journal(&self) -> &Arc<Journal> {
+        &self.shared.journal
+    }
+
+    pub fn merchant(&self, id: &str) -> Option<&Merchant> {
+        self.shared.core.merchant(id)
+    }
+
+    /// This shard's acquirers.
+    pub fn acquirers(&self) -> impl Iterator<Item = &Acquirer> {
+        self.acquirers.values()
+    }
+
+    pub fn acquirer(&self, name: &str) -> Option<&Acquirer> {
+        self.acquirers.get(name)
+    }
+
+    /// Ready links per acquirer over every shard.
+    pub fn readiness(&self) -> Readiness {
+        let shards = self.shared.shards.lock().unwrap_or_else(|p| p.into_inner());
+        let mut links: Vec<(String, usize)> = self
+            .shared
+            .setups
+            .iter()
+            .map(|s| {
+                let n = shards
+                    .iter()
+                    .filter_map(|sh| sh.get(&s.name))
+                    .map(Pool::ready_links)
+                    .sum();
+                (s.name.clone(), n)
+            })
+            .collect();
+        links.sort();
+        let ready = shards
+            .iter()
+            .all(|sh| sh.values().all(|p| p.ready_links() > 0));
+        Readiness { ready, links }
+    }
+
+    /// Waits until this shard has a ready link to every acquirer (bound
+    /// it with a timeout).
+    pub async fn wait_ready(&self) {
+        for a in self.acquirers.values() {
+            a.pool.wait_ready(1).await;
+        }
+    }
+
+    /// Closes this shard's links: requests in flight finish first.
+    pub async fn shutdown(&self) {
+        for a in self.acquirers.values() {
+            a.pool.shutdown().await;
+        }
+    }
+
+    /// Commits a reservation growth on its own, in the background.
+    fn grow(&self, change: Option<Change>) {
+        let Some(Change::Reserve { name, upto }) = change else {
+            return;
+        };
+        let shared = Arc::clone(&self.shared);
+        tokio::spawn(async move {
+            let c = Change::Reserve {
+                name: name.clone(),
+                upto,
+            };
+            match shared.journal.commit(vec![c]).await {
+                Ok(_) => shared.core.confirm(&name, upto),
+                Err(e) => {
+                    tracing::error!(counter = %name, error = %e, "cannot reserve numbers");
+                    shared.core.growth_failed(&name);
+                }
+            }
+        });
+    }
+
+    /// paymentDataProviderCheck: decrypts a Google Pay token for
+    /// `merchant`. CRYPTOGRAM_3DS gives the DPAN and cryptogram back;
+    /// PAN_ONLY keeps the card in the vault and gives a reference. A token
+    /// is good for one use (its `messageId`, durable before the answer).
+    pub async fn check_token(
+        &self,
+        now: SystemTime,
+        merchant: &Merchant,
+        payment_data: &str,
+    ) -> Result<TokenCheck, Refusal> {
+        let core = &self.shared.core;
+        let now_ms = unix_ms(now);
+        let recipient = merchant
+            .googlepay
+            .as_ref()
+            .ok_or(refusal(ResponseCode::InvalidMerchant))?;
+        let payment = recipient.unseal(payment_data, now_ms).map_err(|e| {
+            tracing::info!(merchant = %merchant.id, error = %e, "token refused");
+            Refusal {
+                code: ResponseCode::parse(e.response_code())
+                    .unwrap_or(ResponseCode::InvalidTransaction),
+                field: Some("paymentData"),
+            }
+        })?;
+        let replayed = || {
+            tracing::info!(merchant = %merchant.id, "token replayed");
+            Refusal::invalid("paymentData")
+        };
+        // Checked after the signatures: only Google's own ids get here.
+        if !core
+            .tokens
+            .first_use(&merchant.id, &payment.message_id, now_ms)
+        {
+            return Err(replayed());
+        }
+        let d = &payment.details;
+        let expiry = Expiry::new(d.expiration_year, d.expiration_month)
+            .ok_or(Refusal::invalid("paymentData"))?;
+        let mut batch = vec![Change::ClaimTokenId {
+            merchant_id: merchant.id.clone(),
+            message_id: payment.message_id.clone(),
+            now_ms,
+            window_start_ms: now_ms.saturating_sub(core.tokens.window_ms()),
+        }];
+        let mode = match d.auth_method {
+            AuthMethod::Cryptogram3ds => TokenMode::Cryptogram3ds {
+                dpan: d.pan.clone(),
+                cryptogram: d.cryptogram.clone(),
+                eci: d.eci_indicator.clone(),
+            },
+            AuthMethod::PanOnly => {
+                let (record, grow) = core
+                    .vault_entry(
+                        &merchant.id,
+                        &d.pan,
+                        expiry,
+                        now_ms,
+                        &mut rand::thread_rng(),
+                    )
+                    .map_err(|_| refusal(ResponseCode::TemporarilyUnavailable))?;
+                self.grow(grow);
+                let reference = record.reference.clone();
+                batch.push(Change::PutVault(record));
+                TokenMode::PanOnly { reference }
+            }
+        };
+        let vaulted = match &batch.last() {
+            Some(Change::PutVault(v)) => Some(v.clone()),
+            _ => None,
+        };
+        match self.shared.journal.commit(batch).await {
+            Ok(Applied::Done) => {}
+            Ok(Applied::Conflict(_)) => return Err(replayed()),
+            Err(e) => {
+                tracing::error!(error = %e, "journal: token use not recorded");
+                core.tokens
+                    .forget(&merchant.id, &payment.message_id, now_ms);
+                return Err(refusal(ResponseCode::TechnicalProblem));
+            }
+        }
+        if let Some(v) = vaulted {
+            core.vault.put(v, now_ms);
+        }
+        Ok(TokenCheck {
+            masked_pan: d.pan.masked(),
+            brand: CardBrand::of_pan(&d.pan),
+            expiry,
+            mode,
+        })
+    }
+
+    /// The card of an order: its digits, or the vaulted card behind a
+    /// reference (this merchant's, still kept).
+    async fn resolve_card(
+        &self,
+        merchant: &Merchant,
+        order: &CardOrder,
+        now_ms: u64,
+    ) -> Result<(Pan, Option<Expiry>, bool), Refusal> {
+        let reference = match &order.card {
+            CardInput::Number(pan) => return Ok((pan.clone(), None, false)),
+            CardInput::Vault(r) => r,
+        };
+        let core = &self.shared.core;
+        let unknown = Refusal::invalid(order.card_field);
+        let record = match core.vault.get(reference) {
+            Some(r) => r,
+            None => {
+                // Memory may have rotated it out: the journal keeps it.
+                let r = self
+                    .shared
+                    .journal
+                    .vault(reference)
+                    .await
+                    .map_err(|_| refusal(ResponseCode::TechnicalProblem))?
+                    .ok_or(unknown)?;
+                core.vault.put(r.clone(), now_ms);
+                Arc::new(r)
+            }
+        };
+        let (pan, expiry) = core
+            .open_vault(&record, &merchant.id, now_ms)
+            .ok_or(unknown)?;
+        Ok((pan, Some(expiry), true))
+    }
+
+    /// cardOrder: authorizes `order` for `merchant` with the acquirer its
+    /// contracts route to. See the module documentation for what is
+    /// journaled when; a retry of an answered reference with the same
+    /// content gets the journal's answer again, anything else on a held
+    /// reference gets 94.
+    pub async fn card_order(
+        &self,
+        now: SystemTime,
+        merchant: &Merchant,
+        order: CardOrder,
+    ) -> Result<OrderAnswer, Refusal> {
+        let started = Instant::now();
+        let now_ms = unix_ms(now);
+        let core = &self.shared.core;
+        let at =
+            |started: Instant| now_ms + u64::try_from(started.elapsed().as_millis()).unwrap_or(0);
+        let card = self.resolve_card(merchant, &order, now_ms).await?;
+        let p = core.prepare(now_ms, merchant, order, card)?;
+        let acq = self
+            .acquirers
+            .get(&p.route.contract.acquirer)
+            .ok_or(refusal(ResponseCode::TechnicalProblem))?;
+        let tx_id = match core.claim(&p) {
+            Ok((id, grow)) => {
+                self.grow(grow);
+                id
+            }
+            Err(ClaimError::Held(held)) => return self.held(&p, held.tx_id).await,
+            Err(ClaimError::Exhausted) => {
+                return Err(refusal(ResponseCode::TemporarilyUnavailable))
+            }
+        };
+        if acq.pool.ready_links() == 0 {
+            // Nothing can be sent: record it, give the reference back.
+            core.release(&p, tx_id);
+            let (batch, told) = core.unsent(&p, tx_id, core.codes().unreachable, at(started));
+            if let Err(e) = self.shared.journal.commit(batch).await {
+                tracing::error!(error = %e, "journal: unsent order not recorded");
+            }
+            return Ok(told);
+        }
+        let Some(book) = core.stans(&acq.name) else {
+            core.release(&p, tx_id);
+            return Err(refusal(ResponseCode::TechnicalProblem));
+        };
+        let Some(lease) = book.allocator.allocate() else {
+            core.release(&p, tx_id);
+            self.grow(book.check());
+            return Err(refusal(core.codes().busy));
+        };
+        self.grow(book.check());
+        let (rrn, grow) = match core.next_rrn() {
+            Ok(r) => r,
+            Err(_) => {
+                core.release(&p, tx_id);
+                return Err(refusal(ResponseCode::TemporarilyUnavailable));
+            }
+        };
+        self.grow(grow);
+        let stan = lease.stan().to_string();
+        let c = &p.route.contract;
+        let ctx = RequestContext {
+            terminal_id: &c.terminal_id,
+            acceptor_id: &c.acceptor_id,
+            merchant_category_code: &c.merchant_category_code,
+            acquirer_id: &c.acquirer_id,
+            rrn: &rrn,
+            now,
+        };
+        let built = acq
+            .mapping
+            .build_request(&acq.spec, &p.request, &ctx)
+            .and_then(|mut m| acq.spec.set_text(&mut m, 11, &stan).map(|()| m));
+        let msg = match built {
+            Ok(m) => m,
+            Err(e) => {
+                // The value error names the field, never its content.
+                tracing::warn!(acquirer = %acq.name, error = %e, "cannot build the request");
+                core.release(&p, tx_id);
+                return Err(Refusal::code(ResponseCode::InvalidTransaction));
+            }
+        };
+        let sent_to = SentTo {
+            acquirer: acq.name.clone(),
+            terminal_id: c.terminal_id.clone(),
+            acceptor_id: c.acceptor_id.clone(),
+            stan,
+            rrn,
+            sent_ms: now_ms,
+        };
+        match self
+            .shared
+            .journal
+            .commit(core.sent(&p, tx_id, sent_to))
+            .await
+        {
+            Ok(Applied::Done) => {}
+            Ok(Applied::Conflict(Conflict::Reference(held))) => {
+                // The journal knew the reference; memory had forgotten it.
+                return match held {
+                    Some(t) => {
+                        core.learn_holder(&p, tx_id, &t);
+                        core.retry_answer(&p, &t)
+                    }
+                    None => {
+                        core.release(&p, tx_id);
+                        Err(refusal(ResponseCode::Duplicate))
+                    }
+                };
+            }
+            Ok(Applied::Conflict(Conflict::TokenId)) | Err(_) => {
+                // Not durable: nothing may be sent.
+                tracing::error!(merchant = %merchant.id, "journal: order not recorded, not sent");
+                core.release(&p, tx_id);
+                return Err(refusal(ResponseCode::TechnicalProblem));
+            }
+        }
+        if core.fault() == Some(Fault::CrashAfterJournalBeforeSend) {
+            eprintln!("ACQSWITCH_FAULT: aborting after the journal write, before the send");
+            std::process::abort();
+        }
+        let result = acq.pool.send_prepared(&msg, Some(lease)).await;
+        let outcome = match result {
+            Ok(resp) => match resp.message() {
+                Ok(m) => {
+                    let a = acq.mapping.read_response(&acq.spec, &m);
+                    Outcome::Answered {
+                        response_code: a.response_code,
+                        authorisation_id: a.authorisation_id,
+                    }
+                }
+                Err(_) => Outcome::Answered {
+                    response_code: None,
+                    authorisation_id: None,
+                },
+            },
+            Err(e) => {
+                let code = core.codes().for_link_error(&e);
+                if e.maybe_delivered() {
+                    tracing::warn!(acquirer = %acq.name, error = %e, reference = %p.request.transaction_reference, "no answer");
+                    Outcome::MaybeDelivered(code)
+                } else {
+                    Outcome::NotSent(code)
+                }
+            }
+        };
+        let (state, batch, told) = core.conclude(&p, tx_id, &outcome, at(started));
+        match self.shared.journal.commit(batch).await {
+            Ok(_) => core.concluded(&p, tx_id, state),
+            Err(e) => {
+                // The outcome is not durable: a restart will find the
+                // transaction open. Never answer an approval that a
+                // restart would not know.
+                tracing::error!(error = %e, tx = tx_id, "journal: outcome not recorded");
+                return Err(refusal(ResponseCode::TechnicalProblem));
+            }
+        }
+        Ok(told)
+    }
+
+    /// A retry, or a reuse, of a held reference.
+    async fn held(&self, p: &Prepared<'_>, tx_id: u64) -> Result<OrderAnswer, Refusal> {
+        let core = &self.shared.core;
+        let record = self
+            .shared
+            .journal
+            .transaction(&p.merchant.id, &p.request.transaction_reference)
+            .await
+            .ok()
+            .flatten();
+        match record {
+            Some(t) if t.id == tx_id && t.state.is_final() => core.retry_answer(p, &t),
+            _ => Err(refusal(ResponseCode::Duplicate)),
+        }
+    }
+
+    /// The answer recorded for `(merchant, reference)`, for tests and
+    /// tools.
+    pub async fn recorded_state(&self, merchant: &str, reference: &str) -> Option<TxState> {
+        self.shared
+            .journal
+            .transaction(merchant, reference)
+            .await
+            .ok()
+            .flatten()
+            .map(|t| t.state)
     }
 }

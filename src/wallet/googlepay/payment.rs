@@ -20,43 +20,7 @@ use serde_json::{json, Map, Value};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::error::TokenError;
-
-/// A card number (FPAN or DPAN): 12 to 19 ASCII digits. `Debug` and `Display`
-/// show the first 6 and last 4 digits only; the digits zeroize on drop.
-#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
-pub struct Pan(String);
-
-impl Pan {
-    /// Validates the length and that every character is a digit.
-    pub fn new(digits: &str) -> Option<Pan> {
-        let ok = (12..=19).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
-        ok.then(|| Pan(digits.to_owned()))
-    }
-
-    /// The full number. Call only where the clear PAN is needed (an
-    /// authorisation message), never for logging.
-    pub fn reveal(&self) -> &str {
-        &self.0
-    }
-
-    /// First 6 and last 4 digits with the rest as `*`; a PAN under 13
-    /// digits is hidden entirely (the engine's one PAN masking rule).
-    pub fn masked(&self) -> String {
-        crate::iso8583::mask::mask_pan(&self.0)
-    }
-}
-
-impl fmt::Debug for Pan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Pan({})", self.masked())
-    }
-}
-
-impl fmt::Display for Pan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.masked())
-    }
-}
+pub use crate::card::Pan;
 
 /// A 3-D Secure / network token cryptogram (TAVV, CAVV, UCAF), base64 as
 /// Google sends it. Never shown by `Debug`/`Display`; zeroizes on drop.

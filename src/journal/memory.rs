@@ -1,0 +1,253 @@
+//! A journal backend in memory, with the SQLite backend's semantics (the
+//! same contract test runs on both). Its crash model is the journal's
+//! promise: what [`Backend::commit`] returned for is kept, nothing else; a
+//! deterministic simulation "crashes" the switch by dropping everything
+//! but this backend and recovering from it.
+//!
+//! Not for production: nothing survives the process.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::{
+    claim_of, Applied, Backend, Batch, Change, Conflict, JournalError, Recovered, RecoverySpan,
+    ReferenceRecord, TokenIdRecord, TxRecord, TxState, VaultRecord,
+};
+
+/// See the module documentation.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryBackend {
+    tx: BTreeMap<u64, TxRecord>,
+    refs: HashMap<(String, String), ReferenceRecord>,
+    token_ids: HashMap<(String, String), u64>,
+    vault: HashMap<String, VaultRecord>,
+    counters: BTreeMap<String, u64>,
+    /// Commits applied (each one durable transaction).
+    pub commits: u64,
+}
+
+impl MemoryBackend {
+    pub fn new() -> MemoryBackend {
+        MemoryBackend::default()
+    }
+
+    /// Every transaction, by id.
+    pub fn all_transactions(&self) -> impl Iterator<Item = &TxRecord> {
+        self.tx.values()
+    }
+
+    pub fn tx(&self, id: u64) -> Option<&TxRecord> {
+        self.tx.get(&id)
+    }
+
+    fn claim(&self, c: &Change) -> Option<Conflict> {
+        match c {
+            Change::ClaimReference {
+                merchant_id,
+                reference,
+                window_start_ms,
+                ..
+            } => {
+                let held = self
+                    .refs
+                    .get(&(merchant_id.clone(), reference.clone()))
+                    .filter(|r| r.created_ms >= *window_start_ms)?;
+                Some(Conflict::Reference(
+                    self.tx.get(&held.tx_id).cloned().map(Box::new),
+                ))
+            }
+            Change::ClaimTokenId {
+                merchant_id,
+                message_id,
+                window_start_ms,
+                ..
+            } => self
+                .token_ids
+                .get(&(merchant_id.clone(), message_id.clone()))
+                .filter(|seen| **seen >= *window_start_ms)
+                .map(|_| Conflict::TokenId),
+            _ => None,
+        }
+    }
+
+    fn apply(&mut self, c: &Change) {
+        match c {
+            Change::ClaimReference {
+                merchant_id,
+                reference,
+                tx_id,
+                content_hash,
+                now_ms,
+                ..
+            } => {
+                self.refs.insert(
+                    (merchant_id.clone(), reference.clone()),
+                    ReferenceRecord {
+                        merchant_id: merchant_id.clone(),
+                        reference: reference.clone(),
+                        tx_id: *tx_id,
+                        content_hash: *content_hash,
+                        created_ms: *now_ms,
+                    },
+                );
+            }
+            Change::ClaimTokenId {
+                merchant_id,
+                message_id,
+                now_ms,
+                ..
+            } => {
+                self.token_ids
+                    .insert((merchant_id.clone(), message_id.clone()), *now_ms);
+            }
+            Change::ReleaseReference {
+                merchant_id,
+                reference,
+                tx_id,
+            } => {
+                let key = (merchant_id.clone(), reference.clone());
+                if self.refs.get(&key).is_some_and(|r| r.tx_id == *tx_id) {
+                    self.refs.remove(&key);
+                }
+            }
+            Change::InsertTx(r) => {
+                self.tx.insert(r.id, (**r).clone());
+            }
+            Change::UpdateTx(u) => {
+                if let Some(t) = self.tx.get_mut(&u.id) {
+                    t.state = u.state;
+                    t.updated_ms = u.updated_ms;
+                    if let Some(a) = &u.answer {
+                        t.answer = Some(a.clone());
+                    }
+                }
+            }
+            Change::PutVault(v) => {
+                self.vault.insert(v.reference.clone(), v.clone());
+            }
+            Change::Reserve { name, upto } => {
+                let e = self.counters.entry(name.clone()).or_insert(0);
+                *e = (*e).max(*upto);
+            }
+            Change::Prune {
+                references_before_ms,
+                token_ids_before_ms,
+                vault_before_ms,
+            } => {
+                self.refs
+                    .retain(|_, r| r.created_ms >= *references_before_ms);
+                self.token_ids
+                    .retain(|_, seen| *seen >= *token_ids_before_ms);
+                self.vault.retain(|_, v| v.expires_ms >= *vault_before_ms);
+            }
+        }
+    }
+}
+
+impl Backend for MemoryBackend {
+    fn commit(&mut self, batches: &[Batch]) -> Result<Vec<Applied>, JournalError> {
+        for b in batches {
+            claim_of(b)?;
+        }
+        let mut out = Vec::with_capacity(batches.len());
+        for batch in batches {
+            if let Some(c) = batch.first().and_then(|c| self.claim(c)) {
+                out.push(Applied::Conflict(c));
+                continue;
+            }
+            for c in batch {
+                self.apply(c);
+            }
+            out.push(Applied::Done);
+        }
+        self.commits += 1;
+        Ok(out)
+    }
+
+    fn recover(&mut self, span: &RecoverySpan) -> Result<Recovered, JournalError> {
+        let mut references: Vec<&ReferenceRecord> = self
+            .refs
+            .values()
+            .filter(|r| r.created_ms >= span.references_since_ms)
+            .collect();
+        references.sort_by_key(|r| (r.created_ms, r.tx_id));
+        let skip = references.len().saturating_sub(span.references_max);
+        let mut token_ids: Vec<TokenIdRecord> = self
+            .token_ids
+            .iter()
+            .filter(|(_, seen)| **seen >= span.token_ids_since_ms)
+            .map(|((m, id), seen)| TokenIdRecord {
+                merchant_id: m.clone(),
+                message_id: id.clone(),
+                seen_ms: *seen,
+            })
+            .collect();
+        token_ids.sort_by(|a, b| (a.seen_ms, &a.message_id).cmp(&(b.seen_ms, &b.message_id)));
+        let tskip = token_ids.len().saturating_sub(span.token_ids_max);
+        let mut vault: Vec<VaultRecord> = self
+            .vault
+            .values()
+            .filter(|v| v.expires_ms > span.vault_valid_at_ms)
+            .cloned()
+            .collect();
+        vault.sort_by(|a, b| (a.stored_ms, &a.reference).cmp(&(b.stored_ms, &b.reference)));
+        let vskip = vault.len().saturating_sub(span.vault_max);
+        Ok(Recovered {
+            counters: self.counters.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            open: self
+                .tx
+                .values()
+                .filter(|t| t.state == TxState::Sent)
+                .cloned()
+                .collect(),
+            references: references
+                .into_iter()
+                .skip(skip)
+                .map(|r| (r.clone(), self.tx.get(&r.tx_id).cloned()))
+                .collect(),
+            token_ids: token_ids.into_iter().skip(tskip).collect(),
+            vault: vault.into_iter().skip(vskip).collect(),
+        })
+    }
+
+    fn transaction(
+        &mut self,
+        merchant_id: &str,
+        reference: &str,
+    ) -> Result<Option<TxRecord>, JournalError> {
+        Ok(self
+            .tx
+            .values()
+            .rev()
+            .find(|t| t.merchant_id == merchant_id && t.reference == reference)
+            .cloned())
+    }
+
+    fn vault(&mut self, reference: &str) -> Result<Option<VaultRecord>, JournalError> {
+        Ok(self.vault.get(reference).cloned())
+    }
+
+    fn transactions_between(
+        &mut self,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Vec<TxRecord>, JournalError> {
+        let mut v: Vec<TxRecord> = self
+            .tx
+            .values()
+            .filter(|t| (from_ms..to_ms).contains(&t.created_ms))
+            .cloned()
+            .collect();
+        v.sort_by_key(|t| (t.created_ms, t.id));
+        Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follows_the_backend_contract() {
+        crate::journal::tests::backend_contract(&mut MemoryBackend::new());
+    }
+}

@@ -1,0 +1,576 @@
+//! The durable journal: every authorization written down before it leaves
+//! and its outcome before it is answered.
+//!
+//! # Contract
+//! - A [`Batch`] is a list of [`Change`]s from one caller. The writer
+//!   ([`writer::Journal`]) gathers the batches of every shard and applies
+//!   them in **one** durable transaction (group commit: one fsync for many
+//!   batches). A caller's future resolves only once its batch is on disk.
+//! - A batch may start with one *claim* ([`Change::ClaimReference`],
+//!   [`Change::ClaimTokenId`]). When the claim conflicts with what the
+//!   journal already holds, the whole batch is skipped and the caller gets
+//!   [`Applied::Conflict`] with what was found: the journal is the authority
+//!   on duplicates; the switch's in-memory windows are only its fast path.
+//! - [`Backend::recover`] returns what start-up needs: the counters, the
+//!   transactions left without an outcome, and the windows (duplicate
+//!   references, Google Pay `messageId`s, the PAN_ONLY vault) as they were.
+//! - Card data never reaches a backend in clear: PANs, expiry dates and
+//!   vaulted cards arrive sealed with AES-256-GCM ([`crypto::CardKey`]); the
+//!   only card data in clear is the masked PAN (first 6 / last 4).
+//!
+//! # Layout
+//! - [`crypto`]: the journal key, card sealing (AES-256-GCM), keyed hashes.
+//! - [`sqlite`]: the SQLite backend (WAL, `synchronous = FULL`).
+//! - [`memory`]: an in-memory backend with the same semantics and a crash
+//!   model (what was committed survives, nothing else), for tests and the
+//!   deterministic simulation.
+//! - [`writer`]: the group-commit writer thread and its async handle.
+//!
+//! A transaction's life in the journal (`state`):
+//!
+//! ```text
+//!   (nothing) ──durable before the 0100 is written──► sent
+//!   sent ──0110 approval──► approved      sent ──0110 refusal──► refused
+//!   sent ──0110 technical code──► failed  sent ──no link after all──► not_sent
+//!   sent ──timeout / link dropped after write──► timed_out
+//!   sent ──found at start-up──► unknown
+//! ```
+//! `timed_out` and `unknown` are the ones the reversal work picks up.
+
+pub mod crypto;
+pub mod memory;
+pub mod sqlite;
+pub mod writer;
+
+use std::fmt;
+
+pub use crypto::{CardKey, KeyError};
+pub use writer::{Journal, JournalStats};
+
+/// A transaction's state in the journal (see the module diagram).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TxState {
+    Sent,
+    Approved,
+    Refused,
+    Failed,
+    NotSent,
+    TimedOut,
+    Unknown,
+}
+
+impl TxState {
+    pub const ALL: [TxState; 7] = [
+        TxState::Sent,
+        TxState::Approved,
+        TxState::Refused,
+        TxState::Failed,
+        TxState::NotSent,
+        TxState::TimedOut,
+        TxState::Unknown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TxState::Sent => "sent",
+            TxState::Approved => "approved",
+            TxState::Refused => "refused",
+            TxState::Failed => "failed",
+            TxState::NotSent => "not_sent",
+            TxState::TimedOut => "timed_out",
+            TxState::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TxState> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// Whether the authorization has its final answer (the merchant was,
+    /// or will on a retry be, told this outcome).
+    pub fn is_final(self) -> bool {
+        !matches!(self, TxState::Sent)
+    }
+}
+
+impl fmt::Display for TxState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where an authorization went: what identifies it at the acquirer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentTo {
+    pub acquirer: String,
+    pub terminal_id: String,
+    pub acceptor_id: String,
+    /// DE 11, six digits.
+    pub stan: String,
+    /// DE 37, twelve characters.
+    pub rrn: String,
+    /// The clock the 0100 was built with (DE 7, 12, 13), Unix milliseconds.
+    pub sent_ms: u64,
+}
+
+/// The answer given to the merchant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The front-end `responseCode`.
+    pub response_code: String,
+    pub acquirer_response_code: Option<String>,
+    pub authorisation_id: Option<String>,
+    pub answered_ms: u64,
+}
+
+/// One authorization as the journal keeps it. `card` is sealed
+/// ([`crypto::CardKey::seal_card`]); nothing here is card data in clear.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TxRecord {
+    pub id: u64,
+    pub merchant_id: String,
+    pub reference: String,
+    pub state: TxState,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+    /// Minor units.
+    pub amount: u64,
+    /// ISO 4217 numeric.
+    pub currency: String,
+    pub masked_pan: String,
+    pub brand: String,
+    pub pan_entry_mode: String,
+    pub wallet: Option<String>,
+    pub order_channel: String,
+    /// PAN and expiry, sealed with the journal key.
+    pub card: Vec<u8>,
+    /// Keyed hash of the request's content, to tell a retry from a
+    /// different request reusing the reference.
+    pub content_hash: [u8; 32],
+    pub sent_to: Option<SentTo>,
+    pub answer: Option<Answer>,
+}
+
+impl fmt::Debug for TxRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TxRecord")
+            .field("id", &self.id)
+            .field("merchant_id", &self.merchant_id)
+            .field("reference", &self.reference)
+            .field("state", &self.state)
+            .field("amount", &self.amount)
+            .field("masked_pan", &self.masked_pan)
+            .field("sent_to", &self.sent_to)
+            .field("answer", &self.answer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A change of state of a recorded transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxUpdate {
+    pub id: u64,
+    pub state: TxState,
+    pub updated_ms: u64,
+    /// Set when the merchant is answered.
+    pub answer: Option<Answer>,
+}
+
+/// A vaulted PAN_ONLY card.
+#[derive(Clone, PartialEq, Eq)]
+pub struct VaultRecord {
+    pub reference: String,
+    pub merchant_id: String,
+    /// PAN and expiry, sealed with the journal key (the reference is the
+    /// associated data: a sealed card cannot be moved to another entry).
+    pub card: Vec<u8>,
+    pub stored_ms: u64,
+    pub expires_ms: u64,
+}
+
+impl fmt::Debug for VaultRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VaultRecord")
+            .field("merchant_id", &self.merchant_id)
+            .field("stored_ms", &self.stored_ms)
+            .field("expires_ms", &self.expires_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One change to the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Takes `(merchant, reference)` for transaction `tx_id`. Conflicts
+    /// when another transaction holds it and its claim is not older than
+    /// `window_start_ms` (an older claim is replaced: the window is over).
+    ClaimReference {
+        merchant_id: String,
+        reference: String,
+        tx_id: u64,
+        content_hash: [u8; 32],
+        now_ms: u64,
+        window_start_ms: u64,
+    },
+    /// Gives the reference back (nothing was sent), if `tx_id` holds it.
+    ReleaseReference {
+        merchant_id: String,
+        reference: String,
+        tx_id: u64,
+    },
+    /// Records a Google Pay `messageId`; conflicts when it was seen after
+    /// `window_start_ms`.
+    ClaimTokenId {
+        merchant_id: String,
+        message_id: String,
+        now_ms: u64,
+        window_start_ms: u64,
+    },
+    InsertTx(Box<TxRecord>),
+    UpdateTx(TxUpdate),
+    PutVault(VaultRecord),
+    /// Raises counter `name`'s reservation to `upto` (never lowers it).
+    Reserve {
+        name: String,
+        upto: u64,
+    },
+    /// Forgets window entries and vault cards that are over (the
+    /// transactions themselves are kept).
+    Prune {
+        references_before_ms: u64,
+        token_ids_before_ms: u64,
+        vault_before_ms: u64,
+    },
+}
+
+/// The changes of one caller, applied together.
+pub type Batch = Vec<Change>;
+
+/// What became of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    Done,
+    /// The batch's claim conflicted; nothing of the batch was applied.
+    Conflict(Conflict),
+}
+
+/// What a claim ran into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conflict {
+    /// The reference is held by this transaction (`None`: its record is
+    /// gone, which a pruned journal may show).
+    Reference(Option<Box<TxRecord>>),
+    /// The Google Pay `messageId` was seen already.
+    TokenId,
+}
+
+/// A transaction reference held within the window, as start-up needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferenceRecord {
+    pub merchant_id: String,
+    pub reference: String,
+    pub tx_id: u64,
+    pub content_hash: [u8; 32],
+    pub created_ms: u64,
+}
+
+/// A Google Pay `messageId` seen within the window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenIdRecord {
+    pub merchant_id: String,
+    pub message_id: String,
+    pub seen_ms: u64,
+}
+
+/// How far back start-up looks for each window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoverySpan {
+    pub references_since_ms: u64,
+    pub references_max: usize,
+    pub token_ids_since_ms: u64,
+    pub token_ids_max: usize,
+    pub vault_valid_at_ms: u64,
+    pub vault_max: usize,
+}
+
+/// What start-up reads back.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// Counter reservations by name.
+    pub counters: Vec<(String, u64)>,
+    /// Transactions still `sent`: their outcome is unknown.
+    pub open: Vec<TxRecord>,
+    /// References within the window, newest last, with their transactions.
+    pub references: Vec<(ReferenceRecord, Option<TxRecord>)>,
+    pub token_ids: Vec<TokenIdRecord>,
+    pub vault: Vec<VaultRecord>,
+}
+
+/// Why the journal failed. Never carries card data.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JournalError {
+    #[error("journal {path}: {reason}")]
+    Open { path: String, reason: String },
+    #[error("journal: {0}")]
+    Storage(String),
+    #[error("journal: a record does not read back: {0}")]
+    Corrupt(String),
+    #[error("journal: a batch has more than one claim")]
+    TwoClaims,
+    #[error("journal writer has stopped")]
+    Stopped,
+}
+
+/// A storage engine behind the journal. One thread owns it (the writer);
+/// every method may block on the disk.
+pub trait Backend: Send {
+    /// Applies `batches` in one durable transaction, in order; one result
+    /// per batch. An `Err` means nothing of any batch is known to be
+    /// durable.
+    fn commit(&mut self, batches: &[Batch]) -> Result<Vec<Applied>, JournalError>;
+
+    /// What start-up needs (see [`Recovered`]).
+    fn recover(&mut self, span: &RecoverySpan) -> Result<Recovered, JournalError>;
+
+    /// The newest transaction of `(merchant, reference)`.
+    fn transaction(
+        &mut self,
+        merchant_id: &str,
+        reference: &str,
+    ) -> Result<Option<TxRecord>, JournalError>;
+
+    /// A vaulted card, if still kept.
+    fn vault(&mut self, reference: &str) -> Result<Option<VaultRecord>, JournalError>;
+
+    /// Transactions created in `[from_ms, to_ms)`, oldest first.
+    fn transactions_between(
+        &mut self,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Vec<TxRecord>, JournalError>;
+}
+
+/// The claim of a batch, if any (at most one, and first).
+fn claim_of(batch: &[Change]) -> Result<Option<&Change>, JournalError> {
+    let is_claim = |c: &Change| {
+        matches!(
+            c,
+            Change::ClaimReference { .. } | Change::ClaimTokenId { .. }
+        )
+    };
+    match batch.iter().filter(|c| is_claim(c)).count() {
+        0 => Ok(None),
+        1 if batch.first().is_some_and(is_claim) => Ok(batch.first()),
+        _ => Err(JournalError::TwoClaims),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    //! One behaviour test suite, run against every backend.
+    use super::*;
+
+    pub fn record(id: u64, merchant: &str, reference: &str, created_ms: u64) -> TxRecord {
+        TxRecord {
+            id,
+            merchant_id: merchant.into(),
+            reference: reference.into(),
+            state: TxState::Sent,
+            created_ms,
+            updated_ms: created_ms,
+            amount: 1000,
+            currency: "978".into(),
+            masked_pan: "489537******3478".into(),
+            brand: "VISA".into(),
+            pan_entry_mode: "OEMPAY".into(),
+            wallet: Some("GOOGLEPAY".into()),
+            order_channel: "INTERNET".into(),
+            card: vec![1, 2, 3, 4],
+            content_hash: [7; 32],
+            sent_to: Some(SentTo {
+                acquirer: "cb2a".into(),
+                terminal_id: "ACQ00001".into(),
+                acceptor_id: "MERCHANT0000001".into(),
+                stan: format!("{:06}", id % 1_000_000),
+                rrn: format!("{id:012}"),
+                sent_ms: created_ms,
+            }),
+            answer: None,
+        }
+    }
+
+    fn claim(merchant: &str, reference: &str, tx_id: u64, now_ms: u64) -> Change {
+        Change::ClaimReference {
+            merchant_id: merchant.into(),
+            reference: reference.into(),
+            tx_id,
+            content_hash: [7; 32],
+            now_ms,
+            window_start_ms: now_ms.saturating_sub(60_000),
+        }
+    }
+
+    fn span(now_ms: u64) -> RecoverySpan {
+        RecoverySpan {
+            references_since_ms: now_ms.saturating_sub(60_000),
+            references_max: 100,
+            token_ids_since_ms: now_ms.saturating_sub(60_000),
+            token_ids_max: 100,
+            vault_valid_at_ms: now_ms,
+            vault_max: 100,
+        }
+    }
+
+    /// The behaviour every backend must have.
+    pub fn backend_contract(b: &mut dyn Backend) {
+        let t0 = 1_700_000_000_000u64;
+        // Two batches in one commit; the second claims the same reference.
+        let first = vec![
+            claim("m1", "r1", 1, t0),
+            Change::InsertTx(Box::new(record(1, "m1", "r1", t0))),
+        ];
+        let second = vec![
+            claim("m1", "r1", 2, t0),
+            Change::InsertTx(Box::new(record(2, "m1", "r1", t0))),
+        ];
+        let other = vec![
+            claim("m2", "r1", 3, t0),
+            Change::InsertTx(Box::new(record(3, "m2", "r1", t0))),
+            Change::Reserve {
+                name: "stan:cb2a".into(),
+                upto: 10_000,
+            },
+        ];
+        let r = b.commit(&[first, second, other]).unwrap();
+        assert_eq!(r[0], Applied::Done);
+        match &r[1] {
+            Applied::Conflict(Conflict::Reference(Some(tx))) => assert_eq!(tx.id, 1),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(r[2], Applied::Done);
+        assert_eq!(b.transaction("m1", "r1").unwrap().unwrap().id, 1);
+        assert!(b.transaction("m1", "r9").unwrap().is_none());
+
+        // Outcome, and a counter that only goes up.
+        let answer = Answer {
+            response_code: "00".into(),
+            acquirer_response_code: Some("00".into()),
+            authorisation_id: Some("A1".into()),
+            answered_ms: t0 + 5,
+        };
+        let r = b
+            .commit(&[vec![
+                Change::UpdateTx(TxUpdate {
+                    id: 1,
+                    state: TxState::Approved,
+                    updated_ms: t0 + 5,
+                    answer: Some(answer.clone()),
+                }),
+                Change::Reserve {
+                    name: "stan:cb2a".into(),
+                    upto: 5,
+                },
+            ]])
+            .unwrap();
+        assert_eq!(r, vec![Applied::Done]);
+        let tx = b.transaction("m1", "r1").unwrap().unwrap();
+        assert_eq!(tx.state, TxState::Approved);
+        assert_eq!(tx.answer.as_ref(), Some(&answer));
+        assert_eq!(tx.sent_to, record(1, "m1", "r1", t0).sent_to);
+
+        // Release: only by the holder; then the reference is free.
+        b.commit(&[vec![Change::ReleaseReference {
+            merchant_id: "m2".into(),
+            reference: "r1".into(),
+            tx_id: 99,
+        }]])
+        .unwrap();
+        let again = vec![claim("m2", "r1", 4, t0 + 1)];
+        assert!(matches!(
+            b.commit(std::slice::from_ref(&again)).unwrap()[0],
+            Applied::Conflict(_)
+        ));
+        b.commit(&[vec![Change::ReleaseReference {
+            merchant_id: "m2".into(),
+            reference: "r1".into(),
+            tx_id: 3,
+        }]])
+        .unwrap();
+        assert_eq!(b.commit(&[again]).unwrap()[0], Applied::Done);
+
+        // After the window a reference may be used again.
+        let late = t0 + 61_000;
+        assert_eq!(
+            b.commit(&[vec![claim("m1", "r1", 5, late)]]).unwrap()[0],
+            Applied::Done
+        );
+
+        // Token ids.
+        let token = |now_ms: u64| {
+            vec![Change::ClaimTokenId {
+                merchant_id: "m1".into(),
+                message_id: "msg-1".into(),
+                now_ms,
+                window_start_ms: now_ms.saturating_sub(60_000),
+            }]
+        };
+        assert_eq!(b.commit(&[token(t0)]).unwrap()[0], Applied::Done);
+        assert_eq!(
+            b.commit(&[token(t0 + 10)]).unwrap()[0],
+            Applied::Conflict(Conflict::TokenId)
+        );
+
+        // Vault.
+        let v = VaultRecord {
+            reference: "vlt_1".into(),
+            merchant_id: "m1".into(),
+            card: vec![9; 40],
+            stored_ms: t0,
+            expires_ms: t0 + 900_000,
+        };
+        b.commit(&[vec![Change::PutVault(v.clone())]]).unwrap();
+        assert_eq!(b.vault("vlt_1").unwrap(), Some(v.clone()));
+        assert_eq!(b.vault("vlt_2").unwrap(), None);
+
+        // Two claims in one batch are refused.
+        assert!(matches!(
+            b.commit(&[vec![claim("m9", "a", 10, t0), claim("m9", "b", 11, t0)]]),
+            Err(JournalError::TwoClaims)
+        ));
+
+        // Recovery: counters, the open transaction (3, never answered),
+        // the windows.
+        let rec = b.recover(&span(t0 + 100)).unwrap();
+        assert_eq!(rec.counters, vec![("stan:cb2a".to_owned(), 10_000)]);
+        let open: Vec<u64> = rec.open.iter().map(|t| t.id).collect();
+        assert_eq!(open, vec![3]);
+        let refs: Vec<(String, u64)> = rec
+            .references
+            .iter()
+            .map(|(r, _)| (r.merchant_id.clone(), r.tx_id))
+            .collect();
+        assert!(refs.contains(&("m2".into(), 4)), "{refs:?}");
+        assert!(refs.contains(&("m1".into(), 5)), "{refs:?}");
+        assert_eq!(rec.token_ids.len(), 1);
+        assert_eq!(rec.vault, vec![v]);
+        let (r1, tx) = rec.references.iter().find(|(r, _)| r.tx_id == 5).unwrap();
+        assert_eq!(r1.reference, "r1");
+        assert!(tx.is_none(), "transaction 5 was never inserted");
+
+        // Listing by creation time.
+        let all = b.transactions_between(t0, t0 + 1).unwrap();
+        assert_eq!(all.iter().map(|t| t.id).collect::<Vec<_>>(), vec![1, 3]);
+
+        // Prune forgets windows and vault, keeps transactions.
+        b.commit(&[vec![Change::Prune {
+            references_before_ms: late + 1,
+            token_ids_before_ms: t0 + 11,
+            vault_before_ms: t0 + 900_001,
+        }]])
+        .unwrap();
+        let rec = b.recover(&span(t0 + 100)).unwrap();
+        assert!(rec.references.is_empty() && rec.token_ids.is_empty() && rec.vault.is_empty());
+        assert!(b.transaction("m1", "r1").unwrap().is_some());
+    }
+}

@@ -1,0 +1,691 @@
+//! The SQLite backend: one file, WAL mode, `synchronous = FULL` (every
+//! commit is on disk when it returns: one fsync of the WAL per group
+//! commit). Operators can read it with the `sqlite3` shell while the switch
+//! runs (WAL readers do not block the writer), and the schema is plain SQL
+//! that carries over to PostgreSQL.
+//!
+//! ```text
+//!   tx        one row per authorization (state, acquirer identifiers,
+//!             answer; card sealed in `card`, masked PAN in clear)
+//!   refs      (merchant_id, reference) -> tx_id held within the window
+//!   token_ids (merchant_id, message_id) of decrypted Google Pay tokens
+//!   vault     PAN_ONLY cards behind their references (sealed)
+//!   counters  sequence reservations (ids, RRNs, STANs per acquirer)
+//! ```
+//! The schema version is SQLite's `user_version`; [`MIGRATIONS`] brings an
+//! older file up to date at open, in one transaction.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+
+use super::{
+    claim_of, Answer, Applied, Backend, Batch, Change, Conflict, JournalError, Recovered,
+    RecoverySpan, ReferenceRecord, SentTo, TokenIdRecord, TxRecord, TxState, TxUpdate, VaultRecord,
+};
+
+/// Schema steps; `user_version` = how many have been applied.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE tx (
+    id                     INTEGER PRIMARY KEY,
+    merchant_id            TEXT NOT NULL,
+    reference              TEXT NOT NULL,
+    state                  TEXT NOT NULL,
+    created_ms             INTEGER NOT NULL,
+    updated_ms             INTEGER NOT NULL,
+    amount                 INTEGER NOT NULL,
+    currency               TEXT NOT NULL,
+    masked_pan             TEXT NOT NULL,
+    brand                  TEXT NOT NULL,
+    pan_entry_mode         TEXT NOT NULL,
+    wallet                 TEXT,
+    order_channel          TEXT NOT NULL,
+    card                   BLOB NOT NULL,   -- AES-256-GCM(PAN | expiry), see journal::crypto
+    content_hash           BLOB NOT NULL,
+    acquirer               TEXT,
+    terminal_id            TEXT,
+    acceptor_id            TEXT,
+    stan                   TEXT,
+    rrn                    TEXT,
+    sent_ms                INTEGER,
+    response_code          TEXT,
+    acquirer_response_code TEXT,
+    authorisation_id       TEXT,
+    answered_ms            INTEGER
+);
+CREATE INDEX tx_by_reference ON tx (merchant_id, reference);
+CREATE INDEX tx_by_created ON tx (created_ms);
+CREATE INDEX tx_open ON tx (state) WHERE state = 'sent';
+CREATE TABLE refs (
+    merchant_id  TEXT NOT NULL,
+    reference    TEXT NOT NULL,
+    tx_id        INTEGER NOT NULL,
+    content_hash BLOB NOT NULL,
+    created_ms   INTEGER NOT NULL,
+    PRIMARY KEY (merchant_id, reference)
+) WITHOUT ROWID;
+CREATE INDEX refs_by_created ON refs (created_ms);
+CREATE TABLE token_ids (
+    merchant_id TEXT NOT NULL,
+    message_id  TEXT NOT NULL,
+    seen_ms     INTEGER NOT NULL,
+    PRIMARY KEY (merchant_id, message_id)
+) WITHOUT ROWID;
+CREATE INDEX token_ids_by_seen ON token_ids (seen_ms);
+CREATE TABLE vault (
+    reference   TEXT PRIMARY KEY,
+    merchant_id TEXT NOT NULL,
+    card        BLOB NOT NULL,   -- AES-256-GCM(PAN | expiry), see journal::crypto
+    stored_ms   INTEGER NOT NULL,
+    expires_ms  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX vault_by_expiry ON vault (expires_ms);
+CREATE TABLE counters (
+    name     TEXT PRIMARY KEY,
+    reserved INTEGER NOT NULL
+) WITHOUT ROWID;
+"#];
+
+/// The columns of `tx`, in [`tx_of_row`]'s order.
+const TX_COLUMNS: &str = "id, merchant_id, reference, state, created_ms, updated_ms, amount, \
+    currency, masked_pan, brand, pan_entry_mode, wallet, order_channel, card, content_hash, \
+    acquirer, terminal_id, acceptor_id, stan, rrn, sent_ms, response_code, \
+    acquirer_response_code, authorisation_id, answered_ms";
+
+/// A journal in one SQLite file.
+pub struct SqliteBackend {
+    conn: Connection,
+    path: String,
+}
+
+impl std::fmt::Debug for SqliteBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteBackend")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn storage(e: rusqlite::Error) -> JournalError {
+    JournalError::Storage(e.to_string())
+}
+
+/// SQLite stores signed 64-bit integers; every value here is far below.
+fn i(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn u(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+impl SqliteBackend {
+    /// Opens (creating if needed) the journal at `path` and brings its
+    /// schema up to date.
+    pub fn open(path: &Path) -> Result<SqliteBackend, JournalError> {
+        let shown = path.display().to_string();
+        let open_err = |reason: String| JournalError::Open {
+            path: shown.clone(),
+            reason,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        }
+        let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
+        Self::setup(conn, shown)
+    }
+
+    /// A journal in memory (tests): same SQL, nothing on disk.
+    pub fn in_memory() -> Result<SqliteBackend, JournalError> {
+        let conn = Connection::open_in_memory().map_err(storage)?;
+        Self::setup(conn, ":memory:".into())
+    }
+
+    fn setup(mut conn: Connection, path: String) -> Result<SqliteBackend, JournalError> {
+        let open_err = |e: rusqlite::Error| JournalError::Open {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(open_err)?;
+        // WAL: readers (the sqlite3 shell, exports) never block the writer;
+        // FULL: the WAL is fsynced at every commit, so a committed batch
+        // survives a crash or power loss.
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(open_err)?;
+        if path != ":memory:" && !mode.eq_ignore_ascii_case("wal") {
+            return Err(JournalError::Open {
+                path,
+                reason: format!("cannot use WAL mode (got {mode})"),
+            });
+        }
+        conn.execute_batch(
+            "PRAGMA synchronous = FULL;
+             PRAGMA foreign_keys = OFF;
+             PRAGMA temp_store = MEMORY;
+             PRAGMA cache_size = -65536;",
+        )
+        .map_err(open_err)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(open_err)?;
+        let version = usize::try_from(version).unwrap_or(usize::MAX);
+        if version > MIGRATIONS.len() {
+            return Err(JournalError::Open {
+                path,
+                reason: format!(
+                    "schema version {version} is newer than this build knows ({})",
+                    MIGRATIONS.len()
+                ),
+            });
+        }
+        if version < MIGRATIONS.len() {
+            let t = conn.transaction().map_err(open_err)?;
+            for m in &MIGRATIONS[version..] {
+                t.execute_batch(m).map_err(open_err)?;
+            }
+            t.execute_batch(&format!("PRAGMA user_version = {}", MIGRATIONS.len()))
+                .map_err(open_err)?;
+            t.commit().map_err(open_err)?;
+        }
+        Ok(SqliteBackend { conn, path })
+    }
+
+    /// The schema version of the open file.
+    pub fn schema_version(&self) -> Result<i64, JournalError> {
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(storage)
+    }
+}
+
+fn tx_of_row(r: &Row<'_>) -> rusqlite::Result<TxRecord> {
+    tx_of(r)
+}
+
+fn tx_of(r: &impl Columns) -> rusqlite::Result<TxRecord> {
+    let state: String = r.get(3)?;
+    let state = TxState::parse(&state).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            3,
+            rusqlite::types::Type::Text,
+            format!("unknown state {state:?}").into(),
+        )
+    })?;
+    let hash: Vec<u8> = r.get(14)?;
+    let content_hash: [u8; 32] = hash.as_slice().try_into().map_err(|_| {
+        rusqlite::Error::FromSqlConversionFailure(
+            14,
+            rusqlite::types::Type::Blob,
+            "content hash is not 32 bytes".into(),
+        )
+    })?;
+    let acquirer: Option<String> = r.get(15)?;
+    let sent_to = match acquirer {
+        Some(acquirer) => Some(SentTo {
+            acquirer,
+            terminal_id: r.get::<Option<String>>(16)?.unwrap_or_default(),
+            acceptor_id: r.get::<Option<String>>(17)?.unwrap_or_default(),
+            stan: r.get::<Option<String>>(18)?.unwrap_or_default(),
+            rrn: r.get::<Option<String>>(19)?.unwrap_or_default(),
+            sent_ms: u(r.get::<Option<i64>>(20)?.unwrap_or(0)),
+        }),
+        None => None,
+    };
+    let response_code: Option<String> = r.get(21)?;
+    let answer = match response_code {
+        Some(response_code) => Some(Answer {
+            response_code,
+            acquirer_response_code: r.get(22)?,
+            authorisation_id: r.get(23)?,
+            answered_ms: u(r.get::<Option<i64>>(24)?.unwrap_or(0)),
+        }),
+        None => None,
+    };
+    Ok(TxRecord {
+        id: u(r.get(0)?),
+        merchant_id: r.get(1)?,
+        reference: r.get(2)?,
+        state,
+        created_ms: u(r.get(4)?),
+        updated_ms: u(r.get(5)?),
+        amount: u(r.get(6)?),
+        currency: r.get(7)?,
+        masked_pan: r.get(8)?,
+        brand: r.get(9)?,
+        pan_entry_mode: r.get(10)?,
+        wallet: r.get(11)?,
+        order_channel: r.get(12)?,
+        card: r.get(13)?,
+        content_hash,
+        sent_to,
+        answer,
+    })
+}
+
+fn tx_by_id(t: &Transaction<'_>, id: i64) -> rusqlite::Result<Option<TxRecord>> {
+    t.prepare_cached(&format!("SELECT {TX_COLUMNS} FROM tx WHERE id = ?1"))?
+        .query_row([id], tx_of_row)
+        .optional()
+}
+
+/// Applies a claim; `Some(conflict)` when it is refused.
+fn claim(t: &Transaction<'_>, c: &Change) -> rusqlite::Result<Option<Conflict>> {
+    match c {
+        Change::ClaimReference {
+            merchant_id,
+            reference,
+            tx_id,
+            content_hash,
+            now_ms,
+            window_start_ms,
+        } => {
+            // Insert, or take over a claim whose window is over.
+            let n = t
+                .prepare_cached(
+                    "INSERT INTO refs (merchant_id, reference, tx_id, content_hash, created_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (merchant_id, reference) DO UPDATE SET
+                        tx_id = excluded.tx_id, content_hash = excluded.content_hash,
+                        created_ms = excluded.created_ms
+                     WHERE refs.created_ms < ?6",
+                )?
+                .execute(params![
+                    merchant_id,
+                    reference,
+                    i(*tx_id),
+                    &content_hash[..],
+                    i(*now_ms),
+                    i(*window_start_ms)
+                ])?;
+            if n == 1 {
+                return Ok(None);
+            }
+            let holder: i64 = t
+                .prepare_cached("SELECT tx_id FROM refs WHERE merchant_id = ?1 AND reference = ?2")?
+                .query_row(params![merchant_id, reference], |r| r.get(0))?;
+            let tx = tx_by_id(t, holder)?.map(Box::new);
+            Ok(Some(Conflict::Reference(tx)))
+        }
+        Change::ClaimTokenId {
+            merchant_id,
+            message_id,
+            now_ms,
+            window_start_ms,
+        } => {
+            let n = t
+                .prepare_cached(
+                    "INSERT INTO token_ids (merchant_id, message_id, seen_ms) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (merchant_id, message_id) DO UPDATE SET seen_ms = excluded.seen_ms
+                     WHERE token_ids.seen_ms < ?4",
+                )?
+                .execute(params![
+                    merchant_id,
+                    message_id,
+                    i(*now_ms),
+                    i(*window_start_ms)
+                ])?;
+            Ok((n == 0).then_some(Conflict::TokenId))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn insert_tx(t: &Transaction<'_>, r: &TxRecord) -> rusqlite::Result<()> {
+    let s = r.sent_to.as_ref();
+    let a = r.answer.as_ref();
+    t.prepare_cached(&format!(
+        "INSERT INTO tx ({TX_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
+         ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)"
+    ))?
+    .execute(params![
+        i(r.id),
+        r.merchant_id,
+        r.reference,
+        r.state.as_str(),
+        i(r.created_ms),
+        i(r.updated_ms),
+        i(r.amount),
+        r.currency,
+        r.masked_pan,
+        r.brand,
+        r.pan_entry_mode,
+        r.wallet,
+        r.order_channel,
+        r.card,
+        &r.content_hash[..],
+        s.map(|s| &s.acquirer),
+        s.map(|s| &s.terminal_id),
+        s.map(|s| &s.acceptor_id),
+        s.map(|s| &s.stan),
+        s.map(|s| &s.rrn),
+        s.map(|s| i(s.sent_ms)),
+        a.map(|a| &a.response_code),
+        a.and_then(|a| a.acquirer_response_code.as_ref()),
+        a.and_then(|a| a.authorisation_id.as_ref()),
+        a.map(|a| i(a.answered_ms)),
+    ])?;
+    Ok(())
+}
+
+fn update_tx(t: &Transaction<'_>, u: &TxUpdate) -> rusqlite::Result<()> {
+    match &u.answer {
+        Some(a) => t
+            .prepare_cached(
+                "UPDATE tx SET state = ?2, updated_ms = ?3, response_code = ?4,
+                    acquirer_response_code = ?5, authorisation_id = ?6, answered_ms = ?7
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                i(u.id),
+                u.state.as_str(),
+                i(u.updated_ms),
+                a.response_code,
+                a.acquirer_response_code,
+                a.authorisation_id,
+                i(a.answered_ms)
+            ])?,
+        None => t
+            .prepare_cached("UPDATE tx SET state = ?2, updated_ms = ?3 WHERE id = ?1")?
+            .execute(params![i(u.id), u.state.as_str(), i(u.updated_ms)])?,
+    };
+    Ok(())
+}
+
+fn apply(t: &Transaction<'_>, c: &Change) -> rusqlite::Result<()> {
+    match c {
+        Change::ClaimReference { .. } | Change::ClaimTokenId { .. } => {}
+        Change::ReleaseReference {
+            merchant_id,
+            reference,
+            tx_id,
+        } => {
+            t.prepare_cached(
+                "DELETE FROM refs WHERE merchant_id = ?1 AND reference = ?2 AND tx_id = ?3",
+            )?
+            .execute(params![merchant_id, reference, i(*tx_id)])?;
+        }
+        Change::InsertTx(r) => insert_tx(t, r)?,
+        Change::UpdateTx(u) => update_tx(t, u)?,
+        Change::PutVault(v) => {
+            t.prepare_cached(
+                "INSERT OR REPLACE INTO vault (reference, merchant_id, card, stored_ms, expires_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                v.reference,
+                v.merchant_id,
+                v.card,
+                i(v.stored_ms),
+                i(v.expires_ms)
+            ])?;
+        }
+        Change::Reserve { name, upto } => {
+            t.prepare_cached(
+                "INSERT INTO counters (name, reserved) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET reserved = max(reserved, excluded.reserved)",
+            )?
+            .execute(params![name, i(*upto)])?;
+        }
+        Change::Prune {
+            references_before_ms,
+            token_ids_before_ms,
+            vault_before_ms,
+        } => {
+            t.prepare_cached("DELETE FROM refs WHERE created_ms < ?1")?
+                .execute([i(*references_before_ms)])?;
+            t.prepare_cached("DELETE FROM token_ids WHERE seen_ms < ?1")?
+                .execute([i(*token_ids_before_ms)])?;
+            t.prepare_cached("DELETE FROM vault WHERE expires_ms < ?1")?
+                .execute([i(*vault_before_ms)])?;
+        }
+    }
+    Ok(())
+}
+
+fn vault_of_row(r: &Row<'_>) -> rusqlite::Result<VaultRecord> {
+    Ok(VaultRecord {
+        reference: r.get(0)?,
+        merchant_id: r.get(1)?,
+        card: r.get(2)?,
+        stored_ms: u(r.get(3)?),
+        expires_ms: u(r.get(4)?),
+    })
+}
+
+impl Backend for SqliteBackend {
+    fn commit(&mut self, batches: &[Batch]) -> Result<Vec<Applied>, JournalError> {
+        for b in batches {
+            claim_of(b)?;
+        }
+        let t = self.conn.transaction().map_err(storage)?;
+        let mut out = Vec::with_capacity(batches.len());
+        for batch in batches {
+            let conflict = match batch.first() {
+                Some(first) => claim(&t, first).map_err(storage)?,
+                None => None,
+            };
+            if let Some(c) = conflict {
+                out.push(Applied::Conflict(c));
+                continue;
+            }
+            for c in batch {
+                apply(&t, c).map_err(storage)?;
+            }
+            out.push(Applied::Done);
+        }
+        t.commit().map_err(storage)?;
+        Ok(out)
+    }
+
+    fn recover(&mut self, span: &RecoverySpan) -> Result<Recovered, JournalError> {
+        let t = self.conn.transaction().map_err(storage)?;
+        let mut rec = Recovered::default();
+        {
+            let mut st = t
+                .prepare("SELECT name, reserved FROM counters ORDER BY name")
+                .map_err(storage)?;
+            let rows = st
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, u(r.get(1)?))))
+                .map_err(storage)?;
+            for r in rows {
+                rec.counters.push(r.map_err(storage)?);
+            }
+            let mut st = t
+                .prepare(&format!(
+                    "SELECT {TX_COLUMNS} FROM tx WHERE state = 'sent' ORDER BY id"
+                ))
+                .map_err(storage)?;
+            for r in st.query_map([], tx_of_row).map_err(storage)? {
+                rec.open
+                    .push(r.map_err(|e| JournalError::Corrupt(e.to_string()))?);
+            }
+            // Newest first under the cap, then reversed: newest last.
+            let columns = TX_COLUMNS
+                .split(", ")
+                .map(|c| format!("tx.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut st = t
+                .prepare(&format!(
+                    "SELECT refs.merchant_id, refs.reference, refs.tx_id, refs.content_hash,
+                            refs.created_ms, tx.id IS NOT NULL, {columns}
+                     FROM refs LEFT JOIN tx ON tx.id = refs.tx_id
+                     WHERE refs.created_ms >= ?1 ORDER BY refs.created_ms DESC LIMIT ?2"
+                ))
+                .map_err(storage)?;
+            let rows = st
+                .query_map(
+                    params![i(span.references_since_ms), span.references_max as i64],
+                    |r| {
+                        let hash: Vec<u8> = r.get(3)?;
+                        let reference = ReferenceRecord {
+                            merchant_id: r.get(0)?,
+                            reference: r.get(1)?,
+                            tx_id: u(r.get(2)?),
+                            content_hash: hash.as_slice().try_into().unwrap_or([0; 32]),
+                            created_ms: u(r.get(4)?),
+                        };
+                        let has_tx: bool = r.get(5)?;
+                        let tx = if has_tx {
+                            // The tx columns start at index 6.
+                            Some(tx_of(&OffsetRow { row: r, offset: 6 })?)
+                        } else {
+                            None
+                        };
+                        Ok((reference, tx))
+                    },
+                )
+                .map_err(storage)?;
+            for r in rows {
+                rec.references
+                    .push(r.map_err(|e| JournalError::Corrupt(e.to_string()))?);
+            }
+            rec.references.reverse();
+            let mut st = t
+                .prepare(
+                    "SELECT merchant_id, message_id, seen_ms FROM token_ids
+                     WHERE seen_ms >= ?1 ORDER BY seen_ms DESC LIMIT ?2",
+                )
+                .map_err(storage)?;
+            let rows = st
+                .query_map(
+                    params![i(span.token_ids_since_ms), span.token_ids_max as i64],
+                    |r| {
+                        Ok(TokenIdRecord {
+                            merchant_id: r.get(0)?,
+                            message_id: r.get(1)?,
+                            seen_ms: u(r.get(2)?),
+                        })
+                    },
+                )
+                .map_err(storage)?;
+            for r in rows {
+                rec.token_ids.push(r.map_err(storage)?);
+            }
+            rec.token_ids.reverse();
+            let mut st = t
+                .prepare(
+                    "SELECT reference, merchant_id, card, stored_ms, expires_ms FROM vault
+                     WHERE expires_ms > ?1 ORDER BY stored_ms DESC LIMIT ?2",
+                )
+                .map_err(storage)?;
+            let rows = st
+                .query_map(
+                    params![i(span.vault_valid_at_ms), span.vault_max as i64],
+                    vault_of_row,
+                )
+                .map_err(storage)?;
+            for r in rows {
+                rec.vault.push(r.map_err(storage)?);
+            }
+            rec.vault.reverse();
+        }
+        t.commit().map_err(storage)?;
+        Ok(rec)
+    }
+
+    fn transaction(
+        &mut self,
+        merchant_id: &str,
+        reference: &str,
+    ) -> Result<Option<TxRecord>, JournalError> {
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT {TX_COLUMNS} FROM tx WHERE merchant_id = ?1 AND reference = ?2
+                 ORDER BY id DESC LIMIT 1"
+            ))
+            .map_err(storage)?
+            .query_row(params![merchant_id, reference], tx_of_row)
+            .optional()
+            .map_err(|e| JournalError::Corrupt(e.to_string()))
+    }
+
+    fn vault(&mut self, reference: &str) -> Result<Option<VaultRecord>, JournalError> {
+        self.conn
+            .prepare_cached(
+                "SELECT reference, merchant_id, card, stored_ms, expires_ms FROM vault
+                 WHERE reference = ?1",
+            )
+            .map_err(storage)?
+            .query_row([reference], vault_of_row)
+            .optional()
+            .map_err(storage)
+    }
+
+    fn transactions_between(
+        &mut self,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Vec<TxRecord>, JournalError> {
+        let mut st = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {TX_COLUMNS} FROM tx WHERE created_ms >= ?1 AND created_ms < ?2
+                 ORDER BY created_ms, id"
+            ))
+            .map_err(storage)?;
+        let rows = st
+            .query_map(params![i(from_ms), i(to_ms)], tx_of_row)
+            .map_err(storage)?;
+        rows.map(|r| r.map_err(|e| JournalError::Corrupt(e.to_string())))
+            .collect()
+    }
+}
+
+/// A row read from column `offset` on (the tx columns of a join).
+struct OffsetRow<'a, 'b> {
+    row: &'a Row<'b>,
+    offset: usize,
+}
+
+/// Reading columns by index, from a row or a part of one.
+trait Columns {
+    fn get<T: rusqlite::types::FromSql>(&self, i: usize) -> rusqlite::Result<T>;
+}
+
+impl Columns for Row<'_> {
+    fn get<T: rusqlite::types::FromSql>(&self, i: usize) -> rusqlite::Result<T> {
+        Row::get(self, i)
+    }
+}
+
+impl Columns for OffsetRow<'_, '_> {
+    fn get<T: rusqlite::types::FromSql>(&self, i: usize) -> rusqlite::Result<T> {
+        self.row.get(i + self.offset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follows_the_backend_contract() {
+        let mut b = SqliteBackend::in_memory().unwrap();
+        crate::journal::tests::backend_contract(&mut b);
+    }
+
+    #[test]
+    fn a_file_survives_reopening_and_refuses_newer_schemas() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("journal.db");
+        let t0 = 1_700_000_000_000;
+        {
+            let mut b = SqliteBackend::open(&path).unwrap();
+            b.commit(&[vec![Change::InsertTx(Box::new(
+                crate::journal::tests::record(1, "m", "r", t0),
+            ))]])
+            .unwrap();
+        }
+        let mut b = SqliteBackend::open(&path).unwrap();
+        assert_eq!(b.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        assert_eq!(b.transaction("m", "r").unwrap().unwrap().id, 1);
+        b.conn.execute_batch("PRAGMA user_version = 99").unwrap();
+        drop(b);
+        let e = SqliteBackend::open(&path).unwrap_err().to_string();
+        assert!(e.contains("newer") && e.contains("journal.db"), "{e}");
+    }
+}

@@ -1,0 +1,117 @@
+//! The switch's typed operations: what a front-end asks ([`CardOrder`],
+//! a Google Pay token to check) and what it is told ([`OrderAnswer`],
+//! [`TokenCheck`], or a [`Refusal`] naming the code and the field at
+//! fault). No HTTP here: the API layer turns JSON into these and back.
+
+use std::fmt;
+
+use super::codes::ResponseCode;
+use super::domain::{Authentication, CardBrand, Currency, OrderChannel, PanEntryMode, Wallet};
+use crate::card::{Expiry, Pan};
+use crate::wallet::googlepay::Cryptogram;
+
+/// A refused operation: the response code and, for a request field at
+/// fault, its name (`errorFieldName`). Never carries the field's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: ResponseCode,
+    pub field: Option<&'static str>,
+}
+
+impl Refusal {
+    /// A field missing or malformed (30).
+    pub fn format(field: &'static str) -> Refusal {
+        Refusal {
+            code: ResponseCode::FormatError,
+            field: Some(field),
+        }
+    }
+
+    /// A field whose value is not acceptable (12).
+    pub fn invalid(field: &'static str) -> Refusal {
+        Refusal {
+            code: ResponseCode::InvalidTransaction,
+            field: Some(field),
+        }
+    }
+
+    pub fn code(code: ResponseCode) -> Refusal {
+        Refusal { code, field: None }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.field {
+            Some(field) => write!(f, "{} ({field})", self.code),
+            None => write!(f, "{}", self.code),
+        }
+    }
+}
+
+/// The card of an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CardInput {
+    /// Card digits: a DPAN (CRYPTOGRAM_3DS) or a PAN.
+    Number(Pan),
+    /// A vault reference handed out for a PAN_ONLY token.
+    Vault(String),
+}
+
+/// An authorization request as the front-end gives it, typed and checked
+/// field by field; the switch checks how the fields go together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardOrder {
+    pub transaction_reference: String,
+    /// Minor units.
+    pub amount: u64,
+    pub currency: Currency,
+    pub order_channel: OrderChannel,
+    pub card: CardInput,
+    /// The request field the card came in (`cardNumber`, `paymentToken`),
+    /// named in refusals.
+    pub card_field: &'static str,
+    pub expiry: Option<Expiry>,
+    pub pan_entry_mode: Option<PanEntryMode>,
+    pub brand: Option<CardBrand>,
+    pub wallet: Option<Wallet>,
+    pub authentication: Option<Authentication>,
+}
+
+/// What the merchant is told of an authorization (the same on a retry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderAnswer {
+    pub response_code: ResponseCode,
+    pub acquirer_response_code: Option<String>,
+    pub authorisation_id: Option<String>,
+    pub transaction_reference: String,
+    /// When the switch received the order, Unix milliseconds.
+    pub transaction_ms: u64,
+    pub masked_pan: String,
+    pub brand: CardBrand,
+    pub wallet: Option<Wallet>,
+    pub pan_entry_mode: PanEntryMode,
+}
+
+/// A decrypted Google Pay token, as the merchant gets it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenCheck {
+    pub masked_pan: String,
+    pub brand: CardBrand,
+    pub expiry: Expiry,
+    pub mode: TokenMode,
+}
+
+/// What the token carries, by Google's `authMethod`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenMode {
+    /// The network token (DPAN) itself and its cryptogram go back to the
+    /// merchant for the cardOrder.
+    Cryptogram3ds {
+        dpan: Pan,
+        cryptogram: Option<Cryptogram>,
+        eci: Option<String>,
+    },
+    /// The PAN stays in the switch's vault; the merchant gets a reference.
+    PanOnly { reference: String },
+}
