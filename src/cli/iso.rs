@@ -25,7 +25,7 @@ pub enum IsoCommand {
 
 #[derive(Args)]
 pub struct DecodeArgs {
-    /// Dialect file, or the name of a built-in dialect (cb2a, iso87ascii, iso87binary).
+    /// Dialect file, or the name of a built-in dialect (cb2a, iso87ascii, iso87binary, iso87visa).
     #[arg(long)]
     pub spec: String,
     /// Input is hex text rather than raw bytes.

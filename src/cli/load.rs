@@ -32,7 +32,7 @@ pub struct LoadArgs {
     pub key_version: Option<u32>,
     #[arg(long, requires = "api")]
     pub secret_file: Option<std::path::PathBuf>,
-    /// Dialect: a built-in name (cb2a, iso87ascii, iso87binary) or a file.
+    /// Dialect: a built-in name (cb2a, iso87ascii, iso87binary, iso87visa) or a file.
     #[arg(long, default_value = "cb2a")]
     pub spec: String,
     /// Framing, as for `acqswitch sim`.

@@ -16,7 +16,7 @@ pub struct SimArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:5000")]
     pub listen: SocketAddr,
-    /// Dialect: a built-in name (cb2a, iso87ascii, iso87binary) or a file.
+    /// Dialect: a built-in name (cb2a, iso87ascii, iso87binary, iso87visa) or a file.
     #[arg(long, default_value = "cb2a")]
     pub spec: String,
     /// Framing: `STYLE[+self][,header=HEX][,max=N]`, STYLE one of
@@ -59,6 +59,10 @@ pub struct SimArgs {
     /// Runtime worker threads (1 = single-threaded runtime).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Serve the admin API here (loopback): `GET /ledger` lists every
+    /// authorization received with its answer and reversals (JSON).
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<SocketAddr>,
     /// Exit after this many seconds (default: run until Ctrl-C).
     #[arg(long)]
     pub max_seconds: Option<u64>,
@@ -85,6 +89,25 @@ pub(crate) fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime
             .enable_all()
             .build()
     }
+}
+
+/// SIGTERM or SIGINT (Ctrl-C).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 pub fn run(args: SimArgs) -> ExitCode {
@@ -130,9 +153,18 @@ pub fn run(args: SimArgs) -> ExitCode {
             }
         };
         eprintln!("acquirer simulator listening on {}", sim.addr());
+        if let Some(addr) = args.admin {
+            match sim.serve_admin(addr).await {
+                Ok(a) => eprintln!("simulator admin on http://{a}"),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
         let limit = args.max_seconds.map_or(Duration::MAX, Duration::from_secs);
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = stop_signal() => {}
             _ = tokio::time::sleep(limit) => {}
         }
         let counts = sim.counts();

@@ -64,14 +64,32 @@ impl Mti {
     }
 
     /// The response MTI for a request or advice (0100 -> 0110,
-    /// 0120 -> 0130, 0800 -> 0810); `None` for responses.
+    /// 0120 -> 0130, 0800 -> 0810); a repeat is answered as the original
+    /// (0401 -> 0410, 0121 -> 0130). `None` for responses.
     pub fn response(&self) -> Option<Mti> {
         if !self.is_request() {
             return None;
         }
         let mut d = self.0;
         d[2] += 1;
+        if self.is_repeat() {
+            d[3] -= 1;
+        }
         Some(Mti(d))
+    }
+
+    /// Whether the origin digit (fourth) marks a repeat (odd: 0401, 0121).
+    pub fn is_repeat(&self) -> bool {
+        self.0[3].is_ascii_digit() && (self.0[3] - b'0') % 2 == 1
+    }
+
+    /// The repeat of this MTI (0400 -> 0401); itself when it is one.
+    pub fn repeat(&self) -> Mti {
+        let mut d = self.0;
+        if !self.is_repeat() && d[3] < b'9' {
+            d[3] += 1;
+        }
+        Mti(d)
     }
 }
 
@@ -100,6 +118,10 @@ mod tests {
         assert_eq!(Mti::NETWORK_REQUEST.response(), Some(Mti::NETWORK_RESPONSE));
         assert_eq!(Mti::new(*b"0120").response(), Some(Mti::new(*b"0130")));
         assert_eq!(Mti::AUTHORIZATION_RESPONSE.response(), None);
+        assert_eq!(Mti::new(*b"0401").response(), Some(Mti::REVERSAL_RESPONSE));
+        assert_eq!(Mti::REVERSAL_REQUEST.repeat(), Mti::new(*b"0401"));
+        assert_eq!(Mti::new(*b"0401").repeat(), Mti::new(*b"0401"));
+        assert!(Mti::new(*b"0121").is_repeat() && !Mti::REVERSAL_REQUEST.is_repeat());
         assert_eq!(Mti::parse("0100"), Some(Mti::AUTHORIZATION_REQUEST));
         assert_eq!(Mti::parse("01a0"), None);
         assert_eq!(Mti::parse("100"), None);

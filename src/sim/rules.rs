@@ -72,28 +72,60 @@ pub enum Action<'a> {
     Close,
 }
 
-/// Final state of an authorization in the ledger.
+/// Where an authorization stands at the acquirer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TxStatus {
     Approved,
+    Refused,
+    /// Answered with a technical failure code.
+    Failed,
+    /// Approved, then reversed.
     Reversed,
 }
 
-/// One approved authorization.
+/// One authorization received (whatever its answer), and what the
+/// acquirer made of the reversals for it. Serialized as the `/ledger`
+/// entries of `acqswitch sim --admin`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LedgerEntry {
+    /// The request's MTI (`0100`).
+    pub mti: String,
     pub terminal: String,
     pub stan: String,
     pub rrn: String,
-    pub auth_id: String,
-    /// Minor units.
+    /// Minor units, as received (digits).
+    #[serde(serialize_with = "as_text")]
     pub amount: u64,
+    pub response_code: String,
+    /// DE 38 of an approval; unique for the simulator's lifetime.
+    pub authorization_id: Option<String>,
+    #[serde(skip)]
     pub status: TxStatus,
+    /// An approval undone by a reversal.
+    pub reversed: bool,
+    /// Every 0400/0401 received for it.
+    pub reversal_messages: u64,
+    /// Distinct reversals applied (told apart by their own STAN; a 0401
+    /// repeats its 0400). More than one is a double reversal.
+    pub reversals_applied: u64,
+    #[serde(skip)]
+    reversal_stans: Vec<String>,
 }
 
-/// Approved and reversed transactions, keyed by (terminal id, STAN); the
-/// oldest are forgotten beyond `capacity`.
+fn as_text<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+impl LedgerEntry {
+    /// Approved at the acquirer (reversed or not).
+    pub fn approved(&self) -> bool {
+        self.response_code == "00"
+    }
+}
+
+/// Authorizations received, keyed by (terminal id, STAN); the oldest are
+/// forgotten beyond `capacity`.
 #[derive(Debug, Default)]
 pub struct Ledger {
     entries: HashMap<(String, String), LedgerEntry>,
@@ -115,20 +147,31 @@ impl Ledger {
         self.entries.get(&(terminal.to_owned(), stan.to_owned()))
     }
 
-    /// Entries, oldest first.
-    pub fn entries(&self) -> Vec<LedgerEntry> {
+    /// Every authorization received, oldest first.
+    pub fn authorizations(&self) -> Vec<LedgerEntry> {
         self.order
             .iter()
             .filter_map(|k| self.entries.get(k).cloned())
             .collect()
     }
 
+    /// The approved ones (reversed or not), oldest first.
+    pub fn entries(&self) -> Vec<LedgerEntry> {
+        self.order
+            .iter()
+            .filter_map(|k| self.entries.get(k))
+            .filter(|e| e.approved())
+            .cloned()
+            .collect()
+    }
+
+    /// Approved authorizations (reversed or not).
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.values().filter(|e| e.approved()).count()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
     fn insert(&mut self, e: LedgerEntry) {
@@ -146,13 +189,22 @@ impl Ledger {
         }
     }
 
-    fn reverse(&mut self, terminal: &str, stan: &str) -> bool {
+    /// A reversal (its own STAN `by`) of (terminal, stan).
+    fn reverse(&mut self, terminal: &str, stan: &str, by: &str) -> bool {
         match self
             .entries
             .get_mut(&(terminal.to_owned(), stan.to_owned()))
         {
             Some(e) => {
-                e.status = TxStatus::Reversed;
+                e.reversal_messages += 1;
+                if !e.reversal_stans.iter().any(|s| s == by) {
+                    e.reversal_stans.push(by.to_owned());
+                    e.reversals_applied += 1;
+                }
+                if e.approved() {
+                    e.reversed = true;
+                    e.status = TxStatus::Reversed;
+                }
                 true
             }
             None => {
@@ -374,30 +426,57 @@ fn authorization<'a>(
         }
     };
     let _ = spec.set_text(&mut resp, 39, rc);
-    match rc {
+    let mut authorization_id = None;
+    let status = match rc {
         "00" => {
             state.counts.approved += 1;
             state.next_auth += 1;
-            let auth_id = format!("{:06}", state.next_auth % 1_000_000);
+            let auth_id = auth_id(state.next_auth);
             let _ = spec.set_text(&mut resp, 38, &auth_id);
-            let text = |n| {
-                spec.text(req, n)
-                    .map(|t| t.into_owned())
-                    .unwrap_or_default()
-            };
-            state.ledger.insert(LedgerEntry {
-                terminal: text(41),
-                stan: text(11),
-                rrn,
-                auth_id,
-                amount: amount.parse().unwrap_or(0),
-                status: TxStatus::Approved,
-            });
+            authorization_id = Some(auth_id);
+            TxStatus::Approved
         }
-        "05" => state.counts.refused += 1,
-        _ => state.counts.failed += 1,
-    }
+        "05" => {
+            state.counts.refused += 1;
+            TxStatus::Refused
+        }
+        _ => {
+            state.counts.failed += 1;
+            TxStatus::Failed
+        }
+    };
+    let text = |n| {
+        spec.text(req, n)
+            .map(|t| t.into_owned())
+            .unwrap_or_default()
+    };
+    state.ledger.insert(LedgerEntry {
+        mti: req.mti().to_string(),
+        terminal: text(41),
+        stan: text(11),
+        rrn,
+        amount: amount.parse().unwrap_or(0),
+        response_code: rc.into(),
+        authorization_id,
+        status,
+        reversed: false,
+        reversal_messages: 0,
+        reversals_applied: 0,
+        reversal_stans: Vec::new(),
+    });
     resp
+}
+
+/// Authorization ids: six base-36 characters, unique for 36^6 approvals.
+fn auth_id(n: u64) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let mut out = [b'0'; 6];
+    let mut v = n % 36u64.pow(6);
+    for slot in out.iter_mut().rev() {
+        *slot = DIGITS[(v % 36) as usize];
+        v /= 36;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn reversal<'a>(
@@ -414,7 +493,8 @@ fn reversal<'a>(
         .or_else(|| text(11))
         .unwrap_or_default();
     let terminal = text(41).unwrap_or_default();
-    state.ledger.reverse(&terminal, &stan);
+    let own = text(11).unwrap_or_default();
+    state.ledger.reverse(&terminal, &stan, &own);
     let mut resp = echo_fields(req, resp_mti);
     let _ = spec.set_text(&mut resp, 39, "00");
     resp
@@ -489,6 +569,49 @@ mod tests {
             TxStatus::Reversed
         );
         assert_eq!(st.ledger.unmatched_reversals, 0);
+    }
+
+    #[test]
+    fn ledger_keeps_every_authorization_and_counts_reversals() {
+        let spec = spec();
+        let mut st = SimState::new(Faults::default(), 0, 100, 1);
+        respond(&spec, &auth(&spec, "000001", "000000000500"), &mut st);
+        respond(&spec, &auth(&spec, "000002", "000000000505"), &mut st);
+        let all = st.ledger.authorizations();
+        assert_eq!(all.len(), 2);
+        assert_eq!(st.ledger.len(), 1, "one approved");
+        assert_eq!(all[1].response_code, "05");
+        assert_eq!(all[1].authorization_id, None);
+        let reversal = |own: &str, mti: &[u8; 4]| {
+            let mut rev = auth(&spec, own, "000000000500");
+            rev.set_mti(Mti::new(*mti));
+            spec.set_text(&mut rev, 90, &format!("0100000001{}", "0".repeat(32)))
+                .unwrap();
+            rev
+        };
+        let a = respond(&spec, &reversal("000010", b"0400"), &mut st);
+        assert_eq!(reply(&a).mti(), Mti::REVERSAL_RESPONSE);
+        // The repeat: counted, not applied again; answered 0410.
+        let a = respond(&spec, &reversal("000010", b"0401"), &mut st);
+        assert_eq!(reply(&a).mti(), Mti::REVERSAL_RESPONSE);
+        let e = st.ledger.get("TERM0001", "000001").unwrap().clone();
+        assert!(e.reversed);
+        assert_eq!((e.reversal_messages, e.reversals_applied), (2, 1));
+        // Another reversal of the same authorization: a double reversal.
+        respond(&spec, &reversal("000011", b"0400"), &mut st);
+        let e = st.ledger.get("TERM0001", "000001").unwrap();
+        assert_eq!((e.reversal_messages, e.reversals_applied), (3, 2));
+        let json = serde_json::to_value(e).unwrap();
+        assert_eq!(json["amount"], "500");
+        assert_eq!(json["mti"], "0100");
+        assert_eq!(json["reversal_messages"], 3);
+    }
+
+    #[test]
+    fn authorization_ids_are_unique_and_six_characters() {
+        let ids: std::collections::HashSet<String> = (0..100_000).map(auth_id).collect();
+        assert_eq!(ids.len(), 100_000);
+        assert!(ids.iter().all(|i| i.len() == 6));
     }
 
     #[test]

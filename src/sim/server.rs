@@ -173,9 +173,62 @@ impl SimHandle {
         self.addr
     }
 
-    /// Approved and reversed transactions, oldest first.
+    /// Approved authorizations (reversed or not), oldest first.
     pub fn ledger(&self) -> Vec<LedgerEntry> {
         self.shared.state().ledger.entries()
+    }
+
+    /// Every authorization received, whatever its answer, oldest first
+    /// (what `GET /ledger` on the admin listener shows).
+    pub fn authorizations(&self) -> Vec<LedgerEntry> {
+        self.shared.state().ledger.authorizations()
+    }
+
+    /// Serves the admin API on `addr` (loopback only), on the current
+    /// runtime, until the simulator shuts down:
+    /// `GET /ledger` -> `{"entries": [every authorization]}`,
+    /// `GET /counts` -> the counters.
+    pub async fn serve_admin(&self, addr: SocketAddr) -> Result<SocketAddr, SimError> {
+        use axum::routing::get;
+        if !addr.ip().is_loopback() {
+            return Err(SimError::Io(std::io::Error::other(format!(
+                "admin address {addr} is not a loopback address"
+            ))));
+        }
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            SimError::Io(std::io::Error::new(
+                e.kind(),
+                format!("admin listen on {addr}: {e}"),
+            ))
+        })?;
+        let bound = listener.local_addr()?;
+        let ledger_state = Arc::clone(&self.shared);
+        let counts_state = Arc::clone(&self.shared);
+        let router = axum::Router::new()
+            .route(
+                "/ledger",
+                get(move || {
+                    let entries = ledger_state.state().ledger.authorizations();
+                    async move { axum::Json(serde_json::json!({ "entries": entries })) }
+                }),
+            )
+            .route(
+                "/counts",
+                get(move || {
+                    let counts = counts_state.state().counts;
+                    async move { axum::Json(counts) }
+                }),
+            );
+        let mut stop = self.shutdown.subscribe();
+        tokio::spawn(async move {
+            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            });
+            if let Err(e) = serve.await {
+                tracing::warn!(error = %e, "simulator admin server");
+            }
+        });
+        Ok(bound)
     }
 
     /// The ledger entry of (terminal id, STAN).
