@@ -126,6 +126,8 @@ pub struct Config {
     #[serde(default)]
     pub journal: JournalConfig,
     #[serde(default)]
+    pub store_and_forward: StoreAndForwardConfig,
+    #[serde(default)]
     pub limits: LimitsConfig,
     pub simulator: Option<SimulatorConfig>,
     pub acquirers: Vec<AcquirerConfig>,
@@ -137,6 +139,38 @@ pub struct Config {
     /// default).
     #[serde(skip)]
     pub base_dir: PathBuf,
+}
+
+/// How reversals are sent until the acquirer acknowledges them.
+///
+/// ```toml
+/// [store_and_forward]
+/// max_in_flight = 8        # per acquirer: a long queue drains without a flood
+/// retry_initial = "1s"     # after a failure; doubles up to retry_max
+/// retry_max = "60s"
+/// expiry = "24h"           # then given up, logged as an error and counted
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreAndForwardConfig {
+    pub max_in_flight: usize,
+    #[serde(with = "duration_serde")]
+    pub retry_initial: Duration,
+    #[serde(with = "duration_serde")]
+    pub retry_max: Duration,
+    #[serde(with = "duration_serde")]
+    pub expiry: Duration,
+}
+
+impl Default for StoreAndForwardConfig {
+    fn default() -> Self {
+        StoreAndForwardConfig {
+            max_in_flight: 8,
+            retry_initial: Duration::from_secs(1),
+            retry_max: Duration::from_secs(60),
+            expiry: Duration::from_secs(24 * 3600),
+        }
+    }
 }
 
 /// Where the journal is kept and the key that seals its card data.

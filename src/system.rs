@@ -33,6 +33,7 @@ use crate::journal::{Backend, CardKey, Journal};
 use crate::net::link::log_unmatched;
 use crate::seal::{SealAlgorithm, SealSecret};
 use crate::sim::{SimConfig, SimHandle, Simulator};
+use crate::switch::saf::SafConfig;
 use crate::switch::{
     AcquirerSetup, Core, CoreSetup, Fault, Limits, Mapping, Merchant, RecoveryReport, Route, Switch,
 };
@@ -372,6 +373,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
 
     // The journal, and the state it gives back.
     let limits = limits(&cfg);
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     let now_ms = unix_ms(SystemTime::now());
     let (backend, location, key): (Box<dyn Backend>, String, CardKey) =
         match cfg.journal.backend.as_str() {
@@ -418,6 +420,12 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
             key,
             limits,
             acquirers: setups.iter().map(|s| s.name.clone()).collect(),
+            saf: SafConfig {
+                max_in_flight: cfg.store_and_forward.max_in_flight.max(1),
+                retry_initial_ms: ms(cfg.store_and_forward.retry_initial),
+                retry_max_ms: ms(cfg.store_and_forward.retry_max),
+                expiry_ms: ms(cfg.store_and_forward.expiry),
+            },
             fault,
         },
         recovered,
@@ -443,7 +451,13 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     );
 
     // Shard 0, on this runtime.
-    let switch = Switch::new(core, Arc::clone(&journal), setups).map_err(|e| match e {
+    if !recovery.saf.is_empty() {
+        tracing::warn!(
+            count = recovery.saf.len(),
+            "reversals waiting in the store-and-forward queue"
+        );
+    }
+    let switch = Switch::new(core, Arc::clone(&journal), setups, recovery.saf.clone()).map_err(|e| match e {
         crate::switch::SwitchError::Acquirer { acquirer, reason } => {
             StartError::Acquirer { acquirer, reason }
         }

@@ -130,7 +130,19 @@ fn run_inner(args: ServeArgs) -> Result<(), String> {
             }
             _ = running.wait() => {}
         }
+        let journal = std::sync::Arc::clone(running.journal());
         running.shutdown().await;
+        let j = journal.stats();
+        println!(
+            "journal: {} group commits for {} batches (mean {:.1}, max {} per commit), commit time mean {} us, max {} us; groups by size {:?}",
+            j.commits,
+            j.batches,
+            j.mean_group(),
+            j.max_group,
+            j.commit_ns / j.commits.max(1) / 1000,
+            j.max_commit_ns / 1000,
+            j.groups
+        );
         Ok(())
     })
 }

@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::{
     claim_of, Applied, Backend, Batch, Change, Conflict, JournalError, Recovered, RecoverySpan,
-    ReferenceRecord, TokenIdRecord, TxRecord, TxState, VaultRecord,
+    ReferenceRecord, ReversalState, SafRecord, SafState, TokenIdRecord, TxRecord, TxState,
+    VaultRecord,
 };
 
 /// See the module documentation.
@@ -21,6 +22,7 @@ pub struct MemoryBackend {
     token_ids: HashMap<(String, String), u64>,
     vault: HashMap<String, VaultRecord>,
     counters: BTreeMap<String, u64>,
+    saf: BTreeMap<u64, SafRecord>,
     /// Commits applied (each one durable transaction).
     pub commits: u64,
 }
@@ -37,6 +39,11 @@ impl MemoryBackend {
 
     pub fn tx(&self, id: u64) -> Option<&TxRecord> {
         self.tx.get(&id)
+    }
+
+    /// Every store-and-forward message, by id.
+    pub fn saf(&self) -> impl Iterator<Item = &SafRecord> {
+        self.saf.values()
     }
 
     fn claim(&self, c: &Change) -> Option<Conflict> {
@@ -119,6 +126,31 @@ impl MemoryBackend {
                     if let Some(a) = &u.answer {
                         t.answer = Some(a.clone());
                     }
+                }
+            }
+            Change::QueueSaf(q) => {
+                self.saf.insert(q.id, (**q).clone());
+                if let Some(t) = self.tx.get_mut(&q.tx_id) {
+                    t.reversal = ReversalState::Queued;
+                }
+            }
+            Change::UpdateSaf(u) => {
+                if let Some(q) = self.saf.get_mut(&u.id) {
+                    q.state = u.state;
+                    q.stan = u.stan.clone();
+                    q.attempts = u.attempts;
+                    q.updated_ms = u.updated_ms;
+                    if u.response_code.is_some() {
+                        q.response_code = u.response_code.clone();
+                    }
+                }
+                let reversal = match u.state {
+                    SafState::Queued => None,
+                    SafState::Acknowledged => Some(ReversalState::Acknowledged),
+                    SafState::Expired => Some(ReversalState::Expired),
+                };
+                if let (Some(r), Some(t)) = (reversal, self.tx.get_mut(&u.tx_id)) {
+                    t.reversal = r;
                 }
             }
             Change::PutVault(v) => {
@@ -206,6 +238,12 @@ impl Backend for MemoryBackend {
                 .collect(),
             token_ids: token_ids.into_iter().skip(tskip).collect(),
             vault: vault.into_iter().skip(vskip).collect(),
+            saf: self
+                .saf
+                .values()
+                .filter(|q| q.state == SafState::Queued)
+                .cloned()
+                .collect(),
         })
     }
 
@@ -224,6 +262,14 @@ impl Backend for MemoryBackend {
 
     fn vault(&mut self, reference: &str) -> Result<Option<VaultRecord>, JournalError> {
         Ok(self.vault.get(reference).cloned())
+    }
+
+    fn transaction_by_id(&mut self, id: u64) -> Result<Option<TxRecord>, JournalError> {
+        Ok(self.tx.get(&id).cloned())
+    }
+
+    fn saf_all(&mut self) -> Result<Vec<SafRecord>, JournalError> {
+        Ok(self.saf.values().cloned().collect())
     }
 
     fn transactions_between(

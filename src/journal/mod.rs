@@ -105,6 +105,9 @@ pub struct SentTo {
     pub acquirer: String,
     pub terminal_id: String,
     pub acceptor_id: String,
+    /// DE 32 and DE 18 of the contract (a reversal repeats them).
+    pub acquirer_id: String,
+    pub merchant_category_code: String,
     /// DE 11, six digits.
     pub stan: String,
     /// DE 37, twelve characters.
@@ -149,6 +152,126 @@ pub struct TxRecord {
     pub content_hash: [u8; 32],
     pub sent_to: Option<SentTo>,
     pub answer: Option<Answer>,
+    /// Whether the authorization was reversed.
+    pub reversal: ReversalState,
+}
+
+/// A transaction's reversal, as the journal keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReversalState {
+    /// Not reversed (none needed, or none yet).
+    None,
+    /// In the store-and-forward queue.
+    Queued,
+    /// The acquirer acknowledged it (0410).
+    Acknowledged,
+    /// Given up after the queue's expiry (an operator must act).
+    Expired,
+}
+
+impl ReversalState {
+    pub const ALL: [ReversalState; 4] = [
+        ReversalState::None,
+        ReversalState::Queued,
+        ReversalState::Acknowledged,
+        ReversalState::Expired,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReversalState::None => "none",
+            ReversalState::Queued => "queued",
+            ReversalState::Acknowledged => "acknowledged",
+            ReversalState::Expired => "expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// What a store-and-forward message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SafKind {
+    /// A full reversal of the authorization.
+    Reversal,
+}
+
+impl SafKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SafKind::Reversal => "reversal",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        (s == "reversal").then_some(SafKind::Reversal)
+    }
+}
+
+/// Where a store-and-forward message stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SafState {
+    Queued,
+    Acknowledged,
+    Expired,
+}
+
+impl SafState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SafState::Queued => "queued",
+            SafState::Acknowledged => "acknowledged",
+            SafState::Expired => "expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [SafState::Queued, SafState::Acknowledged, SafState::Expired]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+/// A message the acquirer must get (a reversal), kept until it is
+/// acknowledged or expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SafRecord {
+    pub id: u64,
+    pub tx_id: u64,
+    pub kind: SafKind,
+    pub acquirer: String,
+    /// Why (a `ReversalReason` name).
+    pub reason: String,
+    /// The message's own DE 11, given at the first attempt (durable with
+    /// it) and the same for every later one: a retransmission is a repeat
+    /// of the same message, not a new one. Empty before the first.
+    pub stan: String,
+    /// Minor units.
+    pub amount: u64,
+    pub state: SafState,
+    /// Sends started: each is durable before its message is written, so
+    /// after a restart the next one goes as a repeat.
+    pub attempts: u32,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+    pub expires_ms: u64,
+    /// The acquirer's answer to it.
+    pub response_code: Option<String>,
+}
+
+/// A change of a store-and-forward message (and of its transaction's
+/// reversal state).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SafUpdate {
+    pub id: u64,
+    pub tx_id: u64,
+    pub state: SafState,
+    pub stan: String,
+    pub attempts: u32,
+    pub updated_ms: u64,
+    pub response_code: Option<String>,
 }
 
 impl fmt::Debug for TxRecord {
@@ -228,6 +351,12 @@ pub enum Change {
     },
     InsertTx(Box<TxRecord>),
     UpdateTx(TxUpdate),
+    /// Queues a message (its transaction's reversal state becomes
+    /// `queued`).
+    QueueSaf(Box<SafRecord>),
+    /// A message's progress (acknowledged or expired: its transaction's
+    /// reversal state follows).
+    UpdateSaf(SafUpdate),
     PutVault(VaultRecord),
     /// Raises counter `name`'s reservation to `upto` (never lowers it).
     Reserve {
@@ -304,6 +433,8 @@ pub struct Recovered {
     pub references: Vec<(ReferenceRecord, Option<TxRecord>)>,
     pub token_ids: Vec<TokenIdRecord>,
     pub vault: Vec<VaultRecord>,
+    /// Store-and-forward messages still queued, oldest first.
+    pub saf: Vec<SafRecord>,
 }
 
 /// Why the journal failed. Never carries card data.
@@ -342,6 +473,13 @@ pub trait Backend: Send {
 
     /// A vaulted card, if still kept.
     fn vault(&mut self, reference: &str) -> Result<Option<VaultRecord>, JournalError>;
+
+    /// A transaction by id.
+    fn transaction_by_id(&mut self, id: u64) -> Result<Option<TxRecord>, JournalError>;
+
+    /// Store-and-forward messages, every state, oldest first (tools and
+    /// tests).
+    fn saf_all(&mut self) -> Result<Vec<SafRecord>, JournalError>;
 
     /// Transactions created in `[from_ms, to_ms)`, oldest first.
     fn transactions_between(
@@ -392,11 +530,14 @@ pub(crate) mod tests {
                 acquirer: "cb2a".into(),
                 terminal_id: "ACQ00001".into(),
                 acceptor_id: "MERCHANT0000001".into(),
+                acquirer_id: "00000000001".into(),
+                merchant_category_code: "5999".into(),
                 stan: format!("{:06}", id % 1_000_000),
                 rrn: format!("{id:012}"),
                 sent_ms: created_ms,
             }),
             answer: None,
+            reversal: ReversalState::None,
         }
     }
 
@@ -557,6 +698,64 @@ pub(crate) mod tests {
         let (r1, tx) = rec.references.iter().find(|(r, _)| r.tx_id == 5).unwrap();
         assert_eq!(r1.reference, "r1");
         assert!(tx.is_none(), "transaction 5 was never inserted");
+
+        // Store and forward: queued with the transaction's reversal state,
+        // in the recovery while queued, its progress kept.
+        let saf = SafRecord {
+            id: 100,
+            tx_id: 3,
+            kind: SafKind::Reversal,
+            acquirer: "cb2a".into(),
+            reason: "TIMEOUT".into(),
+            stan: "000777".into(),
+            amount: 1000,
+            state: SafState::Queued,
+            attempts: 0,
+            created_ms: t0 + 50,
+            updated_ms: t0 + 50,
+            expires_ms: t0 + 86_400_000,
+            response_code: None,
+        };
+        b.commit(&[vec![Change::QueueSaf(Box::new(saf.clone()))]])
+            .unwrap();
+        assert_eq!(
+            b.transaction_by_id(3).unwrap().unwrap().reversal,
+            ReversalState::Queued
+        );
+        let rec = b.recover(&span(t0 + 100)).unwrap();
+        assert_eq!(rec.saf, vec![saf.clone()]);
+        let sent_once = SafUpdate {
+            id: 100,
+            tx_id: 3,
+            state: SafState::Queued,
+            stan: "000778".into(),
+            attempts: 1,
+            updated_ms: t0 + 60,
+            response_code: None,
+        };
+        b.commit(&[vec![Change::UpdateSaf(sent_once)]]).unwrap();
+        let queued = &b.recover(&span(t0 + 100)).unwrap().saf[0];
+        assert_eq!((queued.attempts, queued.stan.as_str()), (1, "000778"));
+        b.commit(&[vec![Change::UpdateSaf(SafUpdate {
+            id: 100,
+            tx_id: 3,
+            state: SafState::Acknowledged,
+            stan: "000778".into(),
+            attempts: 1,
+            updated_ms: t0 + 70,
+            response_code: Some("00".into()),
+        })]])
+        .unwrap();
+        assert!(b.recover(&span(t0 + 100)).unwrap().saf.is_empty());
+        assert_eq!(
+            b.transaction_by_id(3).unwrap().unwrap().reversal,
+            ReversalState::Acknowledged
+        );
+        let all = b.saf_all().unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].state, SafState::Acknowledged);
+        assert_eq!(all[0].response_code.as_deref(), Some("00"));
+        assert!(b.transaction_by_id(999).unwrap().is_none());
 
         // Listing by creation time.
         let all = b.transactions_between(t0, t0 + 1).unwrap();

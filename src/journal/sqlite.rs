@@ -22,7 +22,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
 use super::{
     claim_of, Answer, Applied, Backend, Batch, Change, Conflict, JournalError, Recovered,
-    RecoverySpan, ReferenceRecord, SentTo, TokenIdRecord, TxRecord, TxState, TxUpdate, VaultRecord,
+    RecoverySpan, ReferenceRecord, ReversalState, SafKind, SafRecord, SafState, SentTo,
+    TokenIdRecord, TxRecord, TxState, TxUpdate, VaultRecord,
 };
 
 /// Schema steps; `user_version` = how many have been applied.
@@ -46,13 +47,16 @@ CREATE TABLE tx (
     acquirer               TEXT,
     terminal_id            TEXT,
     acceptor_id            TEXT,
+    acquirer_id            TEXT,
+    merchant_category_code TEXT,
     stan                   TEXT,
     rrn                    TEXT,
     sent_ms                INTEGER,
     response_code          TEXT,
     acquirer_response_code TEXT,
     authorisation_id       TEXT,
-    answered_ms            INTEGER
+    answered_ms            INTEGER,
+    reversal               TEXT NOT NULL DEFAULT 'none'
 );
 CREATE INDEX tx_by_reference ON tx (merchant_id, reference);
 CREATE INDEX tx_by_created ON tx (created_ms);
@@ -85,13 +89,35 @@ CREATE TABLE counters (
     name     TEXT PRIMARY KEY,
     reserved INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE saf (
+    id            INTEGER PRIMARY KEY,
+    tx_id         INTEGER NOT NULL,
+    kind          TEXT NOT NULL,
+    acquirer      TEXT NOT NULL,
+    reason        TEXT NOT NULL,
+    stan          TEXT NOT NULL,
+    amount        INTEGER NOT NULL,
+    state         TEXT NOT NULL,
+    attempts      INTEGER NOT NULL,
+    created_ms    INTEGER NOT NULL,
+    updated_ms    INTEGER NOT NULL,
+    expires_ms    INTEGER NOT NULL,
+    response_code TEXT
+);
+CREATE INDEX saf_queued ON saf (state) WHERE state = 'queued';
+-- One reversal per authorization, whatever triggers it.
+CREATE UNIQUE INDEX saf_one_reversal ON saf (tx_id) WHERE kind = 'reversal';
 "#];
 
-/// The columns of `tx`, in [`tx_of_row`]'s order.
+/// The columns of `tx`, in [`tx_of`]'s order.
 const TX_COLUMNS: &str = "id, merchant_id, reference, state, created_ms, updated_ms, amount, \
     currency, masked_pan, brand, pan_entry_mode, wallet, order_channel, card, content_hash, \
-    acquirer, terminal_id, acceptor_id, stan, rrn, sent_ms, response_code, \
-    acquirer_response_code, authorisation_id, answered_ms";
+    acquirer, terminal_id, acceptor_id, acquirer_id, merchant_category_code, stan, rrn, \
+    sent_ms, response_code, acquirer_response_code, authorisation_id, answered_ms, reversal";
+
+/// The columns of `saf`, in [`saf_of`]'s order.
+const SAF_COLUMNS: &str = "id, tx_id, kind, acquirer, reason, stan, amount, state, attempts, \
+    created_ms, updated_ms, expires_ms, response_code";
 
 /// A journal in one SQLite file.
 pub struct SqliteBackend {
@@ -165,7 +191,7 @@ impl SqliteBackend {
             "PRAGMA synchronous = FULL;
              PRAGMA foreign_keys = OFF;
              PRAGMA temp_store = MEMORY;
-             PRAGMA cache_size = -65536;",
+",
         )
         .map_err(open_err)?;
         let version: i64 = conn
@@ -223,27 +249,40 @@ fn tx_of(r: &impl Columns) -> rusqlite::Result<TxRecord> {
         )
     })?;
     let acquirer: Option<String> = r.get(15)?;
+    let text = |i: usize| -> rusqlite::Result<String> {
+        Ok(r.get::<Option<String>>(i)?.unwrap_or_default())
+    };
     let sent_to = match acquirer {
         Some(acquirer) => Some(SentTo {
             acquirer,
-            terminal_id: r.get::<Option<String>>(16)?.unwrap_or_default(),
-            acceptor_id: r.get::<Option<String>>(17)?.unwrap_or_default(),
-            stan: r.get::<Option<String>>(18)?.unwrap_or_default(),
-            rrn: r.get::<Option<String>>(19)?.unwrap_or_default(),
-            sent_ms: u(r.get::<Option<i64>>(20)?.unwrap_or(0)),
+            terminal_id: text(16)?,
+            acceptor_id: text(17)?,
+            acquirer_id: text(18)?,
+            merchant_category_code: text(19)?,
+            stan: text(20)?,
+            rrn: text(21)?,
+            sent_ms: u(r.get::<Option<i64>>(22)?.unwrap_or(0)),
         }),
         None => None,
     };
-    let response_code: Option<String> = r.get(21)?;
+    let response_code: Option<String> = r.get(23)?;
     let answer = match response_code {
         Some(response_code) => Some(Answer {
             response_code,
-            acquirer_response_code: r.get(22)?,
-            authorisation_id: r.get(23)?,
-            answered_ms: u(r.get::<Option<i64>>(24)?.unwrap_or(0)),
+            acquirer_response_code: r.get(24)?,
+            authorisation_id: r.get(25)?,
+            answered_ms: u(r.get::<Option<i64>>(26)?.unwrap_or(0)),
         }),
         None => None,
     };
+    let reversal: String = r.get(27)?;
+    let reversal = ReversalState::parse(&reversal).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            27,
+            rusqlite::types::Type::Text,
+            format!("unknown reversal state {reversal:?}").into(),
+        )
+    })?;
     Ok(TxRecord {
         id: u(r.get(0)?),
         merchant_id: r.get(1)?,
@@ -262,6 +301,30 @@ fn tx_of(r: &impl Columns) -> rusqlite::Result<TxRecord> {
         content_hash,
         sent_to,
         answer,
+        reversal,
+    })
+}
+
+fn saf_of(r: &Row<'_>) -> rusqlite::Result<SafRecord> {
+    let bad = |i: usize, what: String| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, what.into())
+    };
+    let kind: String = r.get(2)?;
+    let state: String = r.get(7)?;
+    Ok(SafRecord {
+        id: u(r.get(0)?),
+        tx_id: u(r.get(1)?),
+        kind: SafKind::parse(&kind).ok_or_else(|| bad(2, format!("unknown kind {kind:?}")))?,
+        acquirer: r.get(3)?,
+        reason: r.get(4)?,
+        stan: r.get(5)?,
+        amount: u(r.get(6)?),
+        state: SafState::parse(&state).ok_or_else(|| bad(7, format!("unknown state {state:?}")))?,
+        attempts: u32::try_from(r.get::<_, i64>(8)?).unwrap_or(u32::MAX),
+        created_ms: u(r.get(9)?),
+        updated_ms: u(r.get(10)?),
+        expires_ms: u(r.get(11)?),
+        response_code: r.get(12)?,
     })
 }
 
@@ -338,7 +401,7 @@ fn insert_tx(t: &Transaction<'_>, r: &TxRecord) -> rusqlite::Result<()> {
     let a = r.answer.as_ref();
     t.prepare_cached(&format!(
         "INSERT INTO tx ({TX_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
-         ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)"
+         ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)"
     ))?
     .execute(params![
         i(r.id),
@@ -359,6 +422,8 @@ fn insert_tx(t: &Transaction<'_>, r: &TxRecord) -> rusqlite::Result<()> {
         s.map(|s| &s.acquirer),
         s.map(|s| &s.terminal_id),
         s.map(|s| &s.acceptor_id),
+        s.map(|s| &s.acquirer_id),
+        s.map(|s| &s.merchant_category_code),
         s.map(|s| &s.stan),
         s.map(|s| &s.rrn),
         s.map(|s| i(s.sent_ms)),
@@ -366,6 +431,7 @@ fn insert_tx(t: &Transaction<'_>, r: &TxRecord) -> rusqlite::Result<()> {
         a.and_then(|a| a.acquirer_response_code.as_ref()),
         a.and_then(|a| a.authorisation_id.as_ref()),
         a.map(|a| i(a.answered_ms)),
+        r.reversal.as_str(),
     ])?;
     Ok(())
 }
@@ -409,6 +475,53 @@ fn apply(t: &Transaction<'_>, c: &Change) -> rusqlite::Result<()> {
         }
         Change::InsertTx(r) => insert_tx(t, r)?,
         Change::UpdateTx(u) => update_tx(t, u)?,
+        Change::QueueSaf(q) => {
+            t.prepare_cached(&format!(
+                "INSERT INTO saf ({SAF_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
+                 ?11, ?12, ?13)"
+            ))?
+            .execute(params![
+                i(q.id),
+                i(q.tx_id),
+                q.kind.as_str(),
+                q.acquirer,
+                q.reason,
+                q.stan,
+                i(q.amount),
+                q.state.as_str(),
+                i64::from(q.attempts),
+                i(q.created_ms),
+                i(q.updated_ms),
+                i(q.expires_ms),
+                q.response_code,
+            ])?;
+            t.prepare_cached("UPDATE tx SET reversal = 'queued' WHERE id = ?1")?
+                .execute([i(q.tx_id)])?;
+        }
+        Change::UpdateSaf(u) => {
+            t.prepare_cached(
+                "UPDATE saf SET state = ?2, attempts = ?3, updated_ms = ?4,
+                    response_code = coalesce(?5, response_code), stan = ?6
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                i(u.id),
+                u.state.as_str(),
+                i64::from(u.attempts),
+                i(u.updated_ms),
+                u.response_code,
+                u.stan
+            ])?;
+            let reversal = match u.state {
+                SafState::Queued => None,
+                SafState::Acknowledged => Some(ReversalState::Acknowledged),
+                SafState::Expired => Some(ReversalState::Expired),
+            };
+            if let Some(r) = reversal {
+                t.prepare_cached("UPDATE tx SET reversal = ?2 WHERE id = ?1")?
+                    .execute(params![i(u.tx_id), r.as_str()])?;
+            }
+        }
         Change::PutVault(v) => {
             t.prepare_cached(
                 "INSERT OR REPLACE INTO vault (reference, merchant_id, card, stored_ms, expires_ms)
@@ -582,6 +695,14 @@ impl Backend for SqliteBackend {
                 rec.vault.push(r.map_err(storage)?);
             }
             rec.vault.reverse();
+            let mut st = t
+                .prepare(&format!(
+                    "SELECT {SAF_COLUMNS} FROM saf WHERE state = 'queued' ORDER BY id"
+                ))
+                .map_err(storage)?;
+            for r in st.query_map([], saf_of).map_err(storage)? {
+                rec.saf.push(r.map_err(|e| JournalError::Corrupt(e.to_string()))?);
+            }
         }
         t.commit().map_err(storage)?;
         Ok(rec)
@@ -613,6 +734,25 @@ impl Backend for SqliteBackend {
             .query_row([reference], vault_of_row)
             .optional()
             .map_err(storage)
+    }
+
+    fn transaction_by_id(&mut self, id: u64) -> Result<Option<TxRecord>, JournalError> {
+        self.conn
+            .prepare_cached(&format!("SELECT {TX_COLUMNS} FROM tx WHERE id = ?1"))
+            .map_err(storage)?
+            .query_row([i(id)], tx_of_row)
+            .optional()
+            .map_err(|e| JournalError::Corrupt(e.to_string()))
+    }
+
+    fn saf_all(&mut self) -> Result<Vec<SafRecord>, JournalError> {
+        let mut st = self
+            .conn
+            .prepare_cached(&format!("SELECT {SAF_COLUMNS} FROM saf ORDER BY id"))
+            .map_err(storage)?;
+        let rows = st.query_map([], saf_of).map_err(storage)?;
+        rows.map(|r| r.map_err(|e| JournalError::Corrupt(e.to_string())))
+            .collect()
     }
 
     fn transactions_between(

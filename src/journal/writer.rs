@@ -23,7 +23,8 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use super::{
-    Applied, Backend, Batch, JournalError, Recovered, RecoverySpan, TxRecord, VaultRecord,
+    Applied, Backend, Batch, JournalError, Recovered, RecoverySpan, SafRecord, TxRecord,
+    VaultRecord,
 };
 
 /// Most batches in one group commit.
@@ -45,6 +46,13 @@ enum Request {
     Vault {
         reference: String,
         done: oneshot::Sender<Result<Option<VaultRecord>, JournalError>>,
+    },
+    ById {
+        id: u64,
+        done: oneshot::Sender<Result<Option<TxRecord>, JournalError>>,
+    },
+    Saf {
+        done: oneshot::Sender<Result<Vec<SafRecord>, JournalError>>,
     },
     Between {
         from_ms: u64,
@@ -191,6 +199,24 @@ impl Journal {
         rx.await.unwrap_or(Err(JournalError::Stopped))
     }
 
+    /// A transaction by id.
+    pub async fn transaction_by_id(&self, id: u64) -> Result<Option<TxRecord>, JournalError> {
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send(Request::ById { id, done })
+            .map_err(|_| JournalError::Stopped)?;
+        rx.await.unwrap_or(Err(JournalError::Stopped))
+    }
+
+    /// Every store-and-forward message, oldest first.
+    pub async fn saf_all(&self) -> Result<Vec<SafRecord>, JournalError> {
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Saf { done })
+            .map_err(|_| JournalError::Stopped)?;
+        rx.await.unwrap_or(Err(JournalError::Stopped))
+    }
+
     /// Transactions created in `[from_ms, to_ms)`.
     pub async fn transactions_between(
         &self,
@@ -275,6 +301,12 @@ fn write_loop(mut backend: Box<dyn Backend>, rx: mpsc::Receiver<Request>, stats:
             }
             Some(Request::Vault { reference, done }) => {
                 let _ = done.send(backend.vault(&reference));
+            }
+            Some(Request::ById { id, done }) => {
+                let _ = done.send(backend.transaction_by_id(id));
+            }
+            Some(Request::Saf { done }) => {
+                let _ = done.send(backend.saf_all());
             }
             Some(Request::Between {
                 from_ms,

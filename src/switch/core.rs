@@ -19,8 +19,10 @@ use std::sync::Arc;
 
 use super::codes::{ResponseCode, ResponseCodeTable};
 use super::domain::{
-    Authentication, AuthorizationRequest, CardBrand, HolderAuthentProgram, PanEntryMode, Wallet,
+    Authentication, AuthorizationRequest, CardBrand, Currency, HolderAuthentProgram,
+    OrderChannel, PanEntryMode, ReversalReason, ReversalRequest, Wallet,
 };
+use super::saf::SafConfig;
 use super::operation::{CardOrder, OrderAnswer, Refusal};
 use super::routing::{self, Route};
 use super::sequence::{Exhausted, Reservation, Sequence};
@@ -29,8 +31,8 @@ use super::Merchant;
 use crate::card::{Expiry, Pan};
 use crate::journal::crypto::SealDomain;
 use crate::journal::{
-    Answer, Batch, CardKey, Change, Recovered, RecoverySpan, SentTo, TxRecord, TxState, TxUpdate,
-    VaultRecord,
+    Answer, Batch, CardKey, Change, Recovered, RecoverySpan, ReversalState, SafKind, SafRecord,
+    SafState, SentTo, TxRecord, TxState, TxUpdate, VaultRecord,
 };
 use crate::net::StanAllocator;
 
@@ -117,8 +119,12 @@ impl StanBook {
 /// What start-up found, for the log and for the reversal work.
 #[derive(Debug, Default)]
 pub struct RecoveryReport {
-    /// Transactions found without an outcome, now `unknown`.
+    /// Transactions found without an outcome, now `unknown` (a reversal
+    /// queued for each).
     pub unknown: Vec<TxRecord>,
+    /// Store-and-forward messages queued: those found in the journal and
+    /// those queued for the unknown transactions.
+    pub saf: Vec<SafRecord>,
     pub references: usize,
     pub token_ids: usize,
     pub vault: usize,
@@ -157,8 +163,9 @@ pub enum Outcome {
     },
     /// Nothing was written: the code to answer (no link, busy...).
     NotSent(ResponseCode),
-    /// Written, no answer (timeout, link dropped): the code to answer.
-    MaybeDelivered(ResponseCode),
+    /// Written, no answer (timeout, link dropped): the code to answer, and
+    /// why it is reversed.
+    MaybeDelivered(ResponseCode, ReversalReason),
 }
 
 /// Why a claim did not go through.
@@ -181,6 +188,7 @@ pub struct Core {
     rrns: Sequence,
     stans: HashMap<String, StanBook>,
     limits: Limits,
+    saf: SafConfig,
     fault: Option<Fault>,
 }
 
@@ -203,6 +211,7 @@ pub struct CoreSetup {
     pub limits: Limits,
     /// Acquirer names (one STAN sequence each).
     pub acquirers: Vec<String>,
+    pub saf: SafConfig,
     pub fault: Option<Fault>,
 }
 
@@ -269,9 +278,15 @@ impl Core {
             rrns: Sequence::new(RRNS, rrn0, rrn0, rrnb),
             stans,
             limits,
+            saf: setup.saf,
             fault: setup.fault,
         };
-        let mut report = RecoveryReport::default();
+        let mut report = RecoveryReport {
+            saf: rec.saf.clone(),
+            ..RecoveryReport::default()
+        };
+        // Every transaction left open may have been approved: it is
+        // reversed (queued in the same durable write that marks it).
         for tx in rec.open {
             batch.push(Change::UpdateTx(TxUpdate {
                 id: tx.id,
@@ -279,9 +294,14 @@ impl Core {
                 updated_ms: now_ms,
                 answer: None,
             }));
+            if let Some(q) = core.reversal_record(&tx, ReversalReason::UnknownAtStart, now_ms) {
+                batch.push(Change::QueueSaf(Box::new(q.clone())));
+                report.saf.push(q);
+            }
             report.unknown.push(TxRecord {
                 state: TxState::Unknown,
                 updated_ms: now_ms,
+                reversal: ReversalState::Queued,
                 ..tx
             });
         }
@@ -366,6 +386,74 @@ impl Core {
 
     pub fn fault(&self) -> Option<Fault> {
         self.fault
+    }
+
+    pub fn saf_config(&self) -> &SafConfig {
+        &self.saf
+    }
+
+    /// The reversal to queue for `tx` (one per authorization: its id is
+    /// the transaction's). `None` for a transaction never sent.
+    pub fn reversal_record(
+        &self,
+        tx: &TxRecord,
+        reason: ReversalReason,
+        now_ms: u64,
+    ) -> Option<SafRecord> {
+        let to = tx.sent_to.as_ref()?;
+        Some(self.reversal_for(tx.id, &to.acquirer, tx.amount, reason, now_ms))
+    }
+
+    fn reversal_for(
+        &self,
+        tx_id: u64,
+        acquirer: &str,
+        amount: u64,
+        reason: ReversalReason,
+        now_ms: u64,
+    ) -> SafRecord {
+        SafRecord {
+            id: tx_id,
+            tx_id,
+            kind: SafKind::Reversal,
+            acquirer: acquirer.into(),
+            reason: reason.as_str().into(),
+            stan: String::new(),
+            amount,
+            state: SafState::Queued,
+            attempts: 0,
+            created_ms: now_ms,
+            updated_ms: now_ms,
+            expires_ms: now_ms.saturating_add(self.saf.expiry_ms),
+            response_code: None,
+        }
+    }
+
+    /// The reversal message's content for a journaled transaction (its
+    /// card opened from the journal).
+    pub fn reversal_request(&self, tx: &TxRecord, reason: ReversalReason) -> Option<ReversalRequest> {
+        let to = tx.sent_to.as_ref()?;
+        let (card_number, expiry) = self.open_tx_card(tx)?;
+        Some(ReversalRequest {
+            card_number,
+            expiry,
+            amount: tx.amount,
+            currency: Currency::parse(&tx.currency)?,
+            brand: CardBrand::parse(&tx.brand).unwrap_or(CardBrand::Other),
+            pan_entry_mode: PanEntryMode::parse(&tx.pan_entry_mode).unwrap_or(PanEntryMode::Wallet),
+            wallet: tx.wallet.as_deref().and_then(Wallet::parse),
+            order_channel: OrderChannel::parse(&tx.order_channel).unwrap_or(OrderChannel::Internet),
+            transaction_reference: tx.reference.clone(),
+            terminal_id: to.terminal_id.clone(),
+            acceptor_id: to.acceptor_id.clone(),
+            acquirer_id: to.acquirer_id.clone(),
+            merchant_category_code: to.merchant_category_code.clone(),
+            rrn: to.rrn.clone(),
+            original_stan: to.stan.clone(),
+            original_mti: crate::iso8583::Mti::AUTHORIZATION_REQUEST,
+            original_sent: std::time::UNIX_EPOCH + std::time::Duration::from_millis(to.sent_ms),
+            reason,
+        })
     }
 
     /// An acquirer's STAN numbering.
@@ -552,6 +640,7 @@ impl Core {
             content_hash: p.content_hash,
             sent_to: None,
             answer: None,
+            reversal: ReversalState::None,
         }
     }
 
@@ -600,6 +689,7 @@ impl Core {
         &self,
         p: &Prepared<'_>,
         tx_id: u64,
+        sent_to: &SentTo,
         outcome: &Outcome,
         now_ms: u64,
     ) -> (TxState, Batch, OrderAnswer) {
@@ -628,7 +718,7 @@ impl Core {
                 )
             }
             Outcome::NotSent(code) => (TxState::NotSent, bare_answer(*code, now_ms)),
-            Outcome::MaybeDelivered(code) => (TxState::TimedOut, bare_answer(*code, now_ms)),
+            Outcome::MaybeDelivered(code, _) => (TxState::TimedOut, bare_answer(*code, now_ms)),
         };
         let mut batch = vec![Change::UpdateTx(TxUpdate {
             id: tx_id,
@@ -642,6 +732,12 @@ impl Core {
                 reference: p.request.transaction_reference.clone(),
                 tx_id,
             });
+        }
+        // Maybe approved at the acquirer, answered 90/99 here: reversed,
+        // queued in the same durable write as the answer.
+        if let Outcome::MaybeDelivered(_, reason) = outcome {
+            let q = self.reversal_for(tx_id, &sent_to.acquirer, p.request.amount, *reason, now_ms);
+            batch.push(Change::QueueSaf(Box::new(q)));
         }
         let told = OrderAnswer {
             response_code: ResponseCode::parse(&answer.response_code)
@@ -808,6 +904,7 @@ mod tests {
                 vault_capacity: 1000,
             },
             acquirers: vec!["cb2a".into()],
+            saf: SafConfig::default(),
             fault: None,
         }
     }
@@ -854,6 +951,8 @@ mod tests {
             acquirer: "cb2a".into(),
             terminal_id: "ACQ00001".into(),
             acceptor_id: "MERCHANT0000001".into(),
+            acquirer_id: "00000000001".into(),
+            merchant_category_code: "5999".into(),
             stan: stan.into(),
             rrn: "000000000001".into(),
             sent_ms: T0,
@@ -887,7 +986,7 @@ mod tests {
             response_code: Some("00".into()),
             authorisation_id: Some("A1".into()),
         };
-        let (state, batch, told) = core.conclude(&p, id, &outcome, T0 + 5);
+        let (state, batch, told) = core.conclude(&p, id, &sent_to("000001"), &outcome, T0 + 5);
         assert_eq!(state, TxState::Approved);
         assert_eq!(told.response_code, ResponseCode::Approved);
         db.commit(&[batch]).unwrap();
@@ -920,6 +1019,7 @@ mod tests {
         let (state, batch, told) = core.conclude(
             &p,
             id,
+            &sent_to("000002"),
             &Outcome::NotSent(ResponseCode::TechnicalProblem),
             T0 + 1,
         );

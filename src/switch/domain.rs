@@ -309,6 +309,105 @@ impl AuthorizationRequest {
     }
 }
 
+/// Why an authorization is reversed (`reason_code` in a mapping's
+/// `[reversal]` section, mapped to the dialect's code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReversalReason {
+    /// No answer within the request timeout.
+    Timeout,
+    /// The link dropped with the request written and unanswered.
+    LinkDropped,
+    /// Found without an outcome when the switch started (it stopped with
+    /// the request in flight).
+    UnknownAtStart,
+    /// Answered, but the outcome could not be journaled, so the merchant
+    /// was not told an approval.
+    NotRecorded,
+    /// The merchant cancelled it.
+    Cancellation,
+}
+
+impl ReversalReason {
+    pub const ALL: [ReversalReason; 5] = [
+        ReversalReason::Timeout,
+        ReversalReason::LinkDropped,
+        ReversalReason::UnknownAtStart,
+        ReversalReason::NotRecorded,
+        ReversalReason::Cancellation,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReversalReason::Timeout => "TIMEOUT",
+            ReversalReason::LinkDropped => "LINK_DROPPED",
+            ReversalReason::UnknownAtStart => "UNKNOWN_AT_START",
+            ReversalReason::NotRecorded => "NOT_RECORDED",
+            ReversalReason::Cancellation => "CANCELLATION",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// A reversal of an authorization, from what the journal kept of it (no
+/// cryptogram: it is never kept). `Debug` masks the card number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReversalRequest {
+    pub card_number: Pan,
+    pub expiry: Expiry,
+    /// Minor units: the original amount (full reversal).
+    pub amount: u64,
+    pub currency: Currency,
+    pub brand: CardBrand,
+    pub pan_entry_mode: PanEntryMode,
+    pub wallet: Option<Wallet>,
+    pub order_channel: OrderChannel,
+    pub transaction_reference: String,
+    pub terminal_id: String,
+    pub acceptor_id: String,
+    pub acquirer_id: String,
+    pub merchant_category_code: String,
+    /// The original's RRN, STAN, MTI and transmission time.
+    pub rrn: String,
+    pub original_stan: String,
+    pub original_mti: crate::iso8583::Mti,
+    pub original_sent: std::time::SystemTime,
+    pub reason: ReversalReason,
+}
+
+impl ReversalRequest {
+    /// The reversal of `req`, sent with `ctx` and STAN `original_stan`.
+    pub fn of_request(
+        req: &AuthorizationRequest,
+        ctx: &super::mapping::RequestContext<'_>,
+        original_stan: &str,
+        reason: ReversalReason,
+    ) -> ReversalRequest {
+        ReversalRequest {
+            card_number: req.card_number.clone(),
+            expiry: req.expiry,
+            amount: req.amount,
+            currency: req.currency,
+            brand: req.brand,
+            pan_entry_mode: req.pan_entry_mode,
+            wallet: req.wallet,
+            order_channel: req.order_channel,
+            transaction_reference: req.transaction_reference.clone(),
+            terminal_id: ctx.terminal_id.into(),
+            acceptor_id: ctx.acceptor_id.into(),
+            acquirer_id: ctx.acquirer_id.into(),
+            merchant_category_code: ctx.merchant_category_code.into(),
+            rrn: ctx.rrn.into(),
+            original_stan: original_stan.into(),
+            original_mti: crate::iso8583::Mti::AUTHORIZATION_REQUEST,
+            original_sent: ctx.now,
+            reason,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

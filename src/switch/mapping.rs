@@ -1,21 +1,23 @@
 //! Authorization domain <-> ISO 8583, per acquirer dialect, from a mapping
 //! file (`specs/*.mapping.toml`). The file says which field or sub-field
-//! carries each domain value; this module only interprets it, so adding an
-//! acquirer is a dialect file and a mapping file, not code.
+//! carries each domain value, for the authorization request (`[request]`)
+//! and its reversal (`[reversal]`); this module only interprets it, so
+//! adding an acquirer is a dialect file and a mapping file, not code.
 //!
 //! ```text
 //!   "47.02" = { from = "cryptogram" }      field 47, TLV tag labelled "02"
 //!   "60.8"  = { from = "eci", default = "07" }   fixed part "8" of field 60
 //!   "22"    = { from = "pan_entry_mode", map = { OEMPAY = "812", WALLET = "812" } }
 //!   "25"    = { constant = "59" }
+//!   "90"    = { from = "original_data_elements" }          (reversal only)
 //! ```
 //!
 //! A mapping is validated once against its dialect ([`Mapping::load`]):
-//! unknown keys, unknown domain values, sub-fields the dialect does not
-//! define and incomplete `map`s are refused with the key named, then a
-//! sample authorization in each mode must encode. Building a request
-//! ([`Mapping::build_request`]) is then pure: no I/O, no clock (the time is
-//! passed in).
+//! unknown keys, unknown domain values, values a message kind does not
+//! have (no cryptogram in a reversal: it is never kept), sub-fields the
+//! dialect does not define and incomplete `map`s are refused with the key
+//! named, then a sample of each message in each mode must encode. Building
+//! a message is then pure: no I/O, no clock (the time is passed in).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -27,7 +29,8 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::domain::{
-    AuthorizationRequest, CardBrand, HolderAuthentProgram, OrderChannel, PanEntryMode, Wallet,
+    AuthorizationRequest, CardBrand, HolderAuthentProgram, OrderChannel, PanEntryMode,
+    ReversalReason, ReversalRequest, Wallet,
 };
 use crate::iso8583::{Class, DataEncoding, Message, Mti, Spec, SubValue, Subfields, ValueError};
 
@@ -39,6 +42,22 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../specs/iso87visa.mapping.toml"),
     ),
 ];
+
+/// The messages a mapping describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    Request,
+    Reversal,
+}
+
+impl MessageKind {
+    fn section(self) -> &'static str {
+        match self {
+            MessageKind::Request => "request",
+            MessageKind::Reversal => "reversal",
+        }
+    }
+}
 
 /// A domain value a mapping entry can take (`from = "..."`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,10 +84,15 @@ pub enum Source {
     Cryptogram,
     TokenRequestorId,
     TransactionReference,
+    OriginalMti,
+    OriginalStan,
+    OriginalTransmissionDatetime,
+    OriginalDataElements,
+    ReasonCode,
 }
 
 impl Source {
-    const NAMES: [(&'static str, Source); 22] = [
+    const NAMES: [(&'static str, Source); 27] = [
         ("card_number", Source::CardNumber),
         ("expiry_yymm", Source::ExpiryYymm),
         ("expiry_mmyy", Source::ExpiryMmyy),
@@ -91,10 +115,32 @@ impl Source {
         ("cryptogram", Source::Cryptogram),
         ("token_requestor_id", Source::TokenRequestorId),
         ("transaction_reference", Source::TransactionReference),
+        ("original_mti", Source::OriginalMti),
+        ("original_stan", Source::OriginalStan),
+        (
+            "original_transmission_datetime",
+            Source::OriginalTransmissionDatetime,
+        ),
+        ("original_data_elements", Source::OriginalDataElements),
+        ("reason_code", Source::ReasonCode),
     ];
 
     fn parse(s: &str) -> Option<Source> {
         Self::NAMES.iter().find(|(n, _)| *n == s).map(|(_, v)| *v)
+    }
+
+    /// Whether a message of `kind` has this value. The authentication
+    /// data (ECI, cryptogram, program) is never kept after the
+    /// authorization, so a reversal cannot carry it; the original's
+    /// identifiers exist only in a reversal.
+    fn available_in(self, kind: MessageKind) -> bool {
+        use Source::*;
+        match self {
+            Eci | Cryptogram | HolderAuthentProgram => kind == MessageKind::Request,
+            OriginalMti | OriginalStan | OriginalTransmissionDatetime | OriginalDataElements
+            | ReasonCode => kind == MessageKind::Reversal,
+            _ => true,
+        }
     }
 
     /// The wire names of an enumerated value; `None` for free values.
@@ -108,6 +154,7 @@ impl Source {
                 .map(|v| v.as_str())
                 .collect(),
             Source::CardBrand => CardBrand::ALL.iter().map(|v| v.as_str()).collect(),
+            Source::ReasonCode => ReversalReason::ALL.iter().map(|v| v.as_str()).collect(),
             _ => return None,
         })
     }
@@ -125,28 +172,43 @@ pub enum MappingError {
     UnknownBuiltin(String),
     #[error("mapping is for dialect {mapping:?}, the acquirer uses {dialect:?}")]
     DialectMismatch { mapping: String, dialect: String },
-    #[error("request.mti: {0:?} is not a four-digit MTI")]
-    Mti(String),
-    #[error("request.fields.{key:?}: {reason}")]
-    Entry { key: String, reason: String },
+    #[error("{section}.mti: {value:?} is not a four-digit MTI")]
+    Mti {
+        section: &'static str,
+        value: String,
+    },
+    #[error("{section}.fields.{key:?}: {reason}")]
+    Entry {
+        section: &'static str,
+        key: String,
+        reason: String,
+    },
     #[error("response.{key}: {reason}")]
     Response { key: &'static str, reason: String },
-    #[error("sample {mode} authorization does not encode: {error}")]
-    Sample { mode: &'static str, error: String },
+    #[error("sample {mode} {section} does not encode: {error}")]
+    Sample {
+        section: &'static str,
+        mode: &'static str,
+        error: String,
+    },
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawMapping {
     dialect: String,
-    request: RawRequest,
+    request: RawMessage,
+    reversal: RawMessage,
     response: RawResponse,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawRequest {
+struct RawMessage {
     mti: String,
+    /// The MTI of a retransmission (default: the MTI's repeat, 0400 ->
+    /// 0401).
+    repeat_mti: Option<String>,
     fields: BTreeMap<String, RawEntry>,
 }
 
@@ -194,13 +256,21 @@ struct Container {
     entries: Vec<(String, usize, Entry)>,
 }
 
+/// One message of a mapping: its MTI and where each value goes.
+#[derive(Debug, Clone)]
+struct MessageMap {
+    mti: Mti,
+    repeat_mti: Mti,
+    fields: Vec<(u16, Entry)>,
+    containers: Vec<Container>,
+}
+
 /// A validated mapping for one dialect.
 #[derive(Debug, Clone)]
 pub struct Mapping {
     pub dialect: String,
-    mti: Mti,
-    fields: Vec<(u16, Entry)>,
-    containers: Vec<Container>,
+    request: MessageMap,
+    reversal: MessageMap,
     response_code: u16,
     authorisation_id: Option<u16>,
 }
@@ -242,6 +312,173 @@ impl std::ops::Deref for Val<'_> {
     }
 }
 
+/// Where a message's values come from.
+trait Values {
+    /// A free value, as text for a target of `pad_to` digits (amounts) or
+    /// binary (`binary`: the cryptogram as raw bytes in hex).
+    fn free(&self, s: Source, pad_to: Option<usize>, binary: bool) -> Option<Val<'_>>;
+    /// An enumerated value's wire name.
+    fn variant(&self, s: Source) -> Option<&'static str>;
+}
+
+/// Date and time strings of one message, computed once.
+struct Clock {
+    /// MMDDhhmmss, UTC.
+    datetime: String,
+}
+
+impl Clock {
+    fn of(now: SystemTime) -> Clock {
+        Clock {
+            datetime: transmission_datetime(now),
+        }
+    }
+}
+
+/// DE 7 transmission date and time, `MMDDhhmmss` in UTC.
+pub fn transmission_datetime(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let c = crate::civil::CivilTime::from_unix(secs);
+    format!(
+        "{:02}{:02}{:02}{:02}{:02}",
+        c.month, c.day, c.hour, c.minute, c.second
+    )
+}
+
+fn amount_text(amount: u64, pad_to: Option<usize>) -> Val<'static> {
+    Val::O(Zeroizing::new(match pad_to {
+        Some(w) => format!("{amount:0w$}"),
+        None => amount.to_string(),
+    }))
+}
+
+struct RequestValues<'a> {
+    req: &'a AuthorizationRequest,
+    ctx: &'a RequestContext<'a>,
+    clock: Clock,
+}
+
+impl Values for RequestValues<'_> {
+    fn free(&self, s: Source, pad_to: Option<usize>, binary: bool) -> Option<Val<'_>> {
+        let req = self.req;
+        let auth = req.authentication.as_ref();
+        match s {
+            Source::CardNumber => Some(Val::B(req.card_number.reveal())),
+            Source::ExpiryYymm => Some(Val::O(Zeroizing::new(req.expiry.yymm()))),
+            Source::ExpiryMmyy => Some(Val::O(Zeroizing::new(req.expiry.mmyy()))),
+            Source::Amount => Some(amount_text(req.amount, pad_to)),
+            Source::Currency => Some(Val::O(Zeroizing::new(req.currency.code()))),
+            Source::TransmissionDatetime => Some(Val::B(&self.clock.datetime)),
+            Source::LocalTime => self.clock.datetime.get(4..10).map(Val::B),
+            Source::LocalDate => self.clock.datetime.get(..4).map(Val::B),
+            Source::Rrn => Some(Val::B(self.ctx.rrn)),
+            Source::TerminalId => Some(Val::B(self.ctx.terminal_id)),
+            Source::AcceptorId => Some(Val::B(self.ctx.acceptor_id)),
+            Source::MerchantCategoryCode => Some(Val::B(self.ctx.merchant_category_code)),
+            Source::AcquirerId => Some(Val::B(self.ctx.acquirer_id)),
+            Source::Eci => auth
+                .and_then(|a| a.eci.as_ref())
+                .map(|e| Val::B(e.as_str())),
+            Source::Cryptogram => auth.and_then(|a| a.cryptogram.as_ref()).map(|c| {
+                let mut s = Zeroizing::new(String::with_capacity(40));
+                if binary {
+                    for b in c.reveal() {
+                        let _ = write!(s, "{b:02X}");
+                    }
+                } else {
+                    STANDARD.encode_string(c.reveal(), &mut s);
+                }
+                Val::O(s)
+            }),
+            Source::TokenRequestorId => token_requestor_id(req.pan_entry_mode, req.wallet, req.brand),
+            Source::TransactionReference => Some(Val::B(&req.transaction_reference)),
+            _ => None,
+        }
+    }
+
+    fn variant(&self, s: Source) -> Option<&'static str> {
+        let req = self.req;
+        match s {
+            Source::PanEntryMode => Some(req.pan_entry_mode.as_str()),
+            Source::OrderChannel => Some(req.order_channel.as_str()),
+            Source::Wallet => req.wallet.map(Wallet::as_str),
+            Source::HolderAuthentProgram => {
+                req.authentication.as_ref().map(|a| a.program.as_str())
+            }
+            Source::CardBrand => Some(req.brand.as_str()),
+            _ => None,
+        }
+    }
+}
+
+/// Google Pay's token requestor id, for a wallet network token.
+fn token_requestor_id(
+    mode: PanEntryMode,
+    wallet: Option<Wallet>,
+    brand: CardBrand,
+) -> Option<Val<'static>> {
+    (mode == PanEntryMode::OemPay && wallet == Some(Wallet::GooglePay))
+        .then(|| brand.google_pay_token_requestor_id())
+        .flatten()
+        .map(Val::B)
+}
+
+struct ReversalValues<'a> {
+    rev: &'a ReversalRequest,
+    clock: Clock,
+    original: Clock,
+}
+
+impl Values for ReversalValues<'_> {
+    fn free(&self, s: Source, pad_to: Option<usize>, _binary: bool) -> Option<Val<'_>> {
+        let r = self.rev;
+        match s {
+            Source::CardNumber => Some(Val::B(r.card_number.reveal())),
+            Source::ExpiryYymm => Some(Val::O(Zeroizing::new(r.expiry.yymm()))),
+            Source::ExpiryMmyy => Some(Val::O(Zeroizing::new(r.expiry.mmyy()))),
+            Source::Amount => Some(amount_text(r.amount, pad_to)),
+            Source::Currency => Some(Val::O(Zeroizing::new(r.currency.code()))),
+            Source::TransmissionDatetime => Some(Val::B(&self.clock.datetime)),
+            Source::LocalTime => self.clock.datetime.get(4..10).map(Val::B),
+            Source::LocalDate => self.clock.datetime.get(..4).map(Val::B),
+            Source::Rrn => Some(Val::B(&r.rrn)),
+            Source::TerminalId => Some(Val::B(&r.terminal_id)),
+            Source::AcceptorId => Some(Val::B(&r.acceptor_id)),
+            Source::MerchantCategoryCode => Some(Val::B(&r.merchant_category_code)),
+            Source::AcquirerId => Some(Val::B(&r.acquirer_id)),
+            Source::TokenRequestorId => token_requestor_id(r.pan_entry_mode, r.wallet, r.brand),
+            Source::TransactionReference => Some(Val::B(&r.transaction_reference)),
+            Source::OriginalMti => Some(Val::B(r.original_mti.as_str())),
+            Source::OriginalStan => Some(Val::B(&r.original_stan)),
+            Source::OriginalTransmissionDatetime => Some(Val::B(&self.original.datetime)),
+            // ISO 8583:1987 DE 90: original MTI (4), STAN (6),
+            // transmission date and time (10), acquiring institution (11)
+            // and forwarding institution (11), zero-filled.
+            Source::OriginalDataElements => Some(Val::O(Zeroizing::new(format!(
+                "{}{:0>6}{}{:0>11}{:0>11}",
+                r.original_mti,
+                r.original_stan,
+                self.original.datetime,
+                r.acquirer_id,
+                ""
+            )))),
+            _ => None,
+        }
+    }
+
+    fn variant(&self, s: Source) -> Option<&'static str> {
+        let r = self.rev;
+        match s {
+            Source::PanEntryMode => Some(r.pan_entry_mode.as_str()),
+            Source::OrderChannel => Some(r.order_channel.as_str()),
+            Source::Wallet => r.wallet.map(Wallet::as_str),
+            Source::CardBrand => Some(r.brand.as_str()),
+            Source::ReasonCode => Some(r.reason.as_str()),
+            _ => None,
+        }
+    }
+}
+
 impl Mapping {
     /// A built-in mapping name (`cb2a`) or a path to a mapping file,
     /// validated against `spec`.
@@ -272,73 +509,8 @@ impl Mapping {
                 dialect: spec.name.clone(),
             });
         }
-        let mti = Mti::parse(&raw.request.mti).ok_or(MappingError::Mti(raw.request.mti))?;
-        let mut fields = Vec::new();
-        let mut containers: Vec<Container> = Vec::new();
-        for (key, raw_entry) in raw.request.fields {
-            let bad = |reason: String| MappingError::Entry {
-                key: key.clone(),
-                reason,
-            };
-            let (field_text, sub) = match key.split_once('.') {
-                Some((f, s)) => (f, Some(s)),
-                None => (key.as_str(), None),
-            };
-            let n: u16 = field_text
-                .parse()
-                .map_err(|_| bad("not a field number".into()))?;
-            if n == 11 {
-                return Err(bad("DE 11 (STAN) is set by the pool".into()));
-            }
-            let fs = spec
-                .field(n)
-                .ok_or_else(|| bad(format!("field {n} is not in dialect {}", spec.name)))?;
-            let rule = rule_of(raw_entry).map_err(bad)?;
-            match sub {
-                None => {
-                    if fs.subfields.is_some() {
-                        return Err(bad(format!(
-                            "field {n} is a sub-field container: map its sub-fields (\"{n}.x\")"
-                        )));
-                    }
-                    let binary = fs.encoding == DataEncoding::Binary;
-                    let pad_to = (fs.is_fixed() && fs.class == Class::N).then_some(fs.max);
-                    fields.push((
-                        n,
-                        Entry {
-                            key: key.clone(),
-                            rule,
-                            binary,
-                            pad_to,
-                        },
-                    ));
-                }
-                Some(sub) => {
-                    let subs = fs.subfields.as_deref().ok_or_else(|| {
-                        bad(format!("field {n} has no sub-fields in the dialect"))
-                    })?;
-                    let (order, binary, pad_to) = sub_target(subs, sub).ok_or_else(|| {
-                        bad(format!("sub-field {sub:?} is not defined in field {n}"))
-                    })?;
-                    let entry = Entry {
-                        key: key.clone(),
-                        rule,
-                        binary,
-                        pad_to,
-                    };
-                    match containers.iter_mut().find(|c| c.field == n) {
-                        Some(c) => c.entries.push((sub.to_owned(), order, entry)),
-                        None => containers.push(Container {
-                            field: n,
-                            entries: vec![(sub.to_owned(), order, entry)],
-                        }),
-                    }
-                }
-            }
-        }
-        for c in &mut containers {
-            c.entries.sort_by_key(|(_, order, _)| *order);
-        }
+        let request = message_map(raw.request, MessageKind::Request, spec)?;
+        let reversal = message_map(raw.reversal, MessageKind::Reversal, spec)?;
         let field_of = |key: &'static str, text: &str| -> Result<u16, MappingError> {
             let n: u16 = text.parse().map_err(|_| MappingError::Response {
                 key,
@@ -351,9 +523,8 @@ impl Mapping {
         };
         let mapping = Mapping {
             dialect: raw.dialect,
-            mti,
-            fields,
-            containers,
+            request,
+            reversal,
             response_code: field_of("response_code", &raw.response.response_code)?,
             authorisation_id: raw
                 .response
@@ -366,40 +537,51 @@ impl Mapping {
         Ok(mapping)
     }
 
-    /// Builds the acquirer request for `req`. DE 11 is left to the pool.
+    /// Builds the acquirer request for `req`. DE 11 is left to the caller.
     pub fn build_request(
         &self,
         spec: &Spec,
         req: &AuthorizationRequest,
         ctx: &RequestContext<'_>,
     ) -> Result<Message<'static>, ValueError> {
-        // Room for a wallet authorization's fields without reallocating.
-        let mut msg = Message::with_data_capacity(self.mti, 256);
-        let clock = Clock::of(ctx.now);
-        for (n, entry) in &self.fields {
-            if let Some(v) = entry.value(req, ctx, &clock) {
-                spec.set_text(&mut msg, *n, &v)?;
-            }
-        }
-        for c in &self.containers {
-            let values: Vec<(&str, Val<'_>)> = c
-                .entries
-                .iter()
-                .filter_map(|(sub, _, e)| e.value(req, ctx, &clock).map(|v| (sub.as_str(), v)))
-                .collect();
-            if values.is_empty() {
-                continue;
-            }
-            let entries: Vec<(&str, SubValue<'_>)> = values
-                .iter()
-                .map(|(k, v)| (*k, SubValue::Text(v)))
-                .collect();
-            spec.set_subfields(&mut msg, c.field, &entries)?;
-        }
-        Ok(msg)
+        let values = RequestValues {
+            req,
+            ctx,
+            clock: Clock::of(ctx.now),
+        };
+        build(&self.request, self.request.mti, spec, &values)
     }
 
-    /// Reads the acquirer's answer.
+    /// Builds the reversal of `rev` at `now`: the first one, or a
+    /// retransmission (`repeat`: the repeat MTI, 0401). DE 11 (the
+    /// reversal's own STAN, the same for every retransmission) is left to
+    /// the caller.
+    pub fn build_reversal(
+        &self,
+        spec: &Spec,
+        rev: &ReversalRequest,
+        now: SystemTime,
+        repeat: bool,
+    ) -> Result<Message<'static>, ValueError> {
+        let values = ReversalValues {
+            rev,
+            clock: Clock::of(now),
+            original: Clock::of(rev.original_sent),
+        };
+        let mti = if repeat {
+            self.reversal.repeat_mti
+        } else {
+            self.reversal.mti
+        };
+        build(&self.reversal, mti, spec, &values)
+    }
+
+    /// The MTIs of the reversal: first, and repeat.
+    pub fn reversal_mtis(&self) -> (Mti, Mti) {
+        (self.reversal.mti, self.reversal.repeat_mti)
+    }
+
+    /// Reads the acquirer's answer (to a request or a reversal).
     pub fn read_response(&self, spec: &Spec, msg: &Message<'_>) -> AcquirerAnswer {
         AcquirerAnswer {
             response_code: spec
@@ -412,24 +594,19 @@ impl Mapping {
         }
     }
 
-    /// Where a domain value goes: `"2"`, `"47.02"`, ... (for tests and docs).
+    /// Where a domain value goes in the request: `"2"`, `"47.02"`, ...
+    /// (for tests and docs).
     pub fn placement(&self, source_name: &str) -> Option<&str> {
-        let source = Source::parse(source_name)?;
-        let is = |e: &Entry| matches!(e.rule, Rule::From { source: s, .. } if s == source);
-        self.fields
-            .iter()
-            .map(|(_, e)| e)
-            .chain(
-                self.containers
-                    .iter()
-                    .flat_map(|c| c.entries.iter().map(|(_, _, e)| e)),
-            )
-            .find(|e| is(e))
-            .map(|e| e.key.as_str())
+        placement(&self.request, source_name)
+    }
+
+    /// Where a domain value goes in the reversal.
+    pub fn reversal_placement(&self, source_name: &str) -> Option<&str> {
+        placement(&self.reversal, source_name)
     }
 
     /// Every optional value present, in each mode; then every optional
-    /// value absent. Each must encode.
+    /// value absent; and a reversal for every reason. Each must encode.
     fn check_samples(&self, spec: &Spec) -> Result<(), MappingError> {
         let ctx = RequestContext {
             terminal_id: "TERM0001",
@@ -439,21 +616,164 @@ impl Mapping {
             rrn: "000000000001",
             now: UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000),
         };
-        for (mode, req) in sample_requests() {
-            let msg = self
-                .build_request(spec, &req, &ctx)
-                .map_err(|e| MappingError::Sample {
-                    mode,
-                    error: e.to_string(),
-                })?;
+        let sample = |section: &'static str, mode: &'static str, r: Result<Message<'_>, ValueError>| {
+            let err = |error: String| MappingError::Sample {
+                section,
+                mode,
+                error,
+            };
+            let msg = r.map_err(|e| err(e.to_string()))?;
             spec.encode_to_bytes(&msg)
-                .map_err(|e| MappingError::Sample {
-                    mode,
-                    error: e.to_string(),
-                })?;
+                .map(|_| ())
+                .map_err(|e| err(e.to_string()))
+        };
+        for (mode, req) in sample_requests() {
+            sample("request", mode, self.build_request(spec, &req, &ctx))?;
+            for reason in ReversalReason::ALL {
+                let rev = ReversalRequest::of_request(&req, &ctx, "000042", reason);
+                sample("reversal", mode, self.build_reversal(spec, &rev, ctx.now, false))?;
+                sample("reversal", mode, self.build_reversal(spec, &rev, ctx.now, true))?;
+            }
         }
         Ok(())
     }
+}
+
+fn placement<'m>(m: &'m MessageMap, source_name: &str) -> Option<&'m str> {
+    let source = Source::parse(source_name)?;
+    let is = |e: &Entry| matches!(e.rule, Rule::From { source: s, .. } if s == source);
+    m.fields
+        .iter()
+        .map(|(_, e)| e)
+        .chain(
+            m.containers
+                .iter()
+                .flat_map(|c| c.entries.iter().map(|(_, _, e)| e)),
+        )
+        .find(|e| is(e))
+        .map(|e| e.key.as_str())
+}
+
+fn build(
+    m: &MessageMap,
+    mti: Mti,
+    spec: &Spec,
+    values: &dyn Values,
+) -> Result<Message<'static>, ValueError> {
+    // Room for a wallet authorization's fields without reallocating.
+    let mut msg = Message::with_data_capacity(mti, 256);
+    for (n, entry) in &m.fields {
+        if let Some(v) = entry.value(values) {
+            spec.set_text(&mut msg, *n, &v)?;
+        }
+    }
+    for c in &m.containers {
+        let vals: Vec<(&str, Val<'_>)> = c
+            .entries
+            .iter()
+            .filter_map(|(sub, _, e)| e.value(values).map(|v| (sub.as_str(), v)))
+            .collect();
+        if vals.is_empty() {
+            continue;
+        }
+        let entries: Vec<(&str, SubValue<'_>)> = vals
+            .iter()
+            .map(|(k, v)| (*k, SubValue::Text(v)))
+            .collect();
+        spec.set_subfields(&mut msg, c.field, &entries)?;
+    }
+    Ok(msg)
+}
+
+/// One `[request]` or `[reversal]` section, checked against `spec`.
+fn message_map(raw: RawMessage, kind: MessageKind, spec: &Spec) -> Result<MessageMap, MappingError> {
+    let section = kind.section();
+    let mti = Mti::parse(&raw.mti).ok_or(MappingError::Mti {
+        section,
+        value: raw.mti.clone(),
+    })?;
+    let repeat_mti = match raw.repeat_mti {
+        Some(t) => Mti::parse(&t).ok_or(MappingError::Mti { section, value: t })?,
+        None => mti.repeat(),
+    };
+    let mut fields = Vec::new();
+    let mut containers: Vec<Container> = Vec::new();
+    for (key, raw_entry) in raw.fields {
+        let bad = |reason: String| MappingError::Entry {
+            section,
+            key: key.clone(),
+            reason,
+        };
+        let (field_text, sub) = match key.split_once('.') {
+            Some((f, s)) => (f, Some(s)),
+            None => (key.as_str(), None),
+        };
+        let n: u16 = field_text
+            .parse()
+            .map_err(|_| bad("not a field number".into()))?;
+        if n == 11 {
+            return Err(bad("DE 11 (STAN) is set by the switch".into()));
+        }
+        let fs = spec
+            .field(n)
+            .ok_or_else(|| bad(format!("field {n} is not in dialect {}", spec.name)))?;
+        let rule = rule_of(raw_entry).map_err(&bad)?;
+        if let Rule::From { source, .. } = &rule {
+            if !source.available_in(kind) {
+                return Err(bad(format!("a {section} has no such value")));
+            }
+        }
+        match sub {
+            None => {
+                if fs.subfields.is_some() {
+                    return Err(bad(format!(
+                        "field {n} is a sub-field container: map its sub-fields (\"{n}.x\")"
+                    )));
+                }
+                let binary = fs.encoding == DataEncoding::Binary;
+                let pad_to = (fs.is_fixed() && fs.class == Class::N).then_some(fs.max);
+                fields.push((
+                    n,
+                    Entry {
+                        key: key.clone(),
+                        rule,
+                        binary,
+                        pad_to,
+                    },
+                ));
+            }
+            Some(sub) => {
+                let subs = fs
+                    .subfields
+                    .as_deref()
+                    .ok_or_else(|| bad(format!("field {n} has no sub-fields in the dialect")))?;
+                let (order, binary, pad_to) = sub_target(subs, sub)
+                    .ok_or_else(|| bad(format!("sub-field {sub:?} is not defined in field {n}")))?;
+                let entry = Entry {
+                    key: key.clone(),
+                    rule,
+                    binary,
+                    pad_to,
+                };
+                match containers.iter_mut().find(|c| c.field == n) {
+                    Some(c) => c.entries.push((sub.to_owned(), order, entry)),
+                    None => containers.push(Container {
+                        field: n,
+                        entries: vec![(sub.to_owned(), order, entry)],
+                    }),
+                }
+            }
+        }
+    }
+    for c in &mut containers {
+        c.entries.sort_by_key(|(_, order, _)| *order);
+    }
+    Ok(MessageMap {
+        mti,
+        repeat_mti,
+        fields,
+        containers,
+    })
 }
 
 fn rule_of(raw: RawEntry) -> Result<Rule, String> {
@@ -528,27 +848,8 @@ fn sub_target(subs: &Subfields, key: &str) -> Option<(usize, bool, Option<usize>
     }
 }
 
-/// Date and time strings of one request, computed once.
-struct Clock {
-    /// MMDDhhmmss, UTC.
-    datetime: String,
-}
-
-impl Clock {
-    fn of(now: SystemTime) -> Clock {
-        Clock {
-            datetime: crate::net::link::transmission_datetime(now),
-        }
-    }
-}
-
 impl Entry {
-    fn value<'a>(
-        &'a self,
-        req: &'a AuthorizationRequest,
-        ctx: &RequestContext<'a>,
-        clock: &'a Clock,
-    ) -> Option<Val<'a>> {
+    fn value<'a>(&'a self, values: &'a dyn Values) -> Option<Val<'a>> {
         let (source, map, default) = match &self.rule {
             Rule::Constant(c) => return Some(Val::B(c)),
             Rule::From {
@@ -557,54 +858,14 @@ impl Entry {
                 default,
             } => (*source, map, default),
         };
-        let mapped = |name: &str| -> Option<Val<'a>> {
-            map.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| Val::B(v.as_str()))
-        };
-        let auth = req.authentication.as_ref();
-        let v = match source {
-            Source::CardNumber => Some(Val::B(req.card_number.reveal())),
-            Source::ExpiryYymm => Some(Val::O(Zeroizing::new(req.expiry.yymm()))),
-            Source::ExpiryMmyy => Some(Val::O(Zeroizing::new(req.expiry.mmyy()))),
-            Source::Amount => Some(Val::O(Zeroizing::new(match self.pad_to {
-                Some(w) => format!("{:0w$}", req.amount),
-                None => req.amount.to_string(),
-            }))),
-            Source::Currency => Some(Val::O(Zeroizing::new(req.currency.code()))),
-            Source::TransmissionDatetime => Some(Val::B(&clock.datetime)),
-            Source::LocalTime => clock.datetime.get(4..10).map(Val::B),
-            Source::LocalDate => clock.datetime.get(..4).map(Val::B),
-            Source::Rrn => Some(Val::B(ctx.rrn)),
-            Source::TerminalId => Some(Val::B(ctx.terminal_id)),
-            Source::AcceptorId => Some(Val::B(ctx.acceptor_id)),
-            Source::MerchantCategoryCode => Some(Val::B(ctx.merchant_category_code)),
-            Source::AcquirerId => Some(Val::B(ctx.acquirer_id)),
-            Source::PanEntryMode => mapped(req.pan_entry_mode.as_str()),
-            Source::OrderChannel => mapped(req.order_channel.as_str()),
-            Source::Wallet => req.wallet.and_then(|w| mapped(w.as_str())),
-            Source::HolderAuthentProgram => auth.and_then(|a| mapped(a.program.as_str())),
-            Source::CardBrand => mapped(req.brand.as_str()),
-            Source::Eci => auth
-                .and_then(|a| a.eci.as_ref())
-                .map(|e| Val::B(e.as_str())),
-            Source::Cryptogram => auth.and_then(|a| a.cryptogram.as_ref()).map(|c| {
-                let mut s = Zeroizing::new(String::with_capacity(40));
-                if self.binary {
-                    for b in c.reveal() {
-                        let _ = write!(s, "{b:02X}");
-                    }
-                } else {
-                    STANDARD.encode_string(c.reveal(), &mut s);
-                }
-                Val::O(s)
-            }),
-            Source::TokenRequestorId => (req.pan_entry_mode == PanEntryMode::OemPay
-                && req.wallet == Some(Wallet::GooglePay))
-            .then(|| req.brand.google_pay_token_requestor_id())
-            .flatten()
-            .map(Val::B),
-            Source::TransactionReference => Some(Val::B(&req.transaction_reference)),
+        let v = if map.is_empty() {
+            values.free(source, self.pad_to, self.binary)
+        } else {
+            values.variant(source).and_then(|name| {
+                map.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| Val::B(v.as_str()))
+            })
         };
         v.or_else(|| default.as_deref().map(Val::B))
     }
@@ -765,7 +1026,7 @@ mod tests {
     #[test]
     fn bad_files_name_the_key() {
         let spec = spec("cb2a");
-        let base = "dialect = \"cb2a\"\n[response]\nresponse_code = \"39\"\n[request]\nmti = \"0100\"\n[request.fields]\n";
+        let base = "dialect = \"cb2a\"\n[response]\nresponse_code = \"39\"\n[reversal]\nmti = \"0400\"\nfields = {}\n[request]\nmti = \"0100\"\n[request.fields]\n";
         let cases = [
             ("\"2\" = { from = \"pan\" }", "\"2\": unknown domain value"),
             ("\"47.09\" = { from = \"eci\" }", "\"47.09\": sub-field"),
@@ -783,7 +1044,11 @@ mod tests {
                 "unknown field `colour`",
             ),
             ("\"11\" = { constant = \"000001\" }", "STAN"),
-            ("\"4\" = { constant = \"12\" }", "sample OEMPAY"),
+            ("\"4\" = { constant = \"12\" }", "sample OEMPAY request"),
+            (
+                "\"90\" = { from = \"original_data_elements\" }",
+                "request.fields.\"90\": a request has no such value",
+            ),
         ];
         for (entry, want) in cases {
             let e = Mapping::from_toml_str(&format!("{base}{entry}\n"), &spec)
@@ -793,6 +1058,38 @@ mod tests {
         }
         let e = Mapping::load("iso87visa", &spec).unwrap_err();
         assert!(matches!(e, MappingError::DialectMismatch { .. }));
+    }
+
+    #[test]
+    fn reversals_carry_the_original_and_the_reason() {
+        use crate::switch::domain::{ReversalReason, ReversalRequest};
+        for dialect in ["cb2a", "iso87visa"] {
+            let spec = spec(dialect);
+            let m = Mapping::load(dialect, &spec).unwrap();
+            let rev = ReversalRequest::of_request(&request(), &ctx(), "000123", ReversalReason::Timeout);
+            let later = ctx().now + std::time::Duration::from_secs(3);
+            for (repeat, mti) in [(false, "0400"), (true, "0401")] {
+                let mut msg = m.build_reversal(&spec, &rev, later, repeat).unwrap();
+                spec.set_text(&mut msg, 11, "000124").unwrap();
+                let wire = spec.encode_to_bytes(&msg).unwrap();
+                let d = spec.decode(&wire).unwrap();
+                assert_eq!(d.mti().as_str(), mti, "{dialect}");
+                assert_eq!(spec.text(&d, 2).unwrap(), "4895370012003478");
+                assert_eq!(spec.text(&d, 4).unwrap(), "000000001234");
+                assert_eq!(spec.text(&d, 7).unwrap(), "1114221323", "the reversal's own time");
+                assert_eq!(spec.text(&d, 37).unwrap(), "000000000042", "the original's RRN");
+                assert_eq!(spec.text(&d, 39).unwrap(), "68");
+                assert_eq!(spec.text(&d, 41).unwrap(), "ACQ00001");
+                assert_eq!(
+                    spec.text(&d, 90).unwrap(),
+                    format!("0100000123{}{}{}", "1114221320", "12345678901", "0".repeat(11))
+                );
+            }
+            assert_eq!(m.reversal_placement("original_data_elements"), Some("90"));
+            let c = ReversalRequest::of_request(&request(), &ctx(), "000123", ReversalReason::Cancellation);
+            let msg = m.build_reversal(&spec, &c, later, false).unwrap();
+            assert_eq!(spec.text(&msg, 39).unwrap(), "17");
+        }
     }
 
     #[test]

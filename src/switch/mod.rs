@@ -31,13 +31,17 @@ pub mod domain;
 pub mod mapping;
 pub mod operation;
 pub mod routing;
+pub mod saf;
 pub mod sequence;
 pub mod windows;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::{watch, Notify};
 
 pub use self::core::{Core, CoreSetup, Fault, Limits, Outcome, RecoveryReport};
 pub use codes::{ResponseCode, ResponseCodeTable};
@@ -50,8 +54,10 @@ use self::core::{ClaimError, Prepared};
 use crate::card::{Expiry, Pan};
 use crate::civil::unix_ms;
 use crate::iso8583::Spec;
-use crate::journal::{Applied, Change, Conflict, Journal, SentTo, TxState};
-use crate::net::{Pool, PoolConfig, UnmatchedHandler};
+use crate::journal::{Applied, Change, Conflict, Journal, SafRecord, SentTo, TxState};
+use domain::ReversalReason;
+use saf::{Attempt, Saf, SafCounts, Step};
+use crate::net::{LinkError, Pool, PoolConfig, UnmatchedHandler};
 use crate::seal::{SealAlgorithm, SealSecret};
 use crate::wallet::googlepay::{AuthMethod, GooglePayRecipient};
 use domain::CardBrand;
@@ -122,7 +128,7 @@ impl fmt::Debug for AcquirerSetup {
 
 /// One acquirer as a shard sees it: its dialect, mapping and this shard's
 /// pool.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Acquirer {
     pub name: String,
     pub spec: Arc<Spec>,
@@ -152,6 +158,24 @@ struct Shared {
     setups: Vec<AcquirerSetup>,
     /// Every shard's pools, for readiness.
     shards: Mutex<Vec<HashMap<String, Pool>>>,
+    /// The store-and-forward queue (driven by shard 0).
+    saf: Mutex<Saf>,
+    /// Wakes the store-and-forward drivers (something queued or done).
+    saf_wake: Notify,
+}
+
+impl Shared {
+    fn saf(&self) -> MutexGuard<'_, Saf> {
+        // The queue stays consistent across a panic elsewhere (each call
+        // is a few map updates).
+        self.saf.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Shard 0's store-and-forward drivers.
+struct SafDrivers {
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// The switch, as one shard runs it; see the module documentation.
@@ -160,6 +184,8 @@ struct Shared {
 pub struct Switch {
     shared: Arc<Shared>,
     acquirers: HashMap<String, Acquirer>,
+    /// On shard 0 only.
+    drivers: Mutex<Option<SafDrivers>>,
 }
 
 impl fmt::Debug for Switch {
@@ -178,18 +204,44 @@ fn refusal(code: ResponseCode) -> Refusal {
 impl Switch {
     /// The first shard: starts its pools on the current runtime. `core`
     /// must have been recovered and started from `journal`.
+    /// The first shard: starts its pools on the current runtime, and the
+    /// store-and-forward drivers with the messages `queued` (from the
+    /// journal's recovery). `core` must have been recovered and started
+    /// from `journal`.
     pub fn new(
         core: Core,
         journal: Arc<Journal>,
         setups: Vec<AcquirerSetup>,
+        queued: Vec<SafRecord>,
     ) -> Result<Switch, SwitchError> {
+        let mut saf = Saf::new(*core.saf_config());
+        for q in queued {
+            saf.push(q);
+        }
         let shared = Arc::new(Shared {
             core,
             journal,
             setups,
             shards: Mutex::new(Vec::new()),
+            saf: Mutex::new(saf),
+            saf_wake: Notify::new(),
         });
-        Switch::start_shard(shared)
+        let switch = Switch::start_shard(shared)?;
+        let (stop, stop_rx) = watch::channel(false);
+        let tasks = switch
+            .acquirers
+            .values()
+            .map(|a| {
+                tokio::spawn(drive_saf(
+                    Arc::clone(&switch.shared),
+                    a.clone(),
+                    stop_rx.clone(),
+                ))
+            })
+            .collect();
+        *switch.drivers.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(SafDrivers { stop, tasks });
+        Ok(switch)
     }
 
     /// Another shard on the current runtime: pools of its own, the same
@@ -236,7 +288,11 @@ impl Switch {
                     .map(|(k, a)| (k.clone(), a.pool.clone()))
                     .collect(),
             );
-        Ok(Switch { shared, acquirers })
+        Ok(Switch {
+            shared,
+            acquirers,
+            drivers: Mutex::new(None),
+        })
     }
 
     pub fn core(&self) -> &Core {
@@ -292,10 +348,35 @@ impl Switch {
     }
 
     /// Closes this shard's links: requests in flight finish first.
+    /// Closes this shard: on shard 0 the store-and-forward drivers stop
+    /// first (reversals in flight finish; the queue stays in the journal),
+    /// then the links (requests in flight finish, then sign-off).
     pub async fn shutdown(&self) {
+        let drivers = self
+            .drivers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(d) = drivers {
+            d.stop.send_replace(true);
+            self.shared.saf_wake.notify_waiters();
+            for t in d.tasks {
+                let _ = t.await;
+            }
+        }
         for a in self.acquirers.values() {
             a.pool.shutdown().await;
         }
+    }
+
+    /// Store-and-forward messages waiting, all acquirers.
+    pub fn saf_depth(&self) -> usize {
+        self.shared.saf().depth()
+    }
+
+    /// The store-and-forward counters.
+    pub fn saf_counts(&self) -> SafCounts {
+        self.shared.saf().counts()
     }
 
     /// Commits a reservation growth on its own, in the background.
@@ -531,6 +612,8 @@ impl Switch {
             acquirer: acq.name.clone(),
             terminal_id: c.terminal_id.clone(),
             acceptor_id: c.acceptor_id.clone(),
+            acquirer_id: c.acquirer_id.clone(),
+            merchant_category_code: c.merchant_category_code.clone(),
             stan,
             rrn,
             sent_ms: now_ms,
@@ -538,7 +621,7 @@ impl Switch {
         match self
             .shared
             .journal
-            .commit(core.sent(&p, tx_id, sent_to))
+            .commit(core.sent(&p, tx_id, sent_to.clone()))
             .await
         {
             Ok(Applied::Done) => {}
@@ -584,16 +667,30 @@ impl Switch {
             Err(e) => {
                 let code = core.codes().for_link_error(&e);
                 if e.maybe_delivered() {
-                    tracing::warn!(acquirer = %acq.name, error = %e, reference = %p.request.transaction_reference, "no answer");
-                    Outcome::MaybeDelivered(code)
+                    tracing::warn!(acquirer = %acq.name, error = %e, reference = %p.request.transaction_reference, "no answer: reversal queued");
+                    let reason = match e {
+                        LinkError::Timeout => ReversalReason::Timeout,
+                        _ => ReversalReason::LinkDropped,
+                    };
+                    Outcome::MaybeDelivered(code, reason)
                 } else {
                     Outcome::NotSent(code)
                 }
             }
         };
-        let (state, batch, told) = core.conclude(&p, tx_id, &outcome, at(started));
+        let (state, batch, told) = core.conclude(&p, tx_id, &sent_to, &outcome, at(started));
+        let queued = batch.iter().find_map(|c| match c {
+            Change::QueueSaf(q) => Some((**q).clone()),
+            _ => None,
+        });
         match self.shared.journal.commit(batch).await {
-            Ok(_) => core.concluded(&p, tx_id, state),
+            Ok(_) => {
+                core.concluded(&p, tx_id, state);
+                if let Some(q) = queued {
+                    self.shared.saf().push(q);
+                    self.shared.saf_wake.notify_waiters();
+                }
+            }
             Err(e) => {
                 // The outcome is not durable: a restart will find the
                 // transaction open. Never answer an approval that a
@@ -631,5 +728,162 @@ impl Switch {
             .ok()
             .flatten()
             .map(|t| t.state)
+    }
+}
+
+/// Sends one acquirer's store-and-forward messages (on shard 0's runtime,
+/// with shard 0's pool) until stopped: oldest first, bounded in flight,
+/// only while a link is ready; each attempt durable before it is written.
+async fn drive_saf(shared: Arc<Shared>, acq: Acquirer, mut stop: watch::Receiver<bool>) {
+    let mut in_flight = FuturesUnordered::new();
+    loop {
+        let stopping = *stop.borrow();
+        if stopping && in_flight.is_empty() {
+            return;
+        }
+        let mut wake: Option<u64> = None;
+        if !stopping && acq.pool.ready_links() > 0 {
+            loop {
+                let now_ms = unix_ms(SystemTime::now());
+                let step = {
+                    let core = &shared.core;
+                    // A first attempt's STAN (its reservation is grown in
+                    // send_one); the lease is not kept: the STAN stays the
+                    // message's through the journal.
+                    let mut stan = || {
+                        let book = core.stans(&acq.name)?;
+                        book.allocator.allocate().map(|l| l.stan().to_string())
+                    };
+                    shared.saf().poll(&acq.name, now_ms, &mut stan)
+                };
+                match step {
+                    Step::Send(a) => in_flight.push(send_one(Arc::clone(&shared), acq.clone(), a)),
+                    Step::Expire(r, u) => {
+                        tracing::error!(
+                            acquirer = %acq.name,
+                            tx = r.tx_id,
+                            reason = %r.reason,
+                            attempts = r.attempts,
+                            "reversal given up after its expiry: an operator must reverse it by hand"
+                        );
+                        if let Err(e) = shared.journal.commit(vec![Change::UpdateSaf(u)]).await {
+                            tracing::error!(error = %e, "journal: expiry not recorded");
+                        }
+                    }
+                    Step::Idle(at) => {
+                        wake = at;
+                        break;
+                    }
+                }
+            }
+        }
+        // While no link is ready, look again now and then.
+        let now_ms = unix_ms(SystemTime::now());
+        let until = wake.map_or(Duration::from_millis(250), |at| {
+            Duration::from_millis(at.saturating_sub(now_ms).clamp(1, 250))
+        });
+        let notified = shared.saf_wake.notified();
+        tokio::select! {
+            Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+            _ = notified => {}
+            _ = tokio::time::sleep(until) => {}
+            _ = stop.changed(), if !stopping => {}
+        }
+    }
+}
+
+/// One attempt: durable, then built from the journal's record and sent;
+/// the answer acknowledges it, anything else schedules a retry.
+async fn send_one(shared: Arc<Shared>, acq: Acquirer, a: Attempt) {
+    let id = a.record.id;
+    let failed = |shared: &Shared| {
+        shared
+            .saf()
+            .failed(&acq.name, id, unix_ms(SystemTime::now()));
+        shared.saf_wake.notify_waiters();
+    };
+    if let Some(book) = shared.core.stans(&acq.name) {
+        if let Some(Change::Reserve { name, upto }) = book.check() {
+            if shared
+                .journal
+                .commit(vec![Change::Reserve {
+                    name: name.clone(),
+                    upto,
+                }])
+                .await
+                .is_ok()
+            {
+                shared.core.confirm(&name, upto);
+            } else {
+                shared.core.growth_failed(&name);
+            }
+        }
+    }
+    if let Err(e) = shared
+        .journal
+        .commit(vec![Change::UpdateSaf(a.update.clone())])
+        .await
+    {
+        tracing::error!(error = %e, tx = a.record.tx_id, "journal: reversal attempt not recorded, not sent");
+        return failed(&shared);
+    }
+    let tx = match shared.journal.transaction_by_id(a.record.tx_id).await {
+        Ok(Some(t)) => t,
+        other => {
+            tracing::error!(tx = a.record.tx_id, found = ?other.map(|t| t.is_some()), "reversal: the transaction does not read back");
+            return failed(&shared);
+        }
+    };
+    let reason = ReversalReason::parse(&a.record.reason).unwrap_or(ReversalReason::Timeout);
+    let Some(rev) = shared.core.reversal_request(&tx, reason) else {
+        tracing::error!(tx = tx.id, "reversal: the card does not open with the journal key");
+        return failed(&shared);
+    };
+    let built = acq
+        .mapping
+        .build_reversal(&acq.spec, &rev, SystemTime::now(), a.repeat)
+        .and_then(|mut m| {
+            acq.spec
+                .set_text(&mut m, 11, &a.record.stan)
+                .map(|()| m)
+        });
+    let msg = match built {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(tx = tx.id, error = %e, "reversal: cannot build the message");
+            return failed(&shared);
+        }
+    };
+    match acq.pool.send_prepared(&msg, None).await {
+        Ok(resp) => {
+            let code = resp
+                .message()
+                .ok()
+                .and_then(|m| acq.mapping.read_response(&acq.spec, &m).response_code);
+            tracing::info!(
+                acquirer = %acq.name,
+                tx = tx.id,
+                reference = %tx.reference,
+                stan = %a.record.stan,
+                repeat = a.repeat,
+                response_code = ?code,
+                "reversal acknowledged"
+            );
+            let update =
+                shared
+                    .saf()
+                    .acknowledged(&acq.name, id, code, unix_ms(SystemTime::now()));
+            if let Some(u) = update {
+                if let Err(e) = shared.journal.commit(vec![Change::UpdateSaf(u)]).await {
+                    // Sent again after a restart, as a repeat: harmless.
+                    tracing::error!(error = %e, tx = tx.id, "journal: acknowledgement not recorded");
+                }
+            }
+            shared.saf_wake.notify_waiters();
+        }
+        Err(e) => {
+            tracing::warn!(acquirer = %acq.name, tx = tx.id, error = %e, "reversal not acknowledged, will retry");
+            failed(&shared);
+        }
     }
 }
