@@ -18,7 +18,9 @@ use acqswitch::journal::{
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let path = args.next().unwrap_or_else(|| "/dev/shm/journal_loop.db".into());
+    let path = args
+        .next()
+        .unwrap_or_else(|| "/dev/shm/journal_loop.db".into());
     let n: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(20_000);
     let g: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(32);
     for suffix in ["", "-wal", "-shm"] {

@@ -457,11 +457,13 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
             "reversals waiting in the store-and-forward queue"
         );
     }
-    let switch = Switch::new(core, Arc::clone(&journal), setups, recovery.saf.clone()).map_err(|e| match e {
-        crate::switch::SwitchError::Acquirer { acquirer, reason } => {
-            StartError::Acquirer { acquirer, reason }
-        }
-    })?;
+    let switch = Switch::new(core, Arc::clone(&journal), setups, recovery.saf.clone()).map_err(
+        |e| match e {
+            crate::switch::SwitchError::Acquirer { acquirer, reason } => {
+                StartError::Acquirer { acquirer, reason }
+            }
+        },
+    )?;
     let api = Arc::new(Api {
         switch,
         body_limit: cfg.server.body_limit,

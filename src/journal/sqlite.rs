@@ -701,7 +701,8 @@ impl Backend for SqliteBackend {
                 ))
                 .map_err(storage)?;
             for r in st.query_map([], saf_of).map_err(storage)? {
-                rec.saf.push(r.map_err(|e| JournalError::Corrupt(e.to_string()))?);
+                rec.saf
+                    .push(r.map_err(|e| JournalError::Corrupt(e.to_string()))?);
             }
         }
         t.commit().map_err(storage)?;

@@ -62,6 +62,9 @@ struct Shared {
     conns: Mutex<Vec<mpsc::UnboundedSender<Command>>>,
     accepted: AtomicU64,
     next_stan: AtomicU64,
+    /// While false the acquirer is "down": connections are closed as
+    /// soon as they are accepted.
+    up: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -144,6 +147,7 @@ impl Simulator {
             conns: Mutex::new(Vec::new()),
             accepted: AtomicU64::new(0),
             next_stan: AtomicU64::new(900_000),
+            up: std::sync::atomic::AtomicBool::new(true),
         });
         let (shutdown, rx) = watch::channel(false);
         let handle = SimHandle {
@@ -153,6 +157,33 @@ impl Simulator {
             done: None,
         };
         Ok((handle, listener, rx))
+    }
+}
+
+/// Fault injection as the admin API takes it (`POST /faults`): every
+/// field optional, absent means off.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultsRequest {
+    pub latency_ms: Option<u64>,
+    pub no_response_every: Option<u64>,
+    pub duplicate_every: Option<u64>,
+    pub drop_after: Option<u64>,
+    pub garbage_every: Option<u64>,
+}
+
+impl FaultsRequest {
+    fn into_faults(self) -> Faults {
+        Faults {
+            latency: self.latency_ms.map_or(super::rules::Latency::None, |ms| {
+                super::rules::Latency::Fixed(Duration::from_millis(ms))
+            }),
+            no_response_every: self.no_response_every,
+            duplicate_every: self.duplicate_every,
+            drop_after: self.drop_after,
+            garbage_every: self.garbage_every,
+            ..Faults::default()
+        }
     }
 }
 
@@ -202,9 +233,40 @@ impl SimHandle {
             ))
         })?;
         let bound = listener.local_addr()?;
+        use axum::routing::post;
         let ledger_state = Arc::clone(&self.shared);
         let counts_state = Arc::clone(&self.shared);
+        let faults_state = Arc::clone(&self.shared);
+        let down_state = Arc::clone(&self.shared);
+        let up_state = Arc::clone(&self.shared);
         let router = axum::Router::new()
+            .route(
+                "/faults",
+                post(move |axum::Json(f): axum::Json<FaultsRequest>| {
+                    faults_state.state().faults = f.into_faults();
+                    async move { axum::Json(serde_json::json!({"ok": true})) }
+                }),
+            )
+            .route(
+                "/down",
+                post(move || {
+                    down_state.up.store(false, Ordering::Release);
+                    let mut conns = down_state.conns.lock().unwrap_or_else(|p| p.into_inner());
+                    conns.retain(|c| !c.is_closed());
+                    let closed = conns
+                        .iter()
+                        .filter(|c| c.send(Command::Close).is_ok())
+                        .count();
+                    async move { axum::Json(serde_json::json!({"closed": closed})) }
+                }),
+            )
+            .route(
+                "/up",
+                post(move || {
+                    up_state.up.store(true, Ordering::Release);
+                    async move { axum::Json(serde_json::json!({"ok": true})) }
+                }),
+            )
             .route(
                 "/ledger",
                 get(move || {
@@ -303,6 +365,15 @@ impl SimHandle {
         self.broadcast(|| Command::Close)
     }
 
+    /// Takes the acquirer down (every connection closed, new ones closed
+    /// as soon as accepted) or back up. The ledger is kept.
+    pub fn set_up(&self, up: bool) {
+        self.shared.up.store(up, Ordering::Release);
+        if !up {
+            self.drop_connections();
+        }
+    }
+
     fn broadcast(&self, cmd: impl Fn() -> Command) -> usize {
         let mut conns = self.shared.conns.lock().unwrap_or_else(|p| p.into_inner());
         conns.retain(|c| !c.is_closed());
@@ -334,6 +405,11 @@ async fn accept_loop(
         tokio::select! {
             r = listener.accept() => match r {
                 Ok((stream, peer)) => {
+                    if !shared.up.load(Ordering::Acquire) {
+                        // Down: the connection is closed at once.
+                        drop(stream);
+                        continue;
+                    }
                     let _ = stream.set_nodelay(true);
                     shared.accepted.fetch_add(1, Ordering::Relaxed);
                     let (tx, rx) = mpsc::unbounded_channel();

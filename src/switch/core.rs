@@ -19,12 +19,12 @@ use std::sync::Arc;
 
 use super::codes::{ResponseCode, ResponseCodeTable};
 use super::domain::{
-    Authentication, AuthorizationRequest, CardBrand, Currency, HolderAuthentProgram,
-    OrderChannel, PanEntryMode, ReversalReason, ReversalRequest, Wallet,
+    Authentication, AuthorizationRequest, CardBrand, Currency, HolderAuthentProgram, OrderChannel,
+    PanEntryMode, ReversalReason, ReversalRequest, Wallet,
 };
-use super::saf::SafConfig;
 use super::operation::{CardOrder, OrderAnswer, Refusal};
 use super::routing::{self, Route};
+use super::saf::SafConfig;
 use super::sequence::{Exhausted, Reservation, Sequence};
 use super::windows::{Claim, RefEntry, RefStatus, ReferenceIndex, TokenIndex, VaultIndex};
 use super::Merchant;
@@ -431,7 +431,11 @@ impl Core {
 
     /// The reversal message's content for a journaled transaction (its
     /// card opened from the journal).
-    pub fn reversal_request(&self, tx: &TxRecord, reason: ReversalReason) -> Option<ReversalRequest> {
+    pub fn reversal_request(
+        &self,
+        tx: &TxRecord,
+        reason: ReversalReason,
+    ) -> Option<ReversalRequest> {
         let to = tx.sent_to.as_ref()?;
         let (card_number, expiry) = self.open_tx_card(tx)?;
         Some(ReversalRequest {

@@ -137,7 +137,10 @@ impl Source {
         use Source::*;
         match self {
             Eci | Cryptogram | HolderAuthentProgram => kind == MessageKind::Request,
-            OriginalMti | OriginalStan | OriginalTransmissionDatetime | OriginalDataElements
+            OriginalMti
+            | OriginalStan
+            | OriginalTransmissionDatetime
+            | OriginalDataElements
             | ReasonCode => kind == MessageKind::Reversal,
             _ => true,
         }
@@ -390,7 +393,9 @@ impl Values for RequestValues<'_> {
                 }
                 Val::O(s)
             }),
-            Source::TokenRequestorId => token_requestor_id(req.pan_entry_mode, req.wallet, req.brand),
+            Source::TokenRequestorId => {
+                token_requestor_id(req.pan_entry_mode, req.wallet, req.brand)
+            }
             Source::TransactionReference => Some(Val::B(&req.transaction_reference)),
             _ => None,
         }
@@ -402,9 +407,7 @@ impl Values for RequestValues<'_> {
             Source::PanEntryMode => Some(req.pan_entry_mode.as_str()),
             Source::OrderChannel => Some(req.order_channel.as_str()),
             Source::Wallet => req.wallet.map(Wallet::as_str),
-            Source::HolderAuthentProgram => {
-                req.authentication.as_ref().map(|a| a.program.as_str())
-            }
+            Source::HolderAuthentProgram => req.authentication.as_ref().map(|a| a.program.as_str()),
             Source::CardBrand => Some(req.brand.as_str()),
             _ => None,
         }
@@ -456,11 +459,7 @@ impl Values for ReversalValues<'_> {
             // and forwarding institution (11), zero-filled.
             Source::OriginalDataElements => Some(Val::O(Zeroizing::new(format!(
                 "{}{:0>6}{}{:0>11}{:0>11}",
-                r.original_mti,
-                r.original_stan,
-                self.original.datetime,
-                r.acquirer_id,
-                ""
+                r.original_mti, r.original_stan, self.original.datetime, r.acquirer_id, ""
             )))),
             _ => None,
         }
@@ -616,23 +615,32 @@ impl Mapping {
             rrn: "000000000001",
             now: UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000),
         };
-        let sample = |section: &'static str, mode: &'static str, r: Result<Message<'_>, ValueError>| {
-            let err = |error: String| MappingError::Sample {
-                section,
-                mode,
-                error,
+        let sample =
+            |section: &'static str, mode: &'static str, r: Result<Message<'_>, ValueError>| {
+                let err = |error: String| MappingError::Sample {
+                    section,
+                    mode,
+                    error,
+                };
+                let msg = r.map_err(|e| err(e.to_string()))?;
+                spec.encode_to_bytes(&msg)
+                    .map(|_| ())
+                    .map_err(|e| err(e.to_string()))
             };
-            let msg = r.map_err(|e| err(e.to_string()))?;
-            spec.encode_to_bytes(&msg)
-                .map(|_| ())
-                .map_err(|e| err(e.to_string()))
-        };
         for (mode, req) in sample_requests() {
             sample("request", mode, self.build_request(spec, &req, &ctx))?;
             for reason in ReversalReason::ALL {
                 let rev = ReversalRequest::of_request(&req, &ctx, "000042", reason);
-                sample("reversal", mode, self.build_reversal(spec, &rev, ctx.now, false))?;
-                sample("reversal", mode, self.build_reversal(spec, &rev, ctx.now, true))?;
+                sample(
+                    "reversal",
+                    mode,
+                    self.build_reversal(spec, &rev, ctx.now, false),
+                )?;
+                sample(
+                    "reversal",
+                    mode,
+                    self.build_reversal(spec, &rev, ctx.now, true),
+                )?;
             }
         }
         Ok(())
@@ -676,17 +684,19 @@ fn build(
         if vals.is_empty() {
             continue;
         }
-        let entries: Vec<(&str, SubValue<'_>)> = vals
-            .iter()
-            .map(|(k, v)| (*k, SubValue::Text(v)))
-            .collect();
+        let entries: Vec<(&str, SubValue<'_>)> =
+            vals.iter().map(|(k, v)| (*k, SubValue::Text(v))).collect();
         spec.set_subfields(&mut msg, c.field, &entries)?;
     }
     Ok(msg)
 }
 
 /// One `[request]` or `[reversal]` section, checked against `spec`.
-fn message_map(raw: RawMessage, kind: MessageKind, spec: &Spec) -> Result<MessageMap, MappingError> {
+fn message_map(
+    raw: RawMessage,
+    kind: MessageKind,
+    spec: &Spec,
+) -> Result<MessageMap, MappingError> {
     let section = kind.section();
     let mti = Mti::parse(&raw.mti).ok_or(MappingError::Mti {
         section,
@@ -1066,7 +1076,8 @@ mod tests {
         for dialect in ["cb2a", "iso87visa"] {
             let spec = spec(dialect);
             let m = Mapping::load(dialect, &spec).unwrap();
-            let rev = ReversalRequest::of_request(&request(), &ctx(), "000123", ReversalReason::Timeout);
+            let rev =
+                ReversalRequest::of_request(&request(), &ctx(), "000123", ReversalReason::Timeout);
             let later = ctx().now + std::time::Duration::from_secs(3);
             for (repeat, mti) in [(false, "0400"), (true, "0401")] {
                 let mut msg = m.build_reversal(&spec, &rev, later, repeat).unwrap();
@@ -1076,17 +1087,35 @@ mod tests {
                 assert_eq!(d.mti().as_str(), mti, "{dialect}");
                 assert_eq!(spec.text(&d, 2).unwrap(), "4895370012003478");
                 assert_eq!(spec.text(&d, 4).unwrap(), "000000001234");
-                assert_eq!(spec.text(&d, 7).unwrap(), "1114221323", "the reversal's own time");
-                assert_eq!(spec.text(&d, 37).unwrap(), "000000000042", "the original's RRN");
+                assert_eq!(
+                    spec.text(&d, 7).unwrap(),
+                    "1114221323",
+                    "the reversal's own time"
+                );
+                assert_eq!(
+                    spec.text(&d, 37).unwrap(),
+                    "000000000042",
+                    "the original's RRN"
+                );
                 assert_eq!(spec.text(&d, 39).unwrap(), "68");
                 assert_eq!(spec.text(&d, 41).unwrap(), "ACQ00001");
                 assert_eq!(
                     spec.text(&d, 90).unwrap(),
-                    format!("0100000123{}{}{}", "1114221320", "12345678901", "0".repeat(11))
+                    format!(
+                        "0100000123{}{}{}",
+                        "1114221320",
+                        "12345678901",
+                        "0".repeat(11)
+                    )
                 );
             }
             assert_eq!(m.reversal_placement("original_data_elements"), Some("90"));
-            let c = ReversalRequest::of_request(&request(), &ctx(), "000123", ReversalReason::Cancellation);
+            let c = ReversalRequest::of_request(
+                &request(),
+                &ctx(),
+                "000123",
+                ReversalReason::Cancellation,
+            );
             let msg = m.build_reversal(&spec, &c, later, false).unwrap();
             assert_eq!(spec.text(&msg, 39).unwrap(), "17");
         }

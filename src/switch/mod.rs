@@ -55,13 +55,13 @@ use crate::card::{Expiry, Pan};
 use crate::civil::unix_ms;
 use crate::iso8583::Spec;
 use crate::journal::{Applied, Change, Conflict, Journal, SafRecord, SentTo, TxState};
-use domain::ReversalReason;
-use saf::{Attempt, Saf, SafCounts, Step};
 use crate::net::{LinkError, Pool, PoolConfig, UnmatchedHandler};
 use crate::seal::{SealAlgorithm, SealSecret};
 use crate::wallet::googlepay::{AuthMethod, GooglePayRecipient};
 use domain::CardBrand;
+use domain::ReversalReason;
 use mapping::RequestContext;
+use saf::{Attempt, Saf, SafCounts, Step};
 
 /// A merchant as the switch knows it.
 #[derive(Clone)]
@@ -836,17 +836,16 @@ async fn send_one(shared: Arc<Shared>, acq: Acquirer, a: Attempt) {
     };
     let reason = ReversalReason::parse(&a.record.reason).unwrap_or(ReversalReason::Timeout);
     let Some(rev) = shared.core.reversal_request(&tx, reason) else {
-        tracing::error!(tx = tx.id, "reversal: the card does not open with the journal key");
+        tracing::error!(
+            tx = tx.id,
+            "reversal: the card does not open with the journal key"
+        );
         return failed(&shared);
     };
     let built = acq
         .mapping
         .build_reversal(&acq.spec, &rev, SystemTime::now(), a.repeat)
-        .and_then(|mut m| {
-            acq.spec
-                .set_text(&mut m, 11, &a.record.stan)
-                .map(|()| m)
-        });
+        .and_then(|mut m| acq.spec.set_text(&mut m, 11, &a.record.stan).map(|()| m));
     let msg = match built {
         Ok(m) => m,
         Err(e) => {
@@ -869,10 +868,9 @@ async fn send_one(shared: Arc<Shared>, acq: Acquirer, a: Attempt) {
                 response_code = ?code,
                 "reversal acknowledged"
             );
-            let update =
-                shared
-                    .saf()
-                    .acknowledged(&acq.name, id, code, unix_ms(SystemTime::now()));
+            let update = shared
+                .saf()
+                .acknowledged(&acq.name, id, code, unix_ms(SystemTime::now()));
             if let Some(u) = update {
                 if let Err(e) = shared.journal.commit(vec![Change::UpdateSaf(u)]).await {
                     // Sent again after a restart, as a repeat: harmless.

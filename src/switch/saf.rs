@@ -336,9 +336,16 @@ mod tests {
             panic!()
         };
         assert_eq!(b.record.id, 2);
-        assert_eq!(saf.poll("a", 10, &mut stan), Step::Idle(Some(100_000)), "two in flight");
+        assert_eq!(
+            saf.poll("a", 10, &mut stan),
+            Step::Idle(Some(100_000)),
+            "two in flight"
+        );
         let u = saf.acknowledged("a", 1, Some("00".into()), 20).unwrap();
-        assert_eq!((u.state, u.response_code.as_deref()), (SafState::Acknowledged, Some("00")));
+        assert_eq!(
+            (u.state, u.response_code.as_deref()),
+            (SafState::Acknowledged, Some("00"))
+        );
         let Step::Send(c) = saf.poll("a", 20, &mut stan) else {
             panic!()
         };
@@ -364,14 +371,22 @@ mod tests {
         assert_eq!(b.record.stan, a.record.stan, "same STAN");
         assert_eq!(b.record.attempts, 2);
         saf.failed("a", 1, 100);
-        assert_eq!(saf.poll("a", 150, &mut stan), Step::Idle(Some(300)), "doubled");
+        assert_eq!(
+            saf.poll("a", 150, &mut stan),
+            Step::Idle(Some(300)),
+            "doubled"
+        );
         for t in [300, 700, 1100] {
             let Step::Send(_) = saf.poll("a", t, &mut stan) else {
                 panic!("{t}")
             };
             saf.failed("a", 1, t);
         }
-        assert_eq!(saf.poll("a", 1101, &mut stan), Step::Idle(Some(1500)), "capped at 400");
+        assert_eq!(
+            saf.poll("a", 1101, &mut stan),
+            Step::Idle(Some(1500)),
+            "capped at 400"
+        );
         assert_eq!(saf.counts().failed, 5);
     }
 
@@ -397,6 +412,9 @@ mod tests {
         assert_eq!(saf.counts().expired, 1);
         // No STAN free: nothing is sent, tried again later.
         saf.push(record(8, 150_000));
-        assert_eq!(saf.poll("a", 200_000, &mut || None), Step::Idle(Some(200_100)));
+        assert_eq!(
+            saf.poll("a", 200_000, &mut || None),
+            Step::Idle(Some(200_100))
+        );
     }
 }

@@ -147,6 +147,14 @@ impl Sim {
         v["entries"].as_array().cloned().unwrap_or_default()
     }
 
+    /// `POST path` on the admin API (`/faults`, `/down`, `/up`).
+    pub async fn admin(&self, path: &str, body: Value) -> Value {
+        let mut c = ApiClient::connect(self.admin).await.unwrap();
+        let (status, v) = c.post_json(path, &body).await.unwrap();
+        assert_eq!(status, 200, "{path}: {v}");
+        v
+    }
+
     pub async fn counts(&self) -> Value {
         let mut c = ApiClient::connect(self.admin).await.unwrap();
         c.get_json("/counts").await.unwrap().1
@@ -163,6 +171,17 @@ impl Drop for Sim {
 /// A configuration for `serve`: one cb2a acquirer at `acquirer`, the test
 /// merchant (Google Pay test keys), the journal in `dir`.
 pub fn write_config(dir: &Path, acquirer: SocketAddr, extra_pool: &str) -> PathBuf {
+    write_config_with(dir, acquirer, "2s", extra_pool)
+}
+
+/// The same with the request timeout given, and store and forward retrying
+/// fast (100 ms, up to 500 ms).
+pub fn write_config_with(
+    dir: &Path,
+    acquirer: SocketAddr,
+    request_timeout: &str,
+    extra_pool: &str,
+) -> PathBuf {
     let text = format!(
         r#"
 [server]
@@ -173,6 +192,10 @@ threads = 2
 path = "journal.db"
 key = "{key}"
 
+[store_and_forward]
+retry_initial = "100ms"
+retry_max = "500ms"
+
 [[acquirers]]
 name = "main"
 dialect = "cb2a"
@@ -180,7 +203,7 @@ mapping = "cb2a"
 [acquirers.pool]
 primary = "{acquirer}"
 links = 2
-request_timeout = "2s"
+request_timeout = "{request_timeout}"
 connect_timeout = "200ms"
 max_in_flight_per_link = 4096
 {extra_pool}
@@ -355,6 +378,20 @@ impl Client {
             Err(_) => None,
         }
     }
+}
+
+/// The journal's reversals: (tx id, state, attempts, STAN).
+pub fn journal_saf(db: &Path) -> Vec<(i64, String, i64, String)> {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let mut st = conn
+        .prepare("SELECT tx_id, state, attempts, stan FROM saf ORDER BY id")
+        .unwrap();
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
 }
 
 /// The journal's transactions: (terminal, STAN, reference, state).
