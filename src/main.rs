@@ -42,6 +42,9 @@ enum Command {
     Load(cli::load::LoadArgs),
     /// Runs the switch: HTTP API, acquirer pools (embedded default without --config).
     Serve(cli::serve::ServeArgs),
+    /// Chaos run: the switch killed and restarted under load against a faulty
+    /// acquirer; reconciles what clients were told with the acquirer's ledger.
+    Soak(cli::soak::SoakArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,5 +58,6 @@ fn main() -> ExitCode {
         Command::Sim(args) => cli::sim::run(args),
         Command::Load(args) => cli::load::run(args),
         Command::Serve(args) => cli::serve::run(args),
+        Command::Soak(args) => cli::soak::run(args),
     }
 }
