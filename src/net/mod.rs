@@ -10,6 +10,8 @@
 //!   reusing a STAN still in flight).
 //! - [`backoff`]: exponential backoff with jitter, RNG passed in.
 //! - [`key`]: the configurable match key (default: response MTI + DE 11 + DE 41).
+//! - [`proto`]: the link protocol without I/O (sign-on, echo, matching,
+//!   strays, draining and sign-off) for one connection, `now` passed in.
 //! - [`link`]: one task owns one TCP connection; callers send
 //!   `(request, oneshot::Sender)` over an `mpsc`.
 //! - [`pool`]: N links per acquirer, least-in-flight selection, reconnect,
@@ -24,6 +26,7 @@ pub mod key;
 pub mod link;
 pub mod matcher;
 pub mod pool;
+pub mod proto;
 pub mod stan;
 
 pub use error::{CodecError, FramingError, LinkError};
