@@ -137,10 +137,7 @@ impl AuthorizationService {
         };
         match acq.pool.send(msg).await {
             Ok(resp) => {
-                let answer = match resp.message() {
-                    Ok(m) => acq.mapping.read_response(&acq.spec, &m),
-                    Err(_) => Default::default(),
-                };
+                let answer = acq.mapping.read_response(&acq.spec, resp.message());
                 let code = self.codes.map(answer.response_code.as_deref());
                 outcome(code, answer.response_code, answer.authorisation_id)
             }
