@@ -492,3 +492,35 @@ async fn reversal_marks_ledger() {
         TxStatus::Reversed
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_drains_then_signs_off() {
+    let sim = sim(Faults {
+        latency: Latency::Fixed(Duration::from_millis(200)),
+        ..Faults::default()
+    })
+    .await;
+    let pool = ready_pool(pool_cfg(&sim)).await;
+    let s = Arc::clone(pool.spec());
+    // A request in flight when the shutdown begins is answered, not cut off.
+    let in_flight = {
+        let pool = pool.clone();
+        let s = Arc::clone(&s);
+        tokio::spawn(async move { pool.send(auth(&s, 100)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(pool.links()[0].in_flight(), 1);
+    pool.shutdown().await;
+    let resp = in_flight.await.unwrap().unwrap();
+    assert_eq!(s.text(resp.message(), 39).unwrap(), "00");
+    assert_eq!(pool.health(), Health::Down);
+    // The last thing the acquirer saw: the sign-off, after the request.
+    let records = sim.records();
+    let sign_off = records.last().unwrap();
+    assert_eq!(sign_off.mti(), Mti::NETWORK_REQUEST);
+    assert_eq!(s.text(sign_off, 70).unwrap(), "002");
+    assert_eq!(records[records.len() - 2].mti(), Mti::AUTHORIZATION_REQUEST);
+    // Sign-on and sign-off, both answered.
+    assert_eq!(sim.counts().network, 2);
+    assert_eq!(pool.stans_in_flight(), 0);
+}
