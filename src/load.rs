@@ -197,6 +197,7 @@ async fn worker(
         .decode(&template)
         .map_err(|e| LoadError::Template(e.to_string()))?;
     let template = &template;
+    let spec = &*spec;
     let pool = &pool;
     let issued = &*issued;
     let progress = &*progress;
@@ -211,7 +212,8 @@ async fn worker(
                 let us = t0.elapsed().as_micros().max(1) as u64;
                 match result {
                     Ok(resp) => {
-                        if resp.response_code() == Some("00") {
+                        // The load tool's own dialects carry the response code in DE 39.
+                        if spec.text(resp.message(), 39).as_deref() == Some("00") {
                             ok += 1;
                             let _ = hist.record(us);
                         } else {

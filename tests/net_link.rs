@@ -80,10 +80,10 @@ async fn signs_on_before_ready_then_round_trips() {
 
     for (amount, rc) in [(1000, "00"), (1005, "05"), (1099, "96"), (1042, "00")] {
         let resp = pool.send(auth(s, amount)).await.unwrap();
-        let m = resp.message().unwrap();
+        let m = resp.message();
         assert_eq!(m.mti(), Mti::AUTHORIZATION_RESPONSE);
-        assert_eq!(s.text(&m, 39).unwrap(), rc, "amount {amount}");
-        assert_eq!(s.text(&m, 41).unwrap(), "TERM0001");
+        assert_eq!(s.text(m, 39).unwrap(), rc, "amount {amount}");
+        assert_eq!(s.text(m, 41).unwrap(), "TERM0001");
         assert_eq!(m.has(38), rc == "00");
     }
     // The pool allocated STANs 2..=5 (1 went to the sign-on); DE 2 reached the sim.
@@ -118,9 +118,9 @@ async fn concurrent_requests_match_out_of_order_responses() {
                 // Distinct amounts: the response must echo this request's DE 4.
                 let amount = 10_000 + i * 100;
                 let resp = pool.send(auth(&s, amount)).await.unwrap();
-                let m = resp.message().unwrap();
-                assert_eq!(s.text(&m, 4).unwrap(), format!("{amount:012}"));
-                assert_eq!(s.text(&m, 39).unwrap(), "00");
+                let m = resp.message();
+                assert_eq!(s.text(m, 4).unwrap(), format!("{amount:012}"));
+                assert_eq!(s.text(m, 39).unwrap(), "00");
             })
         })
         .collect();
@@ -464,7 +464,7 @@ async fn other_framings_with_tpdu() {
         .await;
         let s = Arc::clone(pool.spec());
         let resp = pool.send(auth(&s, 100)).await.unwrap();
-        assert_eq!(resp.response_code(), Some("00"));
+        assert_eq!(s.text(resp.message(), 39).unwrap(), "00");
         pool.shutdown().await;
     }
 }
@@ -475,8 +475,8 @@ async fn reversal_marks_ledger() {
     let pool = ready_pool(pool_cfg(&sim)).await;
     let s = Arc::clone(pool.spec());
     let resp = pool.send(auth(&s, 2500)).await.unwrap();
-    let m = resp.message().unwrap();
-    let stan = s.text(&m, 11).unwrap().into_owned();
+    let m = resp.message();
+    let stan = s.text(m, 11).unwrap().into_owned();
     assert_eq!(
         sim.ledger_entry("TERM0001", &stan).unwrap().status,
         TxStatus::Approved
@@ -486,9 +486,41 @@ async fn reversal_marks_ledger() {
     s.set_text(&mut rev, 90, &format!("0100{stan}{}", "0".repeat(32)))
         .unwrap();
     let r = pool.send(rev).await.unwrap();
-    assert_eq!(r.message().unwrap().mti(), Mti::REVERSAL_RESPONSE);
+    assert_eq!(r.message().mti(), Mti::REVERSAL_RESPONSE);
     assert_eq!(
         sim.ledger_entry("TERM0001", &stan).unwrap().status,
         TxStatus::Reversed
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_drains_then_signs_off() {
+    let sim = sim(Faults {
+        latency: Latency::Fixed(Duration::from_millis(200)),
+        ..Faults::default()
+    })
+    .await;
+    let pool = ready_pool(pool_cfg(&sim)).await;
+    let s = Arc::clone(pool.spec());
+    // A request in flight when the shutdown begins is answered, not cut off.
+    let in_flight = {
+        let pool = pool.clone();
+        let s = Arc::clone(&s);
+        tokio::spawn(async move { pool.send(auth(&s, 100)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(pool.links()[0].in_flight(), 1);
+    pool.shutdown().await;
+    let resp = in_flight.await.unwrap().unwrap();
+    assert_eq!(s.text(resp.message(), 39).unwrap(), "00");
+    assert_eq!(pool.health(), Health::Down);
+    // The last thing the acquirer saw: the sign-off, after the request.
+    let records = sim.records();
+    let sign_off = records.last().unwrap();
+    assert_eq!(sign_off.mti(), Mti::NETWORK_REQUEST);
+    assert_eq!(s.text(sign_off, 70).unwrap(), "002");
+    assert_eq!(records[records.len() - 2].mti(), Mti::AUTHORIZATION_REQUEST);
+    // Sign-on and sign-off, both answered.
+    assert_eq!(sim.counts().network, 2);
+    assert_eq!(pool.stans_in_flight(), 0);
 }

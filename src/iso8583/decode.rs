@@ -584,6 +584,12 @@ pub fn decode<'a>(spec: &Spec, input: &'a [u8]) -> Result<Message<'a>, DecodeErr
     decode_with::<true>(spec, input)
 }
 
+/// [`decode`] into a message that holds a shared handle on `frame` (a
+/// reference count, no copy) rather than borrowing it.
+pub fn decode_shared(spec: &Spec, frame: &bytes::Bytes) -> Result<Message<'static>, DecodeError> {
+    Ok(decode(spec, frame)?.share(frame))
+}
+
 /// [`decode`] without the per-field plans: every field goes through
 /// `field_value`. The reference the planned path is checked against
 /// (unit tests, the `iso_decode` fuzz target).

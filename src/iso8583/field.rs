@@ -6,11 +6,19 @@
 //! [`super::Spec::text`]; owning every byte is an explicit
 //! [`Message::into_owned`].
 //!
+//! The frame is either a borrowed slice (`Spec::decode`) or a shared
+//! [`Bytes`] handle on it (`Spec::decode_shared`): the second gives a
+//! `Message<'static>` that keeps its frame alive for the price of a
+//! reference count, so a message received on one task can be handed to
+//! another without copying its fields.
+//!
 //! The field table is inline for up to [`INLINE_FIELDS`] fields and its
 //! entries are plain offsets, so decoding a typical authorization
 //! allocates nothing and dropping the message frees nothing per field.
 
 use std::borrow::Cow;
+
+use bytes::Bytes;
 
 use super::bitmap::Bitmap;
 use super::mti::Mti;
@@ -305,6 +313,25 @@ impl Drop for DecodedFields<'_, '_> {
     }
 }
 
+/// The frame a decoded message's slots point into.
+#[derive(Clone)]
+enum FrameData<'a> {
+    Borrowed(&'a [u8]),
+    /// A handle on the receive buffer: the message owns its frame without
+    /// a copy.
+    Shared(Bytes),
+}
+
+impl FrameData<'_> {
+    #[inline]
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            FrameData::Borrowed(b) => b,
+            FrameData::Shared(b) => b,
+        }
+    }
+}
+
 /// An ISO 8583 message: header, MTI and data elements in field order.
 ///
 /// `Debug` never shows field data (it may hold card data): use
@@ -323,7 +350,7 @@ pub struct Message<'a> {
     garbage: usize,
     header: Cow<'a, [u8]>,
     /// The frame the message was decoded from (empty for a built one).
-    frame: &'a [u8],
+    frame: FrameData<'a>,
     mti: Mti,
     slots: Slots,
     /// Data-element bits of the fields present (bits 1 and 65 excluded),
@@ -340,7 +367,7 @@ impl<'a> Message<'a> {
             owned: Vec::new(),
             garbage: 0,
             header: Cow::Borrowed(&[]),
-            frame: &[],
+            frame: FrameData::Borrowed(&[]),
             mti,
             slots: Slots::with_capacity(0),
             present: Bitmap::default(),
@@ -363,7 +390,7 @@ impl<'a> Message<'a> {
             owned: Vec::new(),
             garbage: 0,
             header: Cow::Borrowed(&[]),
-            frame: &[],
+            frame: FrameData::Borrowed(&[]),
             mti: Mti::AUTHORIZATION_REQUEST,
             slots: Slots::with_capacity(0),
             present: Bitmap::default(),
@@ -383,7 +410,7 @@ impl<'a> Message<'a> {
         n: usize,
         present: Bitmap,
     ) {
-        self.frame = frame;
+        self.frame = FrameData::Borrowed(frame);
         self.header = Cow::Borrowed(header);
         self.mti = mti;
         self.present = present;
@@ -420,11 +447,26 @@ impl<'a> Message<'a> {
         self.header = Cow::Owned(header);
     }
 
+    /// The whole frame the message was decoded from (header included;
+    /// empty for a message built field by field).
+    pub fn frame(&self) -> &[u8] {
+        self.frame.as_slice()
+    }
+
+    /// The frame as a shared handle, when the message was decoded with
+    /// `Spec::decode_shared`.
+    pub fn shared_frame(&self) -> Option<&Bytes> {
+        match &self.frame {
+            FrameData::Shared(b) => Some(b),
+            FrameData::Borrowed(_) => None,
+        }
+    }
+
     #[inline]
     fn view(&self, s: &Slot) -> Field<'_> {
         let (base, start) = match s.owned() {
             Some(start) => (&self.owned[..], start),
-            None => (self.frame, s.start as usize),
+            None => (self.frame.as_slice(), s.start as usize),
         };
         // Slots only ever point inside their buffer.
         let raw = base.get(start..start + s.len()).unwrap_or_default();
@@ -569,6 +611,31 @@ impl<'a> Message<'a> {
             .is_ok_and(|i| self.slots.as_slice()[i].owned().is_none())
     }
 
+    /// The same message holding a shared handle on `frame`, which must be
+    /// the bytes it was decoded from (same address and length; anything
+    /// else gives an owned copy instead). A header, rare in dialects
+    /// (framing headers such as a TPDU are not part of the message), is
+    /// copied.
+    pub(crate) fn share(self, frame: &Bytes) -> Message<'static> {
+        if self.frame.as_slice().as_ptr_range() != frame.as_ptr_range() {
+            return self.into_owned();
+        }
+        let header = match self.header {
+            Cow::Borrowed([]) => Cow::Borrowed(&[][..]),
+            h => Cow::Owned(h.into_owned()),
+        };
+        Message {
+            owned: self.owned,
+            garbage: self.garbage,
+            header,
+            frame: FrameData::Shared(frame.clone()),
+            mti: self.mti,
+            slots: self.slots,
+            present: self.present,
+            data_len: self.data_len,
+        }
+    }
+
     /// Copies all borrowed data so the message outlives its frame.
     pub fn into_owned(self) -> Message<'static> {
         let mut owned = Vec::with_capacity(self.data_len);
@@ -587,7 +654,7 @@ impl<'a> Message<'a> {
             owned,
             garbage: 0,
             header: Cow::Owned(self.header.into_owned()),
-            frame: &[],
+            frame: FrameData::Borrowed(&[]),
             mti: self.mti,
             slots,
             present: self.present,

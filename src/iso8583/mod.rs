@@ -63,6 +63,14 @@ impl Spec {
         decode::decode(self, input)
     }
 
+    /// Decodes one complete message into a `Message<'static>` that keeps a
+    /// shared handle on `frame` (a reference count, no copy of any field):
+    /// for a message handed from the task that received it to another.
+    #[inline]
+    pub fn decode_shared(&self, frame: &bytes::Bytes) -> Result<Message<'static>, DecodeError> {
+        decode::decode_shared(self, frame)
+    }
+
     /// Encodes a message, appending to `out`.
     #[inline]
     pub fn encode(&self, msg: &Message<'_>, out: &mut BytesMut) -> Result<(), EncodeError> {

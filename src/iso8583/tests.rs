@@ -397,3 +397,52 @@ length_encoding = "ascii"
         );
     }
 }
+
+/// A shared decode gives the same message as a borrowed one, without a
+/// copy: its fields and header point into the very buffer it was given.
+#[test]
+fn decode_shared_keeps_the_frame_without_copying() {
+    let spec = Spec::from_toml_str(
+        r#"
+        name = "hdr"
+        mti = { encoding = "ascii" }
+        bitmap = { encoding = "binary" }
+        header = { length = 4, ascii = true }
+        [fields]
+        2 = { name = "PAN", class = "n", length = "llvar", max = 19, encoding = "ascii", prefix = "ascii", sensitivity = "pan" }
+        11 = { name = "STAN", class = "n", length = "fixed", max = 6, encoding = "ascii" }
+        "#,
+    )
+    .unwrap();
+    let mut m = Message::new(Mti::AUTHORIZATION_RESPONSE);
+    m.set_header(b"HDR1".to_vec());
+    spec.set_text(&mut m, 2, "4895370012003478").unwrap();
+    spec.set_text(&mut m, 11, "000123").unwrap();
+    let wire = spec.encode_to_bytes(&m).unwrap().freeze();
+    let shared = spec.decode_shared(&wire).unwrap();
+    let borrowed = spec.decode(&wire).unwrap();
+    assert_eq!(shared, borrowed);
+    assert_eq!(shared, m);
+    assert_eq!(shared.header(), b"HDR1");
+    assert_eq!(shared.frame(), &wire[..]);
+    let handle = shared.shared_frame().unwrap();
+    assert_eq!(handle.as_ptr(), wire.as_ptr());
+    assert!(borrowed.shared_frame().is_none());
+    // It outlives every other handle on the buffer.
+    drop(borrowed);
+    drop(wire);
+    let pan = shared.field(2).unwrap().raw().as_ptr_range();
+    let frame = shared.frame().as_ptr_range();
+    assert!(frame.start <= pan.start && pan.end <= frame.end);
+    assert_eq!(spec.text(&shared, 11).unwrap(), "000123");
+    // A clone shares the frame too; into_owned copies it.
+    let c = shared.clone();
+    assert_eq!(c.shared_frame().unwrap().as_ptr(), shared.frame().as_ptr());
+    let owned = shared.into_owned();
+    assert!(owned.shared_frame().is_none() && !owned.borrows_frame(2));
+    assert_eq!(owned.header(), b"HDR1");
+    assert_eq!(owned, c);
+    // A frame that does not decode is an error, as with `decode`.
+    let bad = bytes::Bytes::from_static(b"HDR10110");
+    assert!(spec.decode_shared(&bad).is_err());
+}

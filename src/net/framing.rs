@@ -411,11 +411,11 @@ impl FrameCodec {
     }
 }
 
-impl Decoder for FrameCodec {
-    type Item = Frame;
-    type Error = FramingError;
-
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FramingError> {
+impl FrameCodec {
+    /// Cuts the next frame from the front of `src`: `Ok(None)` when it is
+    /// not complete yet. The [`Decoder`] implementation, callable without
+    /// tokio-util (the I/O-free link protocol's tests, a simulation).
+    pub fn decode_frame(&self, src: &mut BytesMut) -> Result<Option<Frame>, FramingError> {
         if src.len() < self.prefix_len {
             return Ok(None);
         }
@@ -456,6 +456,15 @@ impl Decoder for FrameCodec {
         }
         let header = body.split_to(hlen);
         Ok(Some(Frame::Message { header, body }))
+    }
+}
+
+impl Decoder for FrameCodec {
+    type Item = Frame;
+    type Error = FramingError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FramingError> {
+        self.decode_frame(src)
     }
 }
 

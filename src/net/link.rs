@@ -1,34 +1,41 @@
-//! One TCP connection to an acquirer, owned by one task.
+//! The tokio driver of one link to an acquirer: one task owns one TCP
+//! connection at a time and drives the I/O-free protocol of
+//! [`super::proto`] with it.
 //!
 //! ```text
-//!  callers ──(Request: key, encoded frame, oneshot)──► mpsc ──► link task ──► socket
-//!     ▲                                                          │   ▲
-//!     └──────────── oneshot: Ok(Response) / Err(LinkError) ◄─────┘   └── frames in
+//!  callers ──(Queued: encoded request, epoch, oneshot)──► mpsc ──► link task ──► socket
+//!     ▲                                                             │   ▲
+//!     └───────────── oneshot: Ok(Response) / Err(LinkError) ◄───────┘   └── frames in
 //! ```
 //!
-//! Callers encode their message (in their own task, spreading the CPU work)
-//! and hand the frame to the link task, which appends every queued frame to
-//! one write buffer and writes it with one system call: under load one
-//! `write` carries many frames. Responses are decoded once to build their
-//! match key, then handed to the caller as a [`Response`] that shares the
-//! read buffer.
+//! What is here and not in the protocol: connecting (primary first, then
+//! the secondary), backoff with jitter between connections, probing the
+//! primary while on the secondary (a TCP connect; when it answers, the
+//! connection drains for failback), socket reads and writes, the mapping
+//! of protocol events to the callers' oneshots and the unmatched handler,
+//! the link state published to the pool, and the metrics counters.
 //!
-//! The task is a loop around I/O-free parts ([`Matcher`], [`Backoff`]); the
-//! only clock reads are `Instant::now()` passed into them, so tests run on
-//! tokio's paused clock.
+//! Callers encode their message in their own task (spreading the CPU work)
+//! and hand the frame over; the task hands every queued frame to the
+//! protocol and writes them all with one system call (under load one
+//! `write` carries many frames), and stops taking requests while more than
+//! [`WRITE_HIGH_WATER`] bytes wait to be written.
 //!
-//! Life of a link (states visible to the pool through [`LinkState`]):
+//! A request is sent on the connection it was queued for, or not at all:
+//! each carries the epoch of the ready connection it saw, and a request
+//! from an earlier connection (queued during an outage, a reconnect in
+//! between) is answered `NoReadyLink` rather than sent seconds later on
+//! the next one. While the link is not connected every request gets
+//! `NoReadyLink` at once.
 //!
-//! ```text
-//!   Connecting ──tcp up──► SigningOn ──0810 DE39=00──► Ready ──shutdown──► Draining
-//!       ▲                     │                          │                   │
-//!       └──backoff── Down ◄───┴──────────error───────────┴───in flight = 0───┘
-//! ```
+//! The only clock reads are `Instant::now()` handed to the protocol, so
+//! tests run on tokio's paused clock.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use bytes::{Buf, Bytes, BytesMut};
 use rand::rngs::StdRng;
@@ -38,76 +45,44 @@ use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::time::Instant;
-use tokio_util::codec::Decoder;
+use tracing::Instrument;
 
-use super::backoff::Backoff;
-use super::error::{CodecError, LinkError};
-use super::framing::{Frame, FrameCodec};
-use super::key::{KeyHasherBuilder, MatchKey, MatchKeyConfig};
-use super::matcher::{InsertError, Match, Matcher, StrayKind};
-use super::pool::PoolConfig;
-use super::stan::{StanAllocator, StanLease};
-use crate::iso8583::{Message, Mti, Spec};
+use super::backoff::{Backoff, BackoffConfig};
+use super::error::LinkError;
+use super::framing::FrameCodec;
+use super::proto::{
+    self, Connection, ConnectionStats, DownReason, DrainReason, EncodedRequest, Event, Failure,
+    SubmitError,
+};
+use super::stan::StanLease;
+use crate::iso8583::{Message, Mti};
 
-/// DE 70 network management information codes.
-pub const NMIC_SIGN_ON: &str = "001";
-pub const NMIC_ECHO: &str = "301";
+pub use super::proto::{
+    transmission_datetime, LinkState, Response, UnmatchedKind, NMIC_ECHO, NMIC_SIGN_OFF,
+    NMIC_SIGN_ON,
+};
 
 /// Stop taking requests while this much is waiting to be written.
-const WRITE_HIGH_WATER: usize = 256 * 1024;
+pub const WRITE_HIGH_WATER: usize = 256 * 1024;
 /// Read buffer growth step.
 const READ_CHUNK: usize = 64 * 1024;
 /// Reads per wake-up before giving other work a turn.
 const READS_PER_TURN: usize = 8;
 
-/// State of one link, as seen by the pool and metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-#[repr(u8)]
-pub enum LinkState {
-    Connecting = 0,
-    SigningOn = 1,
-    Ready = 2,
-    Draining = 3,
-    Down = 4,
-}
-
-impl LinkState {
-    fn from_u8(v: u8) -> LinkState {
-        match v {
-            0 => LinkState::Connecting,
-            1 => LinkState::SigningOn,
-            2 => LinkState::Ready,
-            3 => LinkState::Draining,
-            _ => LinkState::Down,
-        }
-    }
-}
-
-/// Why a response (or an acquirer request) was handed to the unmatched handler.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UnmatchedKind {
-    /// Answer to a request that had already timed out.
-    Late,
-    /// Second answer to a request already answered.
-    Duplicate,
-    /// Answer to nothing this link remembers.
-    Unknown,
-    /// A request from the acquirer other than network management.
-    UnsolicitedRequest,
-    /// A frame whose message does not decode with the dialect.
-    Undecodable,
-}
-
-impl From<StrayKind> for UnmatchedKind {
-    fn from(k: StrayKind) -> Self {
-        match k {
-            StrayKind::Late => UnmatchedKind::Late,
-            StrayKind::Duplicate => UnmatchedKind::Duplicate,
-            StrayKind::Unknown => UnmatchedKind::Unknown,
-        }
-    }
+/// Where and how a link connects.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectConfig {
+    /// `host:port` of the primary endpoint.
+    pub primary: String,
+    /// `host:port` tried when the primary cannot be reached.
+    pub secondary: Option<String>,
+    pub connect_timeout: Duration,
+    /// While on the secondary, how often to probe the primary; `None`:
+    /// stay on the secondary until the connection drops.
+    pub failback_interval: Option<Duration>,
+    pub backoff: BackoffConfig,
+    /// Seed for the backoff jitter (tests); random when absent.
+    pub seed: Option<u64>,
 }
 
 /// A message no caller was waiting for. The reliability layer uses `Late`
@@ -137,64 +112,25 @@ impl fmt::Debug for Unmatched {
 /// Called from the link task for every unmatched message; must not block.
 pub type UnmatchedHandler = Arc<dyn Fn(Unmatched) + Send + Sync>;
 
-/// The default handler: a warning in the log (kind and MTI only). The
-/// counters in [`LinkMetrics`] count regardless of the handler.
+/// The default handler: a warning in the log (kind and size; the MTI of
+/// an ASCII dialect as text, never raw bytes: a BCD MTI or garbage would
+/// show as noise). The counters in [`LinkMetrics`] count regardless of
+/// the handler.
 pub fn log_unmatched() -> UnmatchedHandler {
     Arc::new(|u: Unmatched| {
         let mti = u
             .body
-            .get(..4)
-            .map(|m| String::from_utf8_lossy(m).into_owned());
-        tracing::warn!(link = u.link, kind = ?u.kind, len = u.body.len(), ?mti, "unmatched message");
-    })
-}
-
-/// A response matched to its request. It shares the link's read buffer;
-/// [`message`](Self::message) decodes it without copying.
-#[derive(Clone)]
-pub struct Response {
-    header: Bytes,
-    body: Bytes,
-    spec: Arc<Spec>,
-    /// DE 39 as text, read while the link had the message decoded.
-    rc: Option<([u8; 4], u8)>,
-}
-
-impl Response {
-    /// The decoded message, borrowing this response.
-    pub fn message(&self) -> Result<Message<'_>, CodecError> {
-        Ok(self.spec.decode(&self.body)?)
-    }
-
-    /// The decoded message, owning its data.
-    pub fn into_message(self) -> Result<Message<'static>, CodecError> {
-        Ok(self.spec.decode(&self.body)?.into_owned())
-    }
-
-    /// The logical value of DE 39 (up to 4 characters), if present.
-    pub fn response_code(&self) -> Option<&str> {
-        let (buf, len) = self.rc.as_ref()?;
-        std::str::from_utf8(&buf[..usize::from(*len)]).ok()
-    }
-
-    /// The encoded message (no framing).
-    pub fn body(&self) -> &Bytes {
-        &self.body
-    }
-
-    /// The fixed framing header received with it.
-    pub fn framing_header(&self) -> &Bytes {
-        &self.header
-    }
-}
-
-impl fmt::Debug for Response {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.message() {
-            Ok(m) => write!(f, "Response({})", self.spec.display(&m)),
-            Err(_) => write!(f, "Response({} bytes)", self.body.len()),
+            .first_chunk::<4>()
+            .and_then(|d| Mti::parse(std::str::from_utf8(d).ok()?));
+        match mti {
+            Some(mti) => {
+                tracing::warn!(link = u.link, kind = ?u.kind, len = u.body.len(), %mti, "unmatched message")
+            }
+            None => {
+                tracing::warn!(link = u.link, kind = ?u.kind, len = u.body.len(), "unmatched message")
+            }
         }
-    }
+    })
 }
 
 macro_rules! metrics {
@@ -295,28 +231,43 @@ impl MetricsSnapshot {
 
 /// What every link of one acquirer shares.
 pub(crate) struct LinkContext {
-    pub(crate) cfg: PoolConfig,
-    pub(crate) spec: Arc<Spec>,
-    pub(crate) codec: FrameCodec,
-    pub(crate) key: MatchKeyConfig,
-    pub(crate) stans: Arc<StanAllocator>,
+    pub(crate) proto: Arc<proto::Context>,
+    pub(crate) connect: ConnectConfig,
     pub(crate) unmatched: UnmatchedHandler,
     /// Woken on every link state change (pool `wait_ready`).
     pub(crate) state_changed: Notify,
 }
 
-/// One request on its way to the link task.
-pub(crate) struct Request {
-    key: MatchKey,
-    frame: Bytes,
+/// A caller waiting for its response; the STAN lease is held until the
+/// request is finished, however it ends.
+struct Waiter {
     reply: oneshot::Sender<Result<Response, LinkError>>,
-    lease: Option<StanLease>,
+    _lease: Option<StanLease>,
+}
+
+impl Waiter {
+    fn answer(self, result: Result<Response, LinkError>) {
+        // The caller may have given up (dropped its future): nothing to do.
+        let _ = self.reply.send(result);
+    }
+}
+
+/// One request on its way to the link task.
+pub(crate) struct Queued {
+    req: EncodedRequest,
+    /// The ready connection the caller saw (see [`LinkShared::epoch`]).
+    epoch: u64,
+    waiter: Waiter,
 }
 
 /// The state of a link shared between its task and its handles.
 pub(crate) struct LinkShared {
     pub(crate) id: usize,
     state: AtomicU8,
+    /// Bumped each time a connection becomes ready, before the state says
+    /// `Ready`: a request carries the epoch it saw, and a connection takes
+    /// only its own epoch's requests.
+    epoch: AtomicU64,
     /// Requests submitted and not yet answered (caller side accounting).
     pub(crate) in_flight: AtomicUsize,
     /// Which endpoint the current connection uses: 0 primary, 1 secondary.
@@ -334,7 +285,7 @@ impl LinkShared {
 /// Handle to one link; cheap to clone.
 #[derive(Clone)]
 pub struct Link {
-    tx: mpsc::Sender<Request>,
+    tx: mpsc::Sender<Queued>,
     pub(crate) shared: Arc<LinkShared>,
     ctx: Arc<LinkContext>,
 }
@@ -366,21 +317,21 @@ impl Link {
         ctx: Arc<LinkContext>,
         shutdown: watch::Receiver<bool>,
     ) -> (Link, tokio::task::JoinHandle<()>) {
-        let (tx, rx) = mpsc::channel(ctx.cfg.max_in_flight_per_link.max(1));
+        let (tx, rx) = mpsc::channel(ctx.proto.cfg.max_in_flight.max(1));
         let shared = Arc::new(LinkShared {
             id,
             state: AtomicU8::new(LinkState::Connecting as u8),
+            epoch: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             endpoint: AtomicU8::new(0),
             metrics: LinkMetrics::default(),
             state_tx: watch::Sender::new(LinkState::Connecting),
         });
-        let task = tokio::spawn(supervise(
-            Arc::clone(&ctx),
-            Arc::clone(&shared),
-            rx,
-            shutdown,
-        ));
+        // Every log line of the task, the protocol's included, names the link.
+        let span = tracing::info_span!("link", id);
+        let task = tokio::spawn(
+            supervise(Arc::clone(&ctx), Arc::clone(&shared), rx, shutdown).instrument(span),
+        );
         (Link { tx, shared, ctx }, task)
     }
 
@@ -411,12 +362,13 @@ impl Link {
     }
 
     /// Sends `msg` as it is (DE 11 already set) and waits for its response.
+    /// `lease`, if any, is held until the request is finished.
     pub async fn send(
         &self,
         msg: &Message<'_>,
         lease: Option<StanLease>,
     ) -> Result<Response, LinkError> {
-        let max = self.ctx.cfg.max_in_flight_per_link;
+        let max = self.ctx.proto.cfg.max_in_flight;
         let counter = &self.shared.in_flight;
         if counter.fetch_add(1, Ordering::AcqRel) >= max {
             counter.fetch_sub(1, Ordering::AcqRel);
@@ -427,25 +379,19 @@ impl Link {
         if self.state() != LinkState::Ready {
             return Err(LinkError::NoReadyLink);
         }
-        let key = self.ctx.key.request_key(msg).map_err(CodecError::from)?;
-        let mut buf = BytesMut::with_capacity(256);
-        let start = self.ctx.codec.begin(&mut buf);
-        self.ctx
-            .spec
-            .encode(msg, &mut buf)
-            .map_err(CodecError::from)?;
-        self.ctx
-            .codec
-            .finish(&mut buf, start)
-            .map_err(CodecError::from)?;
+        // Read after the state: a ready state implies its epoch is stored.
+        let epoch = self.shared.epoch.load(Ordering::Acquire);
+        let req = self.ctx.proto.encode_request(msg)?;
         let (reply, rx) = oneshot::channel();
-        let req = Request {
-            key,
-            frame: buf.freeze(),
-            reply,
-            lease,
+        let queued = Queued {
+            req,
+            epoch,
+            waiter: Waiter {
+                reply,
+                _lease: lease,
+            },
         };
-        match self.tx.try_send(req) {
+        match self.tx.try_send(queued) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 LinkMetrics::inc(&self.shared.metrics.busy);
@@ -458,31 +404,17 @@ impl Link {
     }
 }
 
-/// Why a connection ended.
+/// Why a connection, or an attempt at one, ended.
 #[derive(Debug, thiserror::Error)]
-enum DownReason {
+enum Ended {
     #[error("connect failed: {0}")]
     Connect(std::io::Error),
     #[error("peer closed the connection")]
     PeerClosed,
     #[error("i/o: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("corrupt frame: {0}")]
-    Framing(super::error::FramingError),
-    #[error("sign-on refused with response code {0:?}")]
-    SignOnRefused(Option<String>),
-    #[error("no answer to sign-on")]
-    SignOnTimeout,
-    #[error("no answer to echo test")]
-    EchoTimeout,
-    #[error("cannot build network management message: {0}")]
-    Network(CodecError),
-    #[error("no free STAN for network management")]
-    StanExhausted,
-    #[error("shut down")]
-    Shutdown,
-    #[error("primary endpoint reachable again: moving back to it")]
-    Failback,
+    Io(std::io::Error),
+    #[error("{0}")]
+    Proto(DownReason),
 }
 
 fn set_state(ctx: &LinkContext, shared: &LinkShared, s: LinkState) {
@@ -498,14 +430,29 @@ fn is_shutdown(shutdown: &watch::Receiver<bool>) -> bool {
     *shutdown.borrow() || shutdown.has_changed().is_err()
 }
 
+/// Runs `fut` while answering every request that arrives `NoReadyLink`.
+async fn refusing<F: Future>(fut: F, rx: &mut mpsc::Receiver<Queued>) -> F::Output {
+    tokio::pin!(fut);
+    let mut open = true;
+    loop {
+        tokio::select! {
+            out = &mut fut => return out,
+            req = rx.recv(), if open => match req {
+                Some(q) => q.waiter.answer(Err(LinkError::NoReadyLink)),
+                None => open = false,
+            },
+        }
+    }
+}
+
 /// Connect, run, and reconnect with backoff until shut down.
 async fn supervise(
     ctx: Arc<LinkContext>,
     shared: Arc<LinkShared>,
-    mut rx: mpsc::Receiver<Request>,
+    mut rx: mpsc::Receiver<Queued>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let cfg = &ctx.cfg;
+    let cfg = &ctx.connect;
     let mut backoff = Backoff::new(cfg.backoff.clone());
     let mut rng = match cfg.seed {
         Some(seed) => StdRng::seed_from_u64(seed.wrapping_add(shared.id as u64)),
@@ -516,30 +463,43 @@ async fn supervise(
             break;
         }
         set_state(&ctx, &shared, LinkState::Connecting);
-        let reason = match connect(cfg, &shared).await {
+        let ended = match refusing(connect(cfg, &shared), &mut rx).await {
             Ok(stream) => {
                 LinkMetrics::inc(&shared.metrics.connects);
-                let mut conn = Connection::new(&ctx, &shared);
-                let reason = conn.run(stream, &mut rx, &mut shutdown, &mut backoff).await;
+                let mut driver = Driver::new(&ctx, &shared);
+                let ended = driver
+                    .run(&stream, &mut rx, &mut shutdown, &mut backoff)
+                    .await;
                 LinkMetrics::inc(&shared.metrics.disconnects);
-                reason
+                ended
             }
-            Err(e) => DownReason::Connect(e),
+            Err(e) => Ended::Connect(e),
         };
         set_state(&ctx, &shared, LinkState::Down);
-        if matches!(reason, DownReason::Shutdown) {
+        // Whatever is queued was meant for the connection that just ended
+        // and never reached it.
+        while let Ok(q) = rx.try_recv() {
+            q.waiter.answer(Err(LinkError::NoReadyLink));
+        }
+        if is_shutdown(&shutdown) {
+            // However the draining connection ended (an echo unanswered
+            // meanwhile), it is not to be replaced.
             break;
         }
-        if matches!(reason, DownReason::Failback) {
-            LinkMetrics::inc(&shared.metrics.failbacks);
-            tracing::info!(link = shared.id, "moving back to the primary endpoint");
-            continue;
+        match &ended {
+            Ended::Proto(DownReason::Shutdown) => break,
+            Ended::Proto(DownReason::Failback) => {
+                LinkMetrics::inc(&shared.metrics.failbacks);
+                tracing::info!(link = shared.id, "moving back to the primary endpoint");
+                continue;
+            }
+            Ended::Proto(DownReason::CorruptFrame(_)) => {
+                LinkMetrics::inc(&shared.metrics.framing_errors)
+            }
+            _ => {}
         }
         let delay = backoff.next_delay(&mut rng);
-        tracing::warn!(link = shared.id, %reason, ?delay, "link down, reconnecting");
-        if let DownReason::Framing(_) = reason {
-            LinkMetrics::inc(&shared.metrics.framing_errors);
-        }
+        tracing::warn!(link = shared.id, reason = %ended, ?delay, "link down, reconnecting");
         // Wait out the backoff; whatever is queued meanwhile gets an answer now.
         let sleep = tokio::time::sleep(delay);
         tokio::pin!(sleep);
@@ -547,7 +507,7 @@ async fn supervise(
             tokio::select! {
                 _ = &mut sleep => break,
                 req = rx.recv() => match req {
-                    Some(req) => { let _ = req.reply.send(Err(LinkError::NoReadyLink)); }
+                    Some(q) => q.waiter.answer(Err(LinkError::NoReadyLink)),
                     None => return,
                 },
                 r = shutdown.changed() => if r.is_err() || *shutdown.borrow() { break },
@@ -556,13 +516,13 @@ async fn supervise(
     }
     set_state(&ctx, &shared, LinkState::Down);
     rx.close();
-    while let Ok(req) = rx.try_recv() {
-        let _ = req.reply.send(Err(LinkError::Shutdown));
+    while let Ok(q) = rx.try_recv() {
+        q.waiter.answer(Err(LinkError::Shutdown));
     }
 }
 
 /// Primary first; the secondary when the primary cannot be reached.
-async fn connect(cfg: &PoolConfig, shared: &LinkShared) -> std::io::Result<TcpStream> {
+async fn connect(cfg: &ConnectConfig, shared: &LinkShared) -> std::io::Result<TcpStream> {
     let endpoints = std::iter::once(&cfg.primary).chain(cfg.secondary.as_ref());
     let mut last = std::io::Error::other("no endpoint configured");
     for (i, ep) in endpoints.enumerate() {
@@ -583,100 +543,55 @@ async fn connect(cfg: &PoolConfig, shared: &LinkShared) -> std::io::Result<TcpSt
     Err(last)
 }
 
-/// What the link waits for per pending key.
-enum Pending {
-    Caller {
-        reply: oneshot::Sender<Result<Response, LinkError>>,
-        _lease: Option<StanLease>,
-    },
-    SignOn(#[allow(dead_code)] StanLease),
-    Echo(#[allow(dead_code)] StanLease),
-}
-
-/// One live TCP connection: the loop body of the link task.
-struct Connection<'a> {
+/// One live TCP connection: the socket, its buffers, and the protocol.
+struct Driver<'a> {
     ctx: &'a LinkContext,
     shared: &'a LinkShared,
+    conn: Connection<Waiter>,
     codec: FrameCodec,
-    matcher: Matcher<MatchKey, Pending, KeyHasherBuilder>,
     rbuf: BytesMut,
     wbuf: BytesMut,
-    state: LinkState,
-    last_rx: Instant,
-    echo_pending: bool,
-    /// Draining to move back to the primary (not to shut down).
-    failing_back: bool,
+    /// The epoch of this connection once ready (0 before).
+    epoch: u64,
+    /// The protocol's counters as last added to the metrics.
+    stats: ConnectionStats,
+    /// Set by the protocol's last event.
+    down: Option<DownReason>,
 }
 
-impl<'a> Connection<'a> {
+impl<'a> Driver<'a> {
     fn new(ctx: &'a LinkContext, shared: &'a LinkShared) -> Self {
-        Connection {
+        let now = Instant::now().into_std();
+        Driver {
             ctx,
             shared,
-            codec: ctx.codec.clone(),
-            matcher: Matcher::new(
-                ctx.cfg.max_in_flight_per_link + 2,
-                ctx.cfg.remember_finished,
-            ),
+            conn: Connection::new(Arc::clone(&ctx.proto), now, SystemTime::now()),
+            codec: ctx.proto.codec.clone(),
             rbuf: BytesMut::with_capacity(READ_CHUNK),
             wbuf: BytesMut::with_capacity(READ_CHUNK),
-            state: LinkState::SigningOn,
-            last_rx: Instant::now(),
-            echo_pending: false,
-            failing_back: false,
+            epoch: 0,
+            stats: ConnectionStats::default(),
+            down: None,
         }
-    }
-
-    fn set_state(&mut self, s: LinkState) {
-        self.state = s;
-        set_state(self.ctx, self.shared, s);
     }
 
     async fn run(
         &mut self,
-        stream: TcpStream,
-        rx: &mut mpsc::Receiver<Request>,
-        shutdown: &mut watch::Receiver<bool>,
-        backoff: &mut Backoff,
-    ) -> DownReason {
-        let reason = self.run_inner(&stream, rx, shutdown, backoff).await;
-        // Whatever was written and not answered gets a definite outcome now.
-        self.set_state(LinkState::Down);
-        for (_, p) in self.matcher.drain() {
-            if let Pending::Caller { reply, .. } = p {
-                LinkMetrics::inc(&self.shared.metrics.failed_in_flight);
-                let _ = reply.send(Err(LinkError::Disconnected));
-            }
-        }
-        reason
-    }
-
-    async fn run_inner(
-        &mut self,
         stream: &TcpStream,
-        rx: &mut mpsc::Receiver<Request>,
+        rx: &mut mpsc::Receiver<Queued>,
         shutdown: &mut watch::Receiver<bool>,
         backoff: &mut Backoff,
-    ) -> DownReason {
-        let cfg = &self.ctx.cfg;
+    ) -> Ended {
         let now = Instant::now();
-        self.last_rx = now;
-        if cfg.sign_on {
-            self.set_state(LinkState::SigningOn);
-            if let Err(e) = self.send_network(NMIC_SIGN_ON, now) {
-                return e;
-            }
-        } else {
-            backoff.reset();
-            self.set_state(LinkState::Ready);
-        }
+        self.conn.handle_connected(now.into_std());
         let sleep = tokio::time::sleep_until(now + Duration::from_secs(86_400));
         tokio::pin!(sleep);
         let mut armed: Option<Instant> = None;
         let mut shutdown_seen = false;
+        let mut rx_open = true;
         // On the secondary: probe the primary now and then; a probe that
         // connects says so on `primary_back`.
-        let failback = match cfg.failback_interval {
+        let failback = match self.ctx.connect.failback_interval {
             Some(iv) if self.shared.endpoint.load(Ordering::Relaxed) == 1 => Some(iv),
             _ => None,
         };
@@ -688,23 +603,25 @@ impl<'a> Connection<'a> {
         probe_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (probe_tx, mut primary_back) = mpsc::channel::<()>(1);
         loop {
+            self.events(backoff);
+            self.conn.poll_transmit(&mut self.wbuf);
+            if let Some(reason) = self.down.take() {
+                // Draining ends with nothing in flight; write what is left
+                // (an answer to the acquirer) if the socket takes it now.
+                if matches!(reason, DownReason::Shutdown | DownReason::Failback) {
+                    let _ = stream.try_write(&self.wbuf);
+                }
+                return Ended::Proto(reason);
+            }
             // Write whatever is queued: one system call for many frames.
             if !self.wbuf.is_empty() {
                 match stream.try_write(&self.wbuf) {
                     Ok(n) => self.wbuf.advance(n),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(e) => return DownReason::Io(e),
+                    Err(e) => return self.lost(Ended::Io(e), backoff),
                 }
             }
-            if self.state == LinkState::Draining && self.matcher.is_empty() && self.wbuf.is_empty()
-            {
-                return if self.failing_back && !shutdown_seen {
-                    DownReason::Failback
-                } else {
-                    DownReason::Shutdown
-                };
-            }
-            let next = self.next_wakeup();
+            let next = self.conn.poll_timeout().map(Instant::from_std);
             if next != armed {
                 if let Some(at) = next {
                     sleep.as_mut().reset(at);
@@ -716,49 +633,59 @@ impl<'a> Connection<'a> {
             } else {
                 Interest::READABLE | Interest::WRITABLE
             };
-            let accepting = self.state == LinkState::Ready
-                && !self.matcher.is_full()
-                && self.wbuf.len() < WRITE_HIGH_WATER;
+            // A ready connection takes requests while it has room; in any
+            // other state requests are read to be refused at once.
+            let accepting = rx_open
+                && (self.conn.state() != LinkState::Ready
+                    || (self.conn.can_submit() && self.wbuf.len() < WRITE_HIGH_WATER));
+            let ready_now = self.conn.state() == LinkState::Ready;
             tokio::select! {
                 biased;
                 ready = stream.ready(interest) => {
                     match ready {
                         Ok(r) if r.is_readable() || r.is_read_closed() => {
                             if let Err(e) = self.read(stream, backoff) {
-                                return e;
+                                return self.lost(e, backoff);
                             }
                         }
                         Ok(_) => {}
-                        Err(e) => return DownReason::Io(e),
+                        Err(e) => return self.lost(Ended::Io(e), backoff),
                     }
                 }
                 req = rx.recv(), if accepting => {
-                    let Some(req) = req else { return DownReason::Shutdown };
-                    let now = Instant::now();
-                    self.accept(req, now);
+                    let now = Instant::now().into_std();
+                    match req {
+                        Some(q) => self.submit(q, now),
+                        None => {
+                            // Every handle is gone: nobody will send again.
+                            rx_open = false;
+                            self.conn.begin_drain(now, DrainReason::Shutdown);
+                            continue;
+                        }
+                    }
                     // Take everything already queued: one write for the batch.
-                    while !self.matcher.is_full() && self.wbuf.len() < WRITE_HIGH_WATER {
+                    while self.conn.can_submit()
+                        && self.wbuf.len() + self.conn.queued_bytes() < WRITE_HIGH_WATER
+                    {
                         match rx.try_recv() {
-                            Ok(req) => self.accept(req, now),
+                            Ok(q) => self.submit(q, now),
                             Err(_) => break,
                         }
                     }
                 }
                 _ = &mut sleep, if armed.is_some() => {
                     armed = None;
-                    if let Err(e) = self.on_timer(Instant::now()) {
-                        return e;
-                    }
+                    self.conn.handle_timeout(Instant::now().into_std());
                 }
                 changed = shutdown.changed(), if !shutdown_seen => {
                     if changed.is_err() || *shutdown.borrow() {
                         shutdown_seen = true;
-                        self.set_state(LinkState::Draining);
+                        self.conn.begin_drain(Instant::now().into_std(), DrainReason::Shutdown);
                     }
                 }
-                _ = probe_timer.tick(), if failback.is_some() && self.state == LinkState::Ready => {
-                    let primary = cfg.primary.clone();
-                    let connect_timeout = cfg.connect_timeout;
+                _ = probe_timer.tick(), if failback.is_some() && ready_now => {
+                    let primary = self.ctx.connect.primary.clone();
+                    let connect_timeout = self.ctx.connect.connect_timeout;
                     let tx = probe_tx.clone();
                     tokio::spawn(async move {
                         let probe = TcpStream::connect(primary.as_str());
@@ -767,244 +694,222 @@ impl<'a> Connection<'a> {
                         }
                     });
                 }
-                Some(()) = primary_back.recv(), if self.state == LinkState::Ready => {
+                Some(()) = primary_back.recv(), if ready_now => {
                     // Stop taking requests; those in flight finish here.
                     tracing::info!(link = self.shared.id, "primary endpoint answers again: draining");
-                    self.failing_back = true;
-                    self.set_state(LinkState::Draining);
+                    self.conn.begin_drain(Instant::now().into_std(), DrainReason::Failback);
                 }
             }
         }
     }
 
-    fn next_wakeup(&mut self) -> Option<Instant> {
-        let deadline = self.matcher.next_deadline().map(Instant::from_std);
-        let echo = match self.ctx.cfg.echo_interval {
-            Some(iv) if self.state == LinkState::Ready && !self.echo_pending => {
-                Some(self.last_rx + iv)
+    /// The socket failed: everything in flight fails now (maybe
+    /// delivered), and `why` is the reason given.
+    fn lost(&mut self, why: Ended, backoff: &mut Backoff) -> Ended {
+        self.conn.handle_closed(Instant::now().into_std());
+        self.events(backoff);
+        self.down = None;
+        why
+    }
+
+    /// Hands a caller's request to the protocol, or answers it at once.
+    fn submit(&mut self, q: Queued, now: std::time::Instant) {
+        if q.epoch != self.epoch {
+            // Queued for an earlier connection: never sent on this one.
+            q.waiter.answer(Err(LinkError::NoReadyLink));
+            return;
+        }
+        let m = &self.shared.metrics;
+        match self.conn.submit(now, q.req, q.waiter) {
+            Ok(()) => LinkMetrics::inc(&m.sent),
+            Err(e) => {
+                match e {
+                    SubmitError::Busy(_) => LinkMetrics::inc(&m.busy),
+                    SubmitError::DuplicateKey(_) => LinkMetrics::inc(&m.duplicate_keys),
+                    SubmitError::NotReady(_) => {}
+                }
+                let err = e.link_error();
+                e.into_token().answer(Err(err));
             }
-            _ => None,
-        };
-        match (deadline, echo) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
         }
     }
 
-    fn accept(&mut self, req: Request, now: Instant) {
-        let deadline = (now + self.ctx.cfg.request_timeout).into_std();
-        let pending = Pending::Caller {
-            reply: req.reply,
-            _lease: req.lease,
-        };
-        match self.matcher.insert(req.key, pending, deadline) {
-            Ok(()) => {
-                self.wbuf.extend_from_slice(&req.frame);
-                LinkMetrics::inc(&self.shared.metrics.sent);
+    /// Acts on every protocol event; the last one (`Down`) is kept in
+    /// `self.down`.
+    fn events(&mut self, backoff: &mut Backoff) {
+        let m = &self.shared.metrics;
+        while let Some(ev) = self.conn.poll_event() {
+            match ev {
+                Event::Answered { token, response } => {
+                    LinkMetrics::inc(&m.matched);
+                    token.answer(Ok(response));
+                }
+                Event::Failed { token, failure } => {
+                    match failure {
+                        Failure::Timeout => LinkMetrics::inc(&m.timeouts),
+                        Failure::Disconnected => LinkMetrics::inc(&m.failed_in_flight),
+                        Failure::NotSent => {}
+                    }
+                    token.answer(Err(failure.into()));
+                }
+                Event::Stray(s) => {
+                    m.unmatched(s.kind);
+                    (self.ctx.unmatched)(Unmatched {
+                        link: self.shared.id,
+                        kind: s.kind,
+                        header: s.header,
+                        body: s.body,
+                    });
+                }
+                Event::StateChanged(s) => {
+                    if s == LinkState::Ready {
+                        backoff.reset();
+                        self.epoch = self.shared.epoch.fetch_add(1, Ordering::AcqRel) + 1;
+                    }
+                    set_state(self.ctx, self.shared, s);
+                }
+                Event::Down(reason) => self.down = Some(reason),
             }
-            Err(InsertError::Duplicate(Pending::Caller { reply, .. })) => {
-                LinkMetrics::inc(&self.shared.metrics.duplicate_keys);
-                let _ = reply.send(Err(LinkError::DuplicateKey));
-            }
-            Err(InsertError::Full(Pending::Caller { reply, .. })) => {
-                LinkMetrics::inc(&self.shared.metrics.busy);
-                let _ = reply.send(Err(LinkError::Busy));
-            }
-            Err(_) => {}
+        }
+        let now = self.conn.stats();
+        if now != self.stats {
+            let add = |c: &AtomicU64, new: u64, old: u64| {
+                c.fetch_add(new - old, Ordering::Relaxed);
+            };
+            let old = self.stats;
+            add(&m.keep_alives, now.keep_alives, old.keep_alives);
+            add(&m.echoes_sent, now.echoes_sent, old.echoes_sent);
+            add(
+                &m.network_answered,
+                now.network_answered,
+                old.network_answered,
+            );
+            add(&m.sign_ons, now.sign_ons, old.sign_ons);
+            self.stats = now;
         }
     }
 
-    /// Reads what the socket has and handles every complete frame.
-    fn read(&mut self, stream: &TcpStream, backoff: &mut Backoff) -> Result<(), DownReason> {
+    /// Reads what the socket has and hands every complete frame to the
+    /// protocol, acting on its events frame by frame (so a burst of
+    /// responses reaches the callers without queueing up).
+    fn read(&mut self, stream: &TcpStream, backoff: &mut Backoff) -> Result<(), Ended> {
         for _ in 0..READS_PER_TURN {
             if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
                 self.rbuf.reserve(READ_CHUNK);
             }
             match stream.try_read_buf(&mut self.rbuf) {
-                Ok(0) => return Err(DownReason::PeerClosed),
+                Ok(0) => return Err(Ended::PeerClosed),
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(DownReason::Io(e)),
+                Err(e) => return Err(Ended::Io(e)),
             }
-            self.last_rx = Instant::now();
+            let now = Instant::now().into_std();
             loop {
-                match self.codec.decode(&mut self.rbuf) {
-                    Ok(Some(frame)) => self.on_frame(frame, backoff)?,
+                match self.codec.decode_frame(&mut self.rbuf) {
+                    Ok(Some(frame)) => {
+                        self.conn.handle_frame(now, frame);
+                        self.events(backoff);
+                        if self.down.is_some() {
+                            return Ok(());
+                        }
+                    }
                     Ok(None) => break,
                     Err(e) => {
                         tracing::error!(link = self.shared.id, error = %e, "corrupt frame, closing link");
-                        return Err(DownReason::Framing(e));
+                        self.conn.handle_corrupt(now, e);
+                        return Ok(());
                     }
                 }
             }
         }
         Ok(())
     }
-
-    fn unmatched(&self, kind: UnmatchedKind, header: Bytes, body: Bytes) {
-        self.shared.metrics.unmatched(kind);
-        (self.ctx.unmatched)(Unmatched {
-            link: self.shared.id,
-            kind,
-            header,
-            body,
-        });
-    }
-
-    fn on_frame(&mut self, frame: Frame, backoff: &mut Backoff) -> Result<(), DownReason> {
-        let (header, body) = match frame {
-            Frame::KeepAlive => {
-                LinkMetrics::inc(&self.shared.metrics.keep_alives);
-                return Ok(());
-            }
-            Frame::Message { header, body } => (header, body),
-        };
-        let spec = &*self.ctx.spec;
-        let msg = match spec.decode(&body) {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(link = self.shared.id, error = %e, "undecodable message");
-                self.unmatched(UnmatchedKind::Undecodable, header, body);
-                return Ok(());
-            }
-        };
-        let mti = msg.mti();
-        if mti.is_request() {
-            if mti.digits()[1] == b'8' {
-                self.answer_network(&msg, &header);
-            } else {
-                self.unmatched(UnmatchedKind::UnsolicitedRequest, header, body);
-            }
-            return Ok(());
-        }
-        let outcome = match self.ctx.key.response_key(&msg) {
-            Ok(key) => self.matcher.on_response(&key),
-            Err(_) => Match::Stray(StrayKind::Unknown),
-        };
-        match outcome {
-            Match::Matched(Pending::Caller { reply, .. }) => {
-                LinkMetrics::inc(&self.shared.metrics.matched);
-                let rc = spec.text(&msg, 39).and_then(|c| {
-                    let b = c.as_bytes();
-                    let mut buf = [0u8; 4];
-                    buf.get_mut(..b.len())?.copy_from_slice(b);
-                    Some((buf, b.len() as u8))
-                });
-                let _ = reply.send(Ok(Response {
-                    header,
-                    body,
-                    spec: Arc::clone(&self.ctx.spec),
-                    rc,
-                }));
-            }
-            Match::Matched(Pending::SignOn(_)) => {
-                let code = spec.text(&msg, 39).map(|c| c.into_owned());
-                if code.as_deref() != Some("00") {
-                    return Err(DownReason::SignOnRefused(code));
-                }
-                LinkMetrics::inc(&self.shared.metrics.sign_ons);
-                backoff.reset();
-                self.set_state(LinkState::Ready);
-            }
-            Match::Matched(Pending::Echo(_)) => self.echo_pending = false,
-            Match::Stray(kind) => self.unmatched(kind.into(), header, body),
-        }
-        Ok(())
-    }
-
-    /// Answers the acquirer's own 0800 (echo, sign-on...) with an 0810
-    /// echoing its fields and DE 39 = 00.
-    fn answer_network(&mut self, req: &Message<'_>, header: &[u8]) {
-        let spec = &*self.ctx.spec;
-        let mut resp = req.clone();
-        resp.set_mti(req.mti().response().unwrap_or(Mti::NETWORK_RESPONSE));
-        let result = spec
-            .set_text(&mut resp, 39, "00")
-            .map_err(CodecError::from)
-            .and_then(|()| {
-                let start = self.codec.begin_with_header(&mut self.wbuf, header);
-                spec.encode(&resp, &mut self.wbuf)?;
-                Ok(self.codec.finish(&mut self.wbuf, start)?)
-            });
-        match result {
-            Ok(()) => LinkMetrics::inc(&self.shared.metrics.network_answered),
-            Err(e) => {
-                tracing::warn!(link = self.shared.id, error = %e, "cannot answer network message")
-            }
-        }
-    }
-
-    /// Queues an 0800 with DE 70 = `code`, expecting its 0810.
-    fn send_network(&mut self, code: &str, now: Instant) -> Result<(), DownReason> {
-        let lease = self.ctx.stans.allocate().ok_or(DownReason::StanExhausted)?;
-        let build = |wbuf: &mut BytesMut| -> Result<MatchKey, CodecError> {
-            let spec = &*self.ctx.spec;
-            let mut m = Message::new(Mti::NETWORK_REQUEST);
-            if spec.field(7).is_some() {
-                spec.set_text(&mut m, 7, &transmission_datetime(SystemTime::now()))?;
-            }
-            let stan = lease.stan().digits();
-            spec.set_text(&mut m, 11, std::str::from_utf8(&stan).unwrap_or("000001"))?;
-            spec.set_text(&mut m, 70, code)?;
-            let key = self.ctx.key.request_key(&m)?;
-            let start = self.codec.begin(wbuf);
-            spec.encode(&m, wbuf)?;
-            self.codec.finish(wbuf, start)?;
-            Ok(key)
-        };
-        let key = build(&mut self.wbuf).map_err(DownReason::Network)?;
-        let deadline = (now + self.ctx.cfg.network_timeout).into_std();
-        let pending = if code == NMIC_SIGN_ON {
-            Pending::SignOn(lease)
-        } else {
-            LinkMetrics::inc(&self.shared.metrics.echoes_sent);
-            self.echo_pending = true;
-            Pending::Echo(lease)
-        };
-        // The matcher has two spare slots for network management.
-        let _ = self.matcher.insert(key, pending, deadline);
-        Ok(())
-    }
-
-    fn on_timer(&mut self, now: Instant) -> Result<(), DownReason> {
-        while let Some((_, p)) = self.matcher.poll_timeout(now.into_std()) {
-            match p {
-                Pending::Caller { reply, .. } => {
-                    LinkMetrics::inc(&self.shared.metrics.timeouts);
-                    let _ = reply.send(Err(LinkError::Timeout));
-                }
-                Pending::SignOn(_) => return Err(DownReason::SignOnTimeout),
-                Pending::Echo(_) => return Err(DownReason::EchoTimeout),
-            }
-        }
-        if let Some(iv) = self.ctx.cfg.echo_interval {
-            if self.state == LinkState::Ready && !self.echo_pending && now >= self.last_rx + iv {
-                self.send_network(NMIC_ECHO, now)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// DE 7 transmission date and time, `MMDDhhmmss` in UTC.
-pub fn transmission_datetime(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let c = crate::civil::CivilTime::from_unix(secs);
-    format!(
-        "{:02}{:02}{:02}{:02}{:02}",
-        c.month, c.day, c.hour, c.minute, c.second
-    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::iso8583::Spec;
+    use crate::net::framing::FramingConfig;
+    use crate::net::proto::LinkConfig;
+    use crate::net::stan::StanAllocator;
 
+    fn ctx() -> LinkContext {
+        LinkContext {
+            proto: Arc::new(proto::Context {
+                cfg: LinkConfig {
+                    sign_on: false,
+                    ..LinkConfig::default()
+                },
+                spec: Arc::new(Spec::builtin("cb2a").unwrap()),
+                codec: FramingConfig::default().codec().unwrap(),
+                stans: StanAllocator::new(),
+            }),
+            connect: ConnectConfig {
+                primary: "127.0.0.1:9".into(),
+                secondary: None,
+                connect_timeout: Duration::from_secs(1),
+                failback_interval: None,
+                backoff: BackoffConfig::default(),
+                seed: Some(1),
+            },
+            unmatched: log_unmatched(),
+            state_changed: Notify::new(),
+        }
+    }
+
+    fn shared() -> LinkShared {
+        LinkShared {
+            id: 0,
+            state: AtomicU8::new(LinkState::Connecting as u8),
+            epoch: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            endpoint: AtomicU8::new(0),
+            metrics: LinkMetrics::default(),
+            state_tx: watch::Sender::new(LinkState::Connecting),
+        }
+    }
+
+    fn queued(
+        ctx: &LinkContext,
+        epoch: u64,
+    ) -> (Queued, oneshot::Receiver<Result<Response, LinkError>>) {
+        let spec = &ctx.proto.spec;
+        let mut m = Message::new(Mti::AUTHORIZATION_REQUEST);
+        spec.set_text(&mut m, 11, "000042").unwrap();
+        let req = ctx.proto.encode_request(&m).unwrap();
+        let (reply, rx) = oneshot::channel();
+        let waiter = Waiter {
+            reply,
+            _lease: None,
+        };
+        (Queued { req, epoch, waiter }, rx)
+    }
+
+    /// A request queued for one connection (say, just before it dropped)
+    /// is answered `NoReadyLink` by the next one, never written on it.
     #[test]
-    fn de7_format() {
-        // 2024-02-29T13:45:07Z
-        let t = UNIX_EPOCH + Duration::from_secs(1_709_214_307);
-        assert_eq!(transmission_datetime(t), "0229134507");
-        assert_eq!(transmission_datetime(UNIX_EPOCH), "0101000000");
+    fn a_request_for_an_earlier_connection_is_never_sent() {
+        let (ctx, shared) = (ctx(), shared());
+        shared.epoch.store(1, Ordering::Release);
+        let mut driver = Driver::new(&ctx, &shared);
+        let mut backoff = Backoff::new(BackoffConfig::default());
+        driver.conn.handle_connected(std::time::Instant::now());
+        driver.events(&mut backoff);
+        // Ready: this connection is epoch 2.
+        assert_eq!(shared.state(), LinkState::Ready);
+        assert_eq!(driver.epoch, 2);
+        let (stale, mut stale_rx) = queued(&ctx, 1);
+        driver.submit(stale, std::time::Instant::now());
+        assert!(matches!(
+            stale_rx.try_recv(),
+            Ok(Err(LinkError::NoReadyLink))
+        ));
+        assert_eq!(driver.conn.queued_bytes(), 0);
+        let (current, mut current_rx) = queued(&ctx, 2);
+        driver.submit(current, std::time::Instant::now());
+        assert!(current_rx.try_recv().is_err(), "waiting for its answer");
+        assert!(driver.conn.queued_bytes() > 0);
+        assert_eq!(shared.metrics.snapshot().sent, 1);
     }
 }

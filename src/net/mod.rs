@@ -10,8 +10,11 @@
 //!   reusing a STAN still in flight).
 //! - [`backoff`]: exponential backoff with jitter, RNG passed in.
 //! - [`key`]: the configurable match key (default: response MTI + DE 11 + DE 41).
-//! - [`link`]: one task owns one TCP connection; callers send
-//!   `(request, oneshot::Sender)` over an `mpsc`.
+//! - [`proto`]: the link protocol without I/O (sign-on, echo, matching,
+//!   strays, draining and sign-off) for one connection, `now` passed in.
+//! - [`link`]: the tokio driver around [`proto`]: one task owns one TCP
+//!   connection at a time; callers send `(request, oneshot::Sender)` over
+//!   an `mpsc`.
 //! - [`pool`]: N links per acquirer, least-in-flight selection, reconnect,
 //!   primary/secondary failover, health.
 //! - [`error`]: one error enum per layer ([`FramingError`], [`LinkError`]).
@@ -24,13 +27,13 @@ pub mod key;
 pub mod link;
 pub mod matcher;
 pub mod pool;
+pub mod proto;
 pub mod stan;
 
 pub use error::{CodecError, FramingError, LinkError};
 pub use framing::{Frame, FrameCodec, FramingConfig, LengthStyle};
 pub use key::{MatchKey, MatchKeyConfig};
-pub use link::{
-    LinkMetrics, LinkState, MetricsSnapshot, Response, Unmatched, UnmatchedHandler, UnmatchedKind,
-};
+pub use link::{ConnectConfig, LinkMetrics, MetricsSnapshot, Unmatched, UnmatchedHandler};
 pub use pool::{Health, Pool, PoolConfig};
+pub use proto::{LinkConfig, LinkState, Response, UnmatchedKind};
 pub use stan::{Stan, StanAllocator, StanLease};

@@ -6,8 +6,16 @@
 //!   trying the primary endpoint first and the secondary when the primary
 //!   cannot be reached;
 //! - the pool allocates the STAN (DE 11) of every request from one
-//!   per-acquirer [`StanAllocator`];
-//! - [`Pool::health`]: up (every link ready), degraded (some), down (none).
+//!   per-acquirer [`StanAllocator`], or the caller does
+//!   ([`Pool::stans`], [`Pool::send_prepared`]), for example to journal a
+//!   request with its STAN before it is written;
+//! - [`Pool::health`]: up (every link ready), degraded (some), down (none);
+//! - [`Pool::shutdown`]: the links stop taking requests, let those in
+//!   flight finish, sign off, and close.
+//!
+//! The pool turns its [`PoolConfig`] (the configuration file's shape) into
+//! what a link needs: a [`LinkConfig`] for the protocol and a
+//! [`ConnectConfig`] for the driver.
 //!
 //! `Pool` is a cheap `Clone` (one `Arc`); share it between tasks.
 
@@ -23,8 +31,9 @@ use super::error::{CodecError, LinkError};
 use super::framing::FramingConfig;
 use super::key::MatchKeyConfig;
 use super::link::{
-    log_unmatched, Link, LinkContext, LinkState, MetricsSnapshot, Response, UnmatchedHandler,
+    log_unmatched, ConnectConfig, Link, LinkContext, MetricsSnapshot, UnmatchedHandler,
 };
+use super::proto::{self, LinkConfig, LinkState, Response};
 use super::stan::{StanAllocator, StanLease};
 use crate::iso8583::{Message, Spec};
 
@@ -110,6 +119,33 @@ impl PoolConfig {
             ..Self::default()
         }
     }
+
+    /// What the protocol of each link needs. Network management answers
+    /// carry their response code in DE 39.
+    pub fn link_config(&self) -> LinkConfig {
+        LinkConfig {
+            request_timeout: self.request_timeout,
+            network_timeout: self.network_timeout,
+            echo_interval: self.echo_interval,
+            sign_on: self.sign_on,
+            max_in_flight: self.max_in_flight_per_link,
+            remember_finished: self.remember_finished,
+            match_key: self.match_key.clone(),
+            response_code_field: 39,
+        }
+    }
+
+    /// Where and how each link connects.
+    pub fn connect_config(&self) -> ConnectConfig {
+        ConnectConfig {
+            primary: self.primary.clone(),
+            secondary: self.secondary.clone(),
+            connect_timeout: self.connect_timeout,
+            failback_interval: self.failback_interval,
+            backoff: self.backoff.clone(),
+            seed: self.seed,
+        }
+    }
 }
 
 /// Health of a pool.
@@ -136,6 +172,7 @@ pub enum PoolError {
 
 struct PoolInner {
     links: Vec<Link>,
+    cfg: PoolConfig,
     ctx: Arc<LinkContext>,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -150,7 +187,7 @@ pub struct Pool {
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pool")
-            .field("primary", &self.inner.ctx.cfg.primary)
+            .field("primary", &self.inner.cfg.primary)
             .field("links", &self.inner.links)
             .finish()
     }
@@ -190,15 +227,18 @@ impl Pool {
             ));
         }
         let codec = cfg.framing.codec()?;
-        Ok(Self::spawn(LinkContext {
-            key: cfg.match_key.clone(),
-            cfg,
-            spec,
-            codec,
-            stans,
+        let ctx = LinkContext {
+            proto: Arc::new(proto::Context {
+                cfg: cfg.link_config(),
+                spec,
+                codec,
+                stans,
+            }),
+            connect: cfg.connect_config(),
             unmatched,
             state_changed: Notify::new(),
-        }))
+        };
+        Ok(Self::spawn(cfg, ctx))
     }
 
     /// Another pool to the same acquirer, its links on the current runtime
@@ -207,23 +247,21 @@ impl Pool {
     /// same STAN.
     pub fn shard(&self) -> Pool {
         let c = &self.inner.ctx;
-        Self::spawn(LinkContext {
-            key: c.key.clone(),
-            cfg: c.cfg.clone(),
-            spec: Arc::clone(&c.spec),
-            codec: c.codec.clone(),
-            stans: Arc::clone(&c.stans),
+        let ctx = LinkContext {
+            proto: Arc::clone(&c.proto),
+            connect: c.connect.clone(),
             unmatched: Arc::clone(&c.unmatched),
             state_changed: Notify::new(),
-        })
+        };
+        Self::spawn(self.inner.cfg.clone(), ctx)
     }
 
-    fn spawn(ctx: LinkContext) -> Pool {
+    fn spawn(cfg: PoolConfig, ctx: LinkContext) -> Pool {
         let ctx = Arc::new(ctx);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut links = Vec::new();
         let mut tasks = Vec::new();
-        for id in 0..ctx.cfg.links {
+        for id in 0..cfg.links {
             let (link, task) = Link::spawn(id, Arc::clone(&ctx), shutdown_rx.clone());
             links.push(link);
             tasks.push(task);
@@ -231,6 +269,7 @@ impl Pool {
         Pool {
             inner: Arc::new(PoolInner {
                 links,
+                cfg,
                 ctx,
                 shutdown,
                 tasks: Mutex::new(tasks),
@@ -243,31 +282,35 @@ impl Pool {
     /// response, a timeout or a link failure.
     pub async fn send(&self, mut request: Message<'_>) -> Result<Response, LinkError> {
         let link = self.pick()?;
-        let lease = self
-            .inner
-            .ctx
-            .stans
-            .allocate()
-            .ok_or(LinkError::StanExhausted)?;
+        let proto = &self.inner.ctx.proto;
+        let lease = proto.stans.allocate().ok_or(LinkError::StanExhausted)?;
         let digits = lease.stan().digits();
         let stan = std::str::from_utf8(&digits).unwrap_or("000000");
-        self.inner
-            .ctx
+        proto
             .spec
             .set_text(&mut request, 11, stan)
             .map_err(CodecError::from)?;
         link.send(&request, Some(lease)).await
     }
 
-    /// Sends `request` as it is, with the DE 11 the caller set (for example a
-    /// reversal that must carry a given STAN). The caller guarantees its
-    /// uniqueness; a clash with a request in flight is `DuplicateKey`.
+    /// Sends `request` as it is, with the DE 11 the caller set: a STAN the
+    /// caller allocated from [`stans`](Self::stans) (and, say, journaled
+    /// before sending), whose `lease` is then held until the request is
+    /// finished, or a STAN the caller must keep unique itself (a reversal
+    /// that must carry a given one), with no lease. A clash with a request
+    /// in flight is `DuplicateKey`. With no ready link it is `NoReadyLink`
+    /// and nothing is written.
     pub async fn send_prepared(
         &self,
         request: &Message<'_>,
         lease: Option<StanLease>,
     ) -> Result<Response, LinkError> {
         self.pick()?.send(request, lease).await
+    }
+
+    /// The STAN allocator this pool (and its shards) number requests from.
+    pub fn stans(&self) -> &Arc<StanAllocator> {
+        &self.inner.ctx.proto.stans
     }
 
     /// The ready link with the fewest requests in flight.
@@ -328,20 +371,15 @@ impl Pool {
     /// STANs currently in flight (allocated and not finished), across this
     /// pool and its shards: they share one allocator (see `Pool::shard`).
     pub fn stans_in_flight(&self) -> usize {
-        self.inner.ctx.stans.in_flight()
-    }
-
-    /// The STAN allocator (shared with this pool's shards).
-    pub fn stans(&self) -> &Arc<StanAllocator> {
-        &self.inner.ctx.stans
+        self.inner.ctx.proto.stans.in_flight()
     }
 
     pub fn spec(&self) -> &Arc<Spec> {
-        &self.inner.ctx.spec
+        &self.inner.ctx.proto.spec
     }
 
     pub fn config(&self) -> &PoolConfig {
-        &self.inner.ctx.cfg
+        &self.inner.cfg
     }
 
     /// Waits until at least `n` links are ready. Bound it with
@@ -372,7 +410,9 @@ impl Pool {
     }
 
     /// Stops taking requests, lets those in flight finish (bounded by the
-    /// request timeout), closes the links and waits for their tasks.
+    /// request timeout), signs each link off (0800 with DE 70 = 002, when
+    /// the links sign on; bounded by the network timeout), closes the
+    /// links and waits for their tasks.
     pub async fn shutdown(&self) {
         self.inner.shutdown.send_replace(true);
         let tasks = match self.inner.tasks.lock() {

@@ -651,19 +651,13 @@ impl Switch {
         }
         let result = acq.pool.send_prepared(&msg, Some(lease)).await;
         let outcome = match result {
-            Ok(resp) => match resp.message() {
-                Ok(m) => {
-                    let a = acq.mapping.read_response(&acq.spec, &m);
-                    Outcome::Answered {
-                        response_code: a.response_code,
-                        authorisation_id: a.authorisation_id,
-                    }
+            Ok(resp) => {
+                let a = acq.mapping.read_response(&acq.spec, resp.message());
+                Outcome::Answered {
+                    response_code: a.response_code,
+                    authorisation_id: a.authorisation_id,
                 }
-                Err(_) => Outcome::Answered {
-                    response_code: None,
-                    authorisation_id: None,
-                },
-            },
+            }
             Err(e) => {
                 let code = core.codes().for_link_error(&e);
                 if e.maybe_delivered() {
@@ -855,10 +849,10 @@ async fn send_one(shared: Arc<Shared>, acq: Acquirer, a: Attempt) {
     };
     match acq.pool.send_prepared(&msg, None).await {
         Ok(resp) => {
-            let code = resp
-                .message()
-                .ok()
-                .and_then(|m| acq.mapping.read_response(&acq.spec, &m).response_code);
+            let code = acq
+                .mapping
+                .read_response(&acq.spec, resp.message())
+                .response_code;
             tracing::info!(
                 acquirer = %acq.name,
                 tx = tx.id,
