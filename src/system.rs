@@ -363,7 +363,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let mut merchants = HashMap::new();
     for m in &cfg.merchants {
         let merchant = merchant(m, &cfg)?;
-        if merchants.insert(m.id.clone(), merchant).is_some() {
+        if merchants.insert(m.id.clone(), Arc::new(merchant)).is_some() {
             return Err(StartError::Merchant {
                 merchant: m.id.clone(),
                 reason: "defined twice".into(),

@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::front::{PATH_CARD_ORDER, PATH_CHECK};
 use crate::load_api::seal_request;
 use crate::seal::SealSecret;
-use crate::switch::{Merchant, TokenMode};
+use crate::switch::TokenMode;
 use crate::system::{self, Running};
 use crate::wallet::googlepay::{
     testkeys, DecryptedPayment, Pan, PaymentMethodDetails, ProtocolVersion,
@@ -185,7 +185,7 @@ async fn print_examples(
     // A vault reference for the cardOrder example, through the switch
     // itself (so it is in the journal like any other).
     let switch = running.switch();
-    let merchant: &Merchant = switch.merchant(merchant_id).ok_or("demo merchant")?;
+    let merchant = switch.merchant(merchant_id).ok_or("demo merchant")?;
     let reference = match switch
         .check_token(
             SystemTime::now(),

@@ -128,13 +128,13 @@ fn refused(r: Refusal, with: SealWith<'_>) -> Response {
 /// the response with.
 struct Sealed<'s> {
     body: Value,
-    merchant: &'s Merchant,
+    merchant: &'s Arc<Merchant>,
     key: (u32, &'s SealSecret),
 }
 
 impl<'s> Sealed<'s> {
     fn with(&self) -> SealWith<'s> {
-        Some((self.merchant, self.key))
+        Some((self.merchant.as_ref(), self.key))
     }
 }
 
@@ -160,7 +160,7 @@ async fn receive(api: &Api, body: Body) -> Result<Sealed<'_>, Response> {
         }
     };
     open(&api.switch, &bytes).map_err(|(r, m)| {
-        let with = m.and_then(|m| m.current_key().map(|k| (m, k)));
+        let with = m.and_then(|m| m.current_key().map(|k| (m.as_ref(), k)));
         refused(r, with)
     })
 }
@@ -168,7 +168,7 @@ async fn receive(api: &Api, body: Body) -> Result<Sealed<'_>, Response> {
 fn open<'s>(
     switch: &'s Switch,
     body: &[u8],
-) -> Result<Sealed<'s>, (Refusal, Option<&'s Merchant>)> {
+) -> Result<Sealed<'s>, (Refusal, Option<&'s Arc<Merchant>>)> {
     let unknown = |r: Refusal| (r, None);
     let value: Value =
         serde_json::from_slice(body).map_err(|_| unknown(Refusal::format("body")))?;

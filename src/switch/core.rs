@@ -131,16 +131,25 @@ pub struct RecoveryReport {
 }
 
 /// An order ready to go: the typed request, its route and content hash.
-#[derive(Debug)]
-pub struct Prepared<'m> {
-    pub merchant: &'m Merchant,
+/// Owns what it needs (the merchant is shared), so it can wait for the
+/// journal and the acquirer.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub merchant: Arc<Merchant>,
     pub request: AuthorizationRequest,
-    pub route: &'m Route,
+    /// Index of the chosen contract in the merchant's routes.
+    route: usize,
     pub content_hash: [u8; 32],
     pub now_ms: u64,
 }
 
-impl Prepared<'_> {
+impl Prepared {
+    /// The contract the order goes through.
+    pub fn route(&self) -> &Route {
+        // The index was found in these routes; they never change.
+        &self.merchant.routes[self.route]
+    }
+
     /// The first 16 bytes of the content hash, as memory keeps it.
     pub fn content_key(&self) -> u128 {
         content_key(&self.content_hash)
@@ -178,7 +187,7 @@ pub enum ClaimError {
 
 /// See the module documentation.
 pub struct Core {
-    merchants: HashMap<String, Merchant>,
+    merchants: HashMap<String, Arc<Merchant>>,
     codes: ResponseCodeTable,
     key: CardKey,
     pub(crate) references: ReferenceIndex,
@@ -205,7 +214,7 @@ impl std::fmt::Debug for Core {
 
 /// What [`Core::recover`] needs besides the journal's contents.
 pub struct CoreSetup {
-    pub merchants: HashMap<String, Merchant>,
+    pub merchants: HashMap<String, Arc<Merchant>>,
     pub codes: ResponseCodeTable,
     pub key: CardKey,
     pub limits: Limits,
@@ -364,11 +373,11 @@ impl Core {
         }
     }
 
-    pub fn merchant(&self, id: &str) -> Option<&Merchant> {
+    pub fn merchant(&self, id: &str) -> Option<&Arc<Merchant>> {
         self.merchants.get(id)
     }
 
-    pub fn merchants(&self) -> impl Iterator<Item = &Merchant> {
+    pub fn merchants(&self) -> impl Iterator<Item = &Arc<Merchant>> {
         self.merchants.values()
     }
 
@@ -480,13 +489,13 @@ impl Core {
     /// rule that ties the fields together, checked before anything is
     /// claimed. `card` is the resolved card (a vault reference already
     /// opened: its expiry, and `true`).
-    pub fn prepare<'m>(
+    pub fn prepare(
         &self,
         now_ms: u64,
-        merchant: &'m Merchant,
+        merchant: &Arc<Merchant>,
         order: CardOrder,
         card: (Pan, Option<Expiry>, bool),
-    ) -> Result<Prepared<'m>, Refusal> {
+    ) -> Result<Prepared, Refusal> {
         let (pan, vault_expiry, from_vault) = card;
         let expiry = match (order.expiry, vault_expiry) {
             (Some(e), Some(v)) if e != v => return Err(Refusal::invalid("cardExpiryDate")),
@@ -528,11 +537,11 @@ impl Core {
             authentication: order.authentication,
         };
         request.check().map_err(|e| Refusal::invalid(e.field))?;
-        let route = routing::route(&merchant.routes, brand, &request.card_number)
+        let route = routing::route_index(&merchant.routes, brand, &request.card_number)
             .ok_or(Refusal::code(ResponseCode::InvalidMerchant))?;
         let content_hash = self.content_hash(&request);
         Ok(Prepared {
-            merchant,
+            merchant: Arc::clone(merchant),
             request,
             route,
             content_hash,
@@ -566,7 +575,7 @@ impl Core {
 
     /// Takes the order's reference for a new transaction id, in memory.
     /// The id's reservation growth, when due, comes with it.
-    pub fn claim(&self, p: &Prepared<'_>) -> Result<(u64, Option<Change>), ClaimError> {
+    pub fn claim(&self, p: &Prepared) -> Result<(u64, Option<Change>), ClaimError> {
         let (id, grow) = self.ids.next().map_err(|_| ClaimError::Exhausted)?;
         match self.references.claim(
             &p.merchant.id,
@@ -581,14 +590,14 @@ impl Core {
     }
 
     /// Gives a claimed reference back (nothing was sent).
-    pub fn release(&self, p: &Prepared<'_>, tx_id: u64) {
+    pub fn release(&self, p: &Prepared, tx_id: u64) {
         self.references
             .release(&p.merchant.id, &p.request.transaction_reference, tx_id);
     }
 
     /// What a retry is told: the journal's answer when the reference was
     /// answered for the same content, otherwise 94.
-    pub fn retry_answer(&self, p: &Prepared<'_>, held: &TxRecord) -> Result<OrderAnswer, Refusal> {
+    pub fn retry_answer(&self, p: &Prepared, held: &TxRecord) -> Result<OrderAnswer, Refusal> {
         if held.state.is_final() && held.content_hash == p.content_hash {
             Ok(self.answer_of(held))
         } else {
@@ -598,7 +607,7 @@ impl Core {
 
     /// A record the journal holds that memory had forgotten: memory learns
     /// it (and forgets our own claim).
-    pub fn learn_holder(&self, p: &Prepared<'_>, ours: u64, held: &TxRecord) {
+    pub fn learn_holder(&self, p: &Prepared, ours: u64, held: &TxRecord) {
         self.release(p, ours);
         self.references.restore(
             &held.merchant_id,
@@ -617,7 +626,7 @@ impl Core {
         );
     }
 
-    fn base_record(&self, p: &Prepared<'_>, tx_id: u64, state: TxState) -> TxRecord {
+    fn base_record(&self, p: &Prepared, tx_id: u64, state: TxState) -> TxRecord {
         let r = &p.request;
         let aad = tx_aad(tx_id);
         TxRecord {
@@ -650,7 +659,7 @@ impl Core {
 
     /// The batch that must be durable before the 0100 is written: the
     /// reference claim and the `sent` record.
-    pub fn sent(&self, p: &Prepared<'_>, tx_id: u64, sent_to: SentTo) -> Batch {
+    pub fn sent(&self, p: &Prepared, tx_id: u64, sent_to: SentTo) -> Batch {
         let mut record = self.base_record(p, tx_id, TxState::Sent);
         record.sent_to = Some(sent_to);
         vec![
@@ -670,7 +679,7 @@ impl Core {
     /// `not_sent` (no claim: the reference stays free), and its answer.
     pub fn unsent(
         &self,
-        p: &Prepared<'_>,
+        p: &Prepared,
         tx_id: u64,
         code: ResponseCode,
         now_ms: u64,
@@ -691,7 +700,7 @@ impl Core {
     /// The state, journal batch and answer for what the acquirer did.
     pub fn conclude(
         &self,
-        p: &Prepared<'_>,
+        p: &Prepared,
         tx_id: u64,
         sent_to: &SentTo,
         outcome: &Outcome,
@@ -759,7 +768,7 @@ impl Core {
     }
 
     /// The outcome is durable: memory follows.
-    pub fn concluded(&self, p: &Prepared<'_>, tx_id: u64, state: TxState) {
+    pub fn concluded(&self, p: &Prepared, tx_id: u64, state: TxState) {
         if state == TxState::NotSent {
             self.release(p, tx_id);
         } else {
@@ -875,8 +884,8 @@ mod tests {
 
     const T0: u64 = 1_767_225_600_000; // 2026-01-01
 
-    fn merchant() -> Merchant {
-        Merchant {
+    fn merchant() -> Arc<Merchant> {
+        Arc::new(Merchant {
             id: "m1".into(),
             keys: vec![],
             seal_algorithm: Default::default(),
@@ -891,10 +900,10 @@ mod tests {
                 bins: vec![],
             })
             .unwrap()],
-        }
+        })
     }
 
-    fn setup(m: Merchant) -> CoreSetup {
+    fn setup(m: Arc<Merchant>) -> CoreSetup {
         CoreSetup {
             merchants: [(m.id.clone(), m)].into_iter().collect(),
             codes: ResponseCodeTable::default(),
@@ -937,7 +946,7 @@ mod tests {
         (Pan::new("4895370012003478").unwrap(), None, false)
     }
 
-    fn started(db: &mut MemoryBackend, m: &Merchant) -> (Core, RecoveryReport) {
+    fn started(db: &mut MemoryBackend, m: &Arc<Merchant>) -> (Core, RecoveryReport) {
         let rec = db
             .recover(&setup(m.clone()).limits.recovery_span(T0))
             .unwrap();

@@ -53,7 +53,7 @@ pub use routing::{Contract, Route};
 use self::core::{ClaimError, Prepared};
 use crate::card::{Expiry, Pan};
 use crate::civil::unix_ms;
-use crate::iso8583::Spec;
+use crate::iso8583::{Message, Spec, ValueError};
 use crate::journal::{Applied, Change, Conflict, Journal, SafRecord, SentTo, TxState};
 use crate::net::{LinkError, Pool, PoolConfig, UnmatchedHandler};
 use crate::seal::{SealAlgorithm, SealSecret};
@@ -303,7 +303,7 @@ impl Switch {
         &self.shared.journal
     }
 
-    pub fn merchant(&self, id: &str) -> Option<&Merchant> {
+    pub fn merchant(&self, id: &str) -> Option<&Arc<Merchant>> {
         self.shared.core.merchant(id)
     }
 
@@ -407,7 +407,7 @@ impl Switch {
     pub async fn check_token(
         &self,
         now: SystemTime,
-        merchant: &Merchant,
+        merchant: &Arc<Merchant>,
         payment_data: &str,
     ) -> Result<TokenCheck, Refusal> {
         let core = &self.shared.core;
@@ -534,7 +534,7 @@ impl Switch {
     pub async fn card_order(
         &self,
         now: SystemTime,
-        merchant: &Merchant,
+        merchant: &Arc<Merchant>,
         order: CardOrder,
     ) -> Result<OrderAnswer, Refusal> {
         let started = Instant::now();
@@ -546,7 +546,7 @@ impl Switch {
         let p = core.prepare(now_ms, merchant, order, card)?;
         let acq = self
             .acquirers
-            .get(&p.route.contract.acquirer)
+            .get(&p.route().contract.acquirer)
             .ok_or(refusal(ResponseCode::TechnicalProblem))?;
         let tx_id = match core.claim(&p) {
             Ok((id, grow)) => {
@@ -586,38 +586,16 @@ impl Switch {
         };
         self.grow(grow);
         let stan = lease.stan().to_string();
-        let c = &p.route.contract;
-        let ctx = RequestContext {
-            terminal_id: &c.terminal_id,
-            acceptor_id: &c.acceptor_id,
-            merchant_category_code: &c.merchant_category_code,
-            acquirer_id: &c.acquirer_id,
-            rrn: &rrn,
-            now,
-        };
-        let built = acq
-            .mapping
-            .build_request(&acq.spec, &p.request, &ctx)
-            .and_then(|mut m| acq.spec.set_text(&mut m, 11, &stan).map(|()| m));
-        let msg = match built {
-            Ok(m) => m,
-            Err(e) => {
-                // The value error names the field, never its content.
-                tracing::warn!(acquirer = %acq.name, error = %e, "cannot build the request");
-                core.release(&p, tx_id);
-                return Err(Refusal::code(ResponseCode::InvalidTransaction));
-            }
-        };
-        let sent_to = SentTo {
-            acquirer: acq.name.clone(),
-            terminal_id: c.terminal_id.clone(),
-            acceptor_id: c.acceptor_id.clone(),
-            acquirer_id: c.acquirer_id.clone(),
-            merchant_category_code: c.merchant_category_code.clone(),
-            stan,
-            rrn,
-            sent_ms: now_ms,
-        };
+        let (msg, sent_to) =
+            match order_message(&acq.name, &acq.spec, &acq.mapping, &p, stan, rrn, now) {
+                Ok(m) => m,
+                Err(e) => {
+                    // The value error names the field, never its content.
+                    tracing::warn!(acquirer = %acq.name, error = %e, "cannot build the request");
+                    core.release(&p, tx_id);
+                    return Err(Refusal::code(ResponseCode::InvalidTransaction));
+                }
+            };
         match self
             .shared
             .journal
@@ -697,7 +675,7 @@ impl Switch {
     }
 
     /// A retry, or a reuse, of a held reference.
-    async fn held(&self, p: &Prepared<'_>, tx_id: u64) -> Result<OrderAnswer, Refusal> {
+    async fn held(&self, p: &Prepared, tx_id: u64) -> Result<OrderAnswer, Refusal> {
         let core = &self.shared.core;
         let record = self
             .shared
@@ -723,6 +701,71 @@ impl Switch {
             .flatten()
             .map(|t| t.state)
     }
+}
+
+/// The 0100 of a prepared order with STAN `stan` and RRN `rrn`, built at
+/// `now` with the acquirer's mapping, and where it goes (the `sent`
+/// record's identifiers).
+pub fn order_message(
+    acquirer: &str,
+    spec: &Spec,
+    mapping: &Mapping,
+    p: &Prepared,
+    stan: String,
+    rrn: String,
+    now: SystemTime,
+) -> Result<(Message<'static>, SentTo), ValueError> {
+    let c = &p.route().contract;
+    let ctx = RequestContext {
+        terminal_id: &c.terminal_id,
+        acceptor_id: &c.acceptor_id,
+        merchant_category_code: &c.merchant_category_code,
+        acquirer_id: &c.acquirer_id,
+        rrn: &rrn,
+        now,
+    };
+    let mut msg = mapping.build_request(spec, &p.request, &ctx)?;
+    spec.set_text(&mut msg, 11, &stan)?;
+    let sent_to = SentTo {
+        acquirer: acquirer.into(),
+        terminal_id: c.terminal_id.clone(),
+        acceptor_id: c.acceptor_id.clone(),
+        acquirer_id: c.acquirer_id.clone(),
+        merchant_category_code: c.merchant_category_code.clone(),
+        stan,
+        rrn,
+        sent_ms: unix_ms(now),
+    };
+    Ok((msg, sent_to))
+}
+
+/// Why a reversal message could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReversalBuildError {
+    #[error("the card does not open with the journal key")]
+    Card,
+    #[error(transparent)]
+    Value(#[from] ValueError),
+}
+
+/// The reversal message of an attempt, from the journal's record of the
+/// transaction: the first one (0400) or a repeat (0401), its own STAN.
+pub fn reversal_message(
+    core: &Core,
+    spec: &Spec,
+    mapping: &Mapping,
+    tx: &crate::journal::TxRecord,
+    a: &Attempt,
+    now: SystemTime,
+) -> Result<Message<'static>, ReversalBuildError> {
+    let reason = ReversalReason::parse(&a.record.reason).unwrap_or(ReversalReason::Timeout);
+    let rev = core
+        .reversal_request(tx, reason)
+        .ok_or(ReversalBuildError::Card)?;
+    let mut msg = mapping.build_reversal(spec, &rev, now, a.repeat)?;
+    spec.set_text(&mut msg, 11, &a.record.stan)?;
+    Ok(msg)
 }
 
 /// Sends one acquirer's store-and-forward messages (on shard 0's runtime,
@@ -828,19 +871,14 @@ async fn send_one(shared: Arc<Shared>, acq: Acquirer, a: Attempt) {
             return failed(&shared);
         }
     };
-    let reason = ReversalReason::parse(&a.record.reason).unwrap_or(ReversalReason::Timeout);
-    let Some(rev) = shared.core.reversal_request(&tx, reason) else {
-        tracing::error!(
-            tx = tx.id,
-            "reversal: the card does not open with the journal key"
-        );
-        return failed(&shared);
-    };
-    let built = acq
-        .mapping
-        .build_reversal(&acq.spec, &rev, SystemTime::now(), a.repeat)
-        .and_then(|mut m| acq.spec.set_text(&mut m, 11, &a.record.stan).map(|()| m));
-    let msg = match built {
+    let msg = match reversal_message(
+        &shared.core,
+        &acq.spec,
+        &acq.mapping,
+        &tx,
+        &a,
+        SystemTime::now(),
+    ) {
         Ok(m) => m,
         Err(e) => {
             tracing::error!(tx = tx.id, error = %e, "reversal: cannot build the message");

@@ -137,6 +137,11 @@ pub fn route<'r>(routes: &'r [Route], brand: CardBrand, pan: &Pan) -> Option<&'r
     routes.iter().find(|r| r.accepts(brand, pan))
 }
 
+/// The index of the first route accepting the card.
+pub fn route_index(routes: &[Route], brand: CardBrand, pan: &Pan) -> Option<usize> {
+    routes.iter().position(|r| r.accepts(brand, pan))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
