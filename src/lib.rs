@@ -5,6 +5,7 @@
 //! - [`net`]: framing, acquirer links (request/response matching), connection pools.
 //! - [`sim`]: acquirer simulator (pure rules + thin tokio server), for tests and the CLI.
 //! - [`load`]: load generator behind `acqswitch load` (bounded in count and time).
+//! - [`simulation`]: deterministic simulation of the switch's cores under faults, one seed a run.
 //! - [`soak`]: the chaos run behind `acqswitch soak` (kills, faults, reconciliation).
 //! - [`load_api`]: the same load through the HTTP API (`acqswitch load --api`).
 //! - [`cli`]: command-line front ends.
@@ -35,6 +36,7 @@ pub mod net;
 pub(crate) mod runtime;
 pub mod seal;
 pub mod sim;
+pub mod simulation;
 pub mod soak;
 pub mod switch;
 pub mod system;

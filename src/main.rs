@@ -42,6 +42,8 @@ enum Command {
     Load(cli::load::LoadArgs),
     /// Runs the switch: HTTP API, acquirer pools (embedded default without --config).
     Serve(cli::serve::ServeArgs),
+    /// Deterministic simulation of the switch under faults, many seeds.
+    Simulate(cli::simulate::SimulateArgs),
     /// Chaos run: the switch killed and restarted under load against a faulty
     /// acquirer; reconciles what clients were told with the acquirer's ledger.
     Soak(cli::soak::SoakArgs),
@@ -59,5 +61,6 @@ fn main() -> ExitCode {
         Command::Load(args) => cli::load::run(args),
         Command::Serve(args) => cli::serve::run(args),
         Command::Soak(args) => cli::soak::run(args),
+        Command::Simulate(args) => cli::simulate::run(args),
     }
 }

@@ -9,6 +9,7 @@ pub mod load_api;
 pub mod seal;
 pub mod serve;
 pub mod sim;
+pub mod simulate;
 pub mod soak;
 
 /// Logs go to stderr so stdout stays machine-readable (JSON, bytes).
