@@ -1,7 +1,8 @@
 //! Criterion benchmarks: Google Pay unseal (cold and cached intermediate key),
 //! its ECDSA/ECDH parts, and the Sips seal.
 
-use acqswitch::seal::{self, SealAlgorithm, SealSecret};
+use acqswitch::card::Secret;
+use acqswitch::seal::{self, SealAlgorithm};
 use acqswitch::wallet::googlepay::{
     testkeys, Cryptogram, DecryptedPayment, Pan, PaymentMethodDetails, ProtocolVersion,
 };
@@ -24,7 +25,7 @@ fn payment() -> DecryptedPayment {
             Pan::new("4895370012003478").unwrap(),
             12,
             2030,
-            Cryptogram::new("AgAAAAAABk4DWZ4C28yUQAAAAAA="),
+            Cryptogram::from_base64("AgAAAAAABk4DWZ4C28yUQAAAAAA=").expect("test cryptogram"),
             Some("05".into()),
         ),
     }
@@ -85,7 +86,7 @@ fn seal_bench(c: &mut Criterion) {
     )
     .unwrap();
     let text = msg.to_string();
-    let secret = SealSecret::new("002001000000001_KEY1");
+    let secret = Secret::new("002001000000001_KEY1");
     let mut g = c.benchmark_group("seal");
     g.throughput(Throughput::Elements(1));
     g.bench_function("compute_hmac_sha256_value", |b| {

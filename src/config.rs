@@ -44,13 +44,12 @@
 //! acceptor_id = "MERCHANT0000001"
 //! ```
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
-use zeroize::Zeroizing;
+use serde::Deserialize;
 
+use crate::card::Secret;
 use crate::net::{duration_serde, FramingConfig, PoolConfig};
 use crate::switch::{Contract, ResponseCodeTable};
 
@@ -91,32 +90,6 @@ acquirer = "cb2a"
 terminal_id = "ACQ00001"
 acceptor_id = "MERCHANT0000001"
 "#;
-
-/// A secret read from configuration: zeroized on drop, masked in `Debug`.
-#[derive(Clone)]
-pub struct SecretText(Zeroizing<String>);
-
-impl SecretText {
-    pub fn new(s: impl Into<String>) -> Self {
-        SecretText(Zeroizing::new(s.into()))
-    }
-
-    pub fn reveal(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretText {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("****")
-    }
-}
-
-impl<'de> Deserialize<'de> for SecretText {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(SecretText(Zeroizing::new(String::deserialize(d)?)))
-    }
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -190,7 +163,7 @@ pub struct JournalConfig {
     pub backend: String,
     pub path: PathBuf,
     /// The 32-byte key, as 64 hex digits or base64.
-    pub key: Option<SecretText>,
+    pub key: Option<Secret>,
     pub key_file: Option<PathBuf>,
     /// An environment variable holding the key.
     pub key_env: Option<String>,
@@ -309,7 +282,7 @@ pub struct AcquirerConfig {
 #[serde(deny_unknown_fields)]
 pub struct SealKeyConfig {
     pub version: u32,
-    pub secret: SecretText,
+    pub secret: Secret,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -332,7 +305,7 @@ pub struct GooglePayConfig {
     /// `ECv2` (default) or `ECv1`.
     pub protocol_version: Option<String>,
     /// Base64 PKCS#8 DER or PEM, several during a rotation.
-    pub private_keys: Vec<SecretText>,
+    pub private_keys: Vec<Secret>,
     pub private_key_files: Vec<PathBuf>,
     /// Google's root signing keys JSON, inline or as a file.
     pub root_keys: Option<String>,

@@ -23,9 +23,10 @@ use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use crate::card::Secret;
 use crate::front::PATH_CARD_ORDER;
 use crate::load::{new_hist, ErrorBreakdown, LoadReport, Progress};
-use crate::seal::{self, SealAlgorithm, SealSecret};
+use crate::seal::{self, SealAlgorithm};
 use zeroize::Zeroizing;
 
 /// Why an API call failed.
@@ -220,7 +221,7 @@ fn parse_answer_head(buf: &[u8]) -> Result<Option<(u16, usize, usize)>, ApiError
 }
 
 /// Adds `keyVersion` and the `seal` (HMAC-SHA-256) to a request.
-pub fn seal_request(mut v: Value, key_version: u32, secret: &SealSecret) -> Value {
+pub fn seal_request(mut v: Value, key_version: u32, secret: &Secret) -> Value {
     v["keyVersion"] = json!(key_version);
     let s = seal::compute(&v, secret, SealAlgorithm::HmacSha256);
     v["seal"] = json!(s);
@@ -236,7 +237,7 @@ pub const LOAD_CRYPTOGRAM: &str = "AgAAAAAABk4DWZ4C28yUQAAAAAA=";
 pub fn card_order_request(
     merchant_id: &str,
     key_version: u32,
-    secret: &SealSecret,
+    secret: &Secret,
     reference: &str,
     amount: u64,
 ) -> Value {
@@ -277,7 +278,7 @@ pub struct CardOrderBodies {
     head: String,
     /// The seal string before the reference (it holds the DPAN).
     seal_head: Zeroizing<String>,
-    secret: SealSecret,
+    secret: Secret,
     merchant_id: String,
     key_version: u32,
     amount: u64,
@@ -286,7 +287,7 @@ pub struct CardOrderBodies {
 }
 
 impl CardOrderBodies {
-    pub fn new(merchant_id: &str, key_version: u32, secret: &SealSecret, amount: u64) -> Self {
+    pub fn new(merchant_id: &str, key_version: u32, secret: &Secret, amount: u64) -> Self {
         let mut v = card_order_fields(merchant_id, amount);
         v["keyVersion"] = json!(key_version);
         let reference_last = v
@@ -367,7 +368,7 @@ pub struct ApiLoadConfig {
     pub max_duration: Duration,
     pub merchant_id: String,
     pub key_version: u32,
-    pub secret: SealSecret,
+    pub secret: Secret,
     pub amount: u64,
 }
 
@@ -516,14 +517,14 @@ mod tests {
 
     #[test]
     fn requests_verify() {
-        let secret = SealSecret::new("s");
+        let secret = Secret::new("s");
         let v = card_order_request("m", 1, &secret, "r1", 1000);
         assert!(seal::verify(&v, &secret, SealAlgorithm::HmacSha256));
     }
 
     #[test]
     fn prepared_bodies_are_the_generic_requests() {
-        let secret = SealSecret::new("s3cr3t");
+        let secret = Secret::new("s3cr3t");
         let bodies = CardOrderBodies::new("m01", 2, &secret, 1005);
         assert!(bodies.reference_last);
         // The fast path, and the fallback for a reference needing escapes.
@@ -533,7 +534,7 @@ mod tests {
             assert_eq!(fast, generic, "{reference}");
             assert!(seal::verify(&fast, &secret, SealAlgorithm::HmacSha256));
         }
-        let other = CardOrderBodies::new("m01", 2, &SealSecret::new("other"), 1005);
+        let other = CardOrderBodies::new("m01", 2, &Secret::new("other"), 1005);
         let v: Value = serde_json::from_slice(&other.body("L1")).unwrap();
         assert!(!seal::verify(&v, &secret, SealAlgorithm::HmacSha256));
     }

@@ -74,41 +74,7 @@ impl SealAlgorithm {
     }
 }
 
-/// A merchant's seal secret. Zeroized on drop, masked in `Debug`.
-#[derive(Clone)]
-pub struct SealSecret(Zeroizing<String>);
-
-impl SealSecret {
-    /// Wraps the secret text (used as UTF-8 bytes).
-    pub fn new(secret: impl Into<String>) -> Self {
-        SealSecret(Zeroizing::new(secret.into()))
-    }
-
-    /// Reads a secret file: its text without one final line ending (`\n`
-    /// or `\r\n`); anything else, spaces included, is the secret. The text
-    /// read is wiped; an error never shows it.
-    pub fn from_file(path: &std::path::Path) -> Result<Self, String> {
-        let text = Zeroizing::new(
-            std::fs::read_to_string(path)
-                .map_err(|_| format!("{}: cannot read secret file", path.display()))?,
-        );
-        let line = text
-            .strip_suffix('\n')
-            .map(|s| s.strip_suffix('\r').unwrap_or(s))
-            .unwrap_or(&text);
-        Ok(SealSecret::new(line))
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        self.0.as_bytes()
-    }
-}
-
-impl std::fmt::Debug for SealSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SealSecret(****)")
-    }
-}
+pub use crate::card::Secret;
 
 /// Why a message could not be sealed or checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
@@ -164,7 +130,7 @@ fn flatten(value: &Value, out: &mut String) {
 }
 
 /// Lowercase hex seal of a seal string.
-pub fn seal_of_string(seal_string: &str, secret: &SealSecret, algorithm: SealAlgorithm) -> String {
+pub fn seal_of_string(seal_string: &str, secret: &Secret, algorithm: SealAlgorithm) -> String {
     let digest: [u8; 32] = match algorithm {
         SealAlgorithm::HmacSha256 => {
             // HMAC accepts keys of any length; new_from_slice cannot fail here.
@@ -187,14 +153,14 @@ pub fn seal_of_string(seal_string: &str, secret: &SealSecret, algorithm: SealAlg
 }
 
 /// The lowercase hex seal of `message`.
-pub fn compute(message: &Value, secret: &SealSecret, algorithm: SealAlgorithm) -> String {
+pub fn compute(message: &Value, secret: &Secret, algorithm: SealAlgorithm) -> String {
     seal_of_string(&seal_string(message), secret, algorithm)
 }
 
 /// [`compute`] on JSON text.
 pub fn compute_json(
     json: &str,
-    secret: &SealSecret,
+    secret: &Secret,
     algorithm: SealAlgorithm,
 ) -> Result<String, SealError> {
     Ok(compute(&parse(json)?, secret, algorithm))
@@ -202,7 +168,7 @@ pub fn compute_json(
 
 /// Whether the message's `seal` field is the right seal, compared in constant
 /// time. A missing or non-string `seal` is simply wrong.
-pub fn verify(message: &Value, secret: &SealSecret, algorithm: SealAlgorithm) -> bool {
+pub fn verify(message: &Value, secret: &Secret, algorithm: SealAlgorithm) -> bool {
     let Some(received) = message.get("seal").and_then(Value::as_str) else {
         return false;
     };
@@ -211,7 +177,7 @@ pub fn verify(message: &Value, secret: &SealSecret, algorithm: SealAlgorithm) ->
 }
 
 /// [`verify`] on JSON text; anything unparseable is not verified.
-pub fn verify_json(json: &str, secret: &SealSecret, algorithm: SealAlgorithm) -> bool {
+pub fn verify_json(json: &str, secret: &Secret, algorithm: SealAlgorithm) -> bool {
     parse(json).is_ok_and(|m| verify(&m, secret, algorithm))
 }
 
@@ -228,7 +194,7 @@ pub fn fuzz_seal(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let secret = SealSecret::new("fuzz");
+    let secret = Secret::new("fuzz");
     if let Ok(m) = parse(text) {
         for alg in [SealAlgorithm::HmacSha256, SealAlgorithm::Sha256] {
             let _ = compute(&m, &secret, alg);
@@ -256,21 +222,17 @@ mod tests {
 
     #[test]
     fn verify_is_exact() {
-        let secret = SealSecret::new("k");
+        let secret = Secret::new("k");
         let mut m = json!({"amount": 2, "currencyCode": "978"});
         let seal = compute(&m, &secret, SealAlgorithm::HmacSha256);
         m["seal"] = json!(seal);
         assert!(verify(&m, &secret, SealAlgorithm::HmacSha256));
-        assert!(!verify(
-            &m,
-            &SealSecret::new("K"),
-            SealAlgorithm::HmacSha256
-        ));
+        assert!(!verify(&m, &Secret::new("K"), SealAlgorithm::HmacSha256));
         assert!(!verify(&m, &secret, SealAlgorithm::Sha256));
         m["amount"] = json!(3);
         assert!(!verify(&m, &secret, SealAlgorithm::HmacSha256));
         assert!(!verify_json("{", &secret, SealAlgorithm::HmacSha256));
-        assert_eq!(format!("{secret:?}"), "SealSecret(****)");
+        assert_eq!(format!("{secret:?}"), "Secret(****)");
     }
 
     #[test]
@@ -308,14 +270,14 @@ mod tests {
         for (text, secret) in [("k \n", "k "), ("k\r\n", "k"), ("k\n\n", "k\n"), ("k", "k")] {
             let path = dir.path().join("secret");
             std::fs::write(&path, text).unwrap();
-            let from_file = SealSecret::from_file(&path).unwrap();
+            let from_file = Secret::from_file(&path).unwrap();
             assert_eq!(
                 compute(&msg, &from_file, SealAlgorithm::HmacSha256),
-                compute(&msg, &SealSecret::new(secret), SealAlgorithm::HmacSha256),
+                compute(&msg, &Secret::new(secret), SealAlgorithm::HmacSha256),
                 "{text:?}"
             );
         }
-        let missing = SealSecret::from_file(&dir.path().join("none")).unwrap_err();
+        let missing = Secret::from_file(&dir.path().join("none")).unwrap_err();
         assert!(missing.contains("cannot read secret file"), "{missing}");
     }
 }

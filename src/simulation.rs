@@ -58,8 +58,7 @@ use crate::net::StanLease;
 use crate::sim::{respond, Action, Faults, Latency, SimState};
 use crate::switch::core::{ClaimError, Core, CoreSetup, Limits, Outcome, Prepared};
 use crate::switch::domain::{
-    AuthCryptogram, Authentication, Currency, Eci, HolderAuthentProgram, OrderChannel,
-    ReversalReason,
+    Authentication, Cryptogram, Currency, Eci, HolderAuthentProgram, OrderChannel, ReversalReason,
 };
 use crate::switch::saf::{Attempt, Saf, SafConfig, Step};
 use crate::switch::{
@@ -456,7 +455,7 @@ impl World<'_> {
             authentication: Some(Authentication {
                 program: HolderAuthentProgram::GooglePay,
                 eci: Eci::parse("05"),
-                cryptogram: AuthCryptogram::from_base64(TAVV),
+                cryptogram: Cryptogram::from_base64(TAVV),
             }),
         };
         let Some(node) = self.node.as_mut() else {

@@ -32,8 +32,8 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::card::Secret;
 use crate::load_api::{seal_request, ApiClient, LOAD_CRYPTOGRAM, LOAD_DPAN};
-use crate::seal::SealSecret;
 
 const MERCHANT: &str = "011223344550000";
 const SECRET: &str = "soak-secret";
@@ -230,7 +230,7 @@ fn order(reference: &str, amount: u64) -> Value {
                 "googlePay": {"eci": "05", "cavv": LOAD_CRYPTOGRAM}},
         }),
         1,
-        &SealSecret::new(SECRET),
+        &Secret::new(SECRET),
     )
 }
 

@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::task::TaskTracker;
 
+use crate::card::Secret;
 use crate::civil::unix_ms;
 use crate::config::{Config, GooglePayConfig, MerchantConfig, SIMULATOR};
 use crate::front::server::{accept_loop, shard_loop, ConnConfig, Handed};
@@ -31,7 +32,7 @@ use crate::journal::memory::MemoryBackend;
 use crate::journal::sqlite::SqliteBackend;
 use crate::journal::{Backend, CardKey, Journal};
 use crate::net::link::log_unmatched;
-use crate::seal::{SealAlgorithm, SealSecret};
+use crate::seal::SealAlgorithm;
 use crate::sim::{SimConfig, SimHandle, Simulator};
 use crate::switch::saf::SafConfig;
 use crate::switch::{
@@ -200,7 +201,7 @@ fn merchant(m: &MerchantConfig, cfg: &Config) -> Result<Merchant, StartError> {
         keys: m
             .keys
             .iter()
-            .map(|k| (k.version, SealSecret::new(k.secret.reveal())))
+            .map(|k| (k.version, Secret::new(k.secret.reveal())))
             .collect(),
         seal_algorithm,
         googlepay,

@@ -7,11 +7,12 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use acqswitch::card::Secret;
 use acqswitch::config::Config;
 use acqswitch::front::{PATH_CARD_ORDER, PATH_CHECK};
 use acqswitch::iso8583::{Message, Mti, Spec};
 use acqswitch::load_api::{seal_request, ApiClient};
-use acqswitch::seal::{self, SealAlgorithm, SealSecret};
+use acqswitch::seal::{self, SealAlgorithm};
 use acqswitch::sim::{Faults, SimConfig, Simulator};
 use acqswitch::system::{self, Running};
 use acqswitch::wallet::googlepay::{
@@ -138,7 +139,7 @@ fn token(pan_only: bool, pan: &str) -> String {
             pan,
             12,
             2030,
-            Cryptogram::new(TAVV),
+            Cryptogram::from_base64(TAVV).expect("test cryptogram"),
             Some("05".into()),
         )
     };
@@ -171,7 +172,7 @@ impl Api {
         let mut body = body;
         body["merchantId"] = json!(merchant);
         body["interfaceVersion"] = json!("IR_WS_2.55");
-        let req = seal_request(body, version, &SealSecret::new(secret));
+        let req = seal_request(body, version, &Secret::new(secret));
         self.raw(path, &req).await
     }
 
@@ -182,7 +183,7 @@ impl Api {
         if merchant == M1 || merchant == M2 {
             let secret = if merchant == M2 { SECRET2 } else { SECRET1 };
             assert!(
-                seal::verify(&v, &SealSecret::new(secret), SealAlgorithm::HmacSha256),
+                seal::verify(&v, &Secret::new(secret), SealAlgorithm::HmacSha256),
                 "response not sealed with the merchant's key: {v}"
             );
         }
@@ -430,7 +431,7 @@ async fn refusals_before_the_acquirer() {
         json!({"merchantId": M1, "interfaceVersion": "IR_WS_2.55",
                "paymentMeanDataProvider": "GOOGLEPAY", "paymentData": token(false, DPAN)}),
         2,
-        &SealSecret::new("wrong"),
+        &Secret::new("wrong"),
     );
     let v = api.raw(PATH_CHECK, &req).await;
     assert_eq!(v["responseCode"], "34", "{v}");
@@ -444,7 +445,7 @@ async fn refusals_before_the_acquirer() {
     let req = seal_request(
         json!({"merchantId": M1, "interfaceVersion": "IR_WS_2.55"}),
         9,
-        &SealSecret::new(SECRET1),
+        &Secret::new(SECRET1),
     );
     let v = api.raw(PATH_CHECK, &req).await;
     assert_eq!(
@@ -456,13 +457,13 @@ async fn refusals_before_the_acquirer() {
         json!({"merchantId": M1, "interfaceVersion": "IR_WS_2.55",
                "paymentMeanDataProvider": "GOOGLEPAY", "paymentData": token(false, DPAN)}),
         1,
-        &SealSecret::new("old"),
+        &Secret::new("old"),
     );
     let (_, v) = api.client.post_json(PATH_CHECK, &req).await.unwrap();
     assert_eq!(v["responseCode"], "00", "{v}");
     assert!(seal::verify(
         &v,
-        &SealSecret::new("old"),
+        &Secret::new("old"),
         SealAlgorithm::HmacSha256
     ));
 
@@ -470,7 +471,7 @@ async fn refusals_before_the_acquirer() {
     let req = seal_request(
         json!({"merchantId": "999", "interfaceVersion": "IR_WS_2.55"}),
         1,
-        &SealSecret::new("x"),
+        &Secret::new("x"),
     );
     let v = api.raw(PATH_CHECK, &req).await;
     assert_eq!(v["responseCode"], "03");
@@ -581,7 +582,7 @@ async fn refusals_before_the_acquirer() {
     let v = api.call(PATH_CARD_ORDER, M2, base()).await;
     assert_eq!(v["responseCode"], "03");
     // Missing interfaceVersion.
-    let req = seal_request(json!({"merchantId": M1}), 2, &SealSecret::new(SECRET1));
+    let req = seal_request(json!({"merchantId": M1}), 2, &Secret::new(SECRET1));
     let v = api.raw(PATH_CARD_ORDER, &req).await;
     assert_eq!(v["errorFieldName"], "interfaceVersion");
     r.shutdown().await;

@@ -1,6 +1,7 @@
 //! Known answers from Worldline's public Sips SDK tests (tests/data/seal/kat.json).
 
-use acqswitch::seal::{self, SealAlgorithm, SealSecret};
+use acqswitch::card::Secret;
+use acqswitch::seal::{self, SealAlgorithm};
 use serde_json::Value;
 
 const KAT: &str = include_str!("data/seal/kat.json");
@@ -12,7 +13,7 @@ fn kat() -> Value {
 #[test]
 fn hmac_sha256_known_answer() {
     let k = &kat()["hmac_kat"];
-    let secret = SealSecret::new(k["key"].as_str().unwrap());
+    let secret = Secret::new(k["key"].as_str().unwrap());
     let got = seal::seal_of_string(
         k["data"].as_str().unwrap(),
         &secret,
@@ -24,7 +25,7 @@ fn hmac_sha256_known_answer() {
 #[test]
 fn legacy_sha256_known_answer() {
     let k = &kat()["legacy_sha256_kat"];
-    let secret = SealSecret::new(k["secret"].as_str().unwrap());
+    let secret = Secret::new(k["secret"].as_str().unwrap());
     let got = seal::seal_of_string(k["data"].as_str().unwrap(), &secret, SealAlgorithm::Sha256);
     assert_eq!(got, k["hex"].as_str().unwrap());
 }
@@ -44,7 +45,7 @@ fn seal_strings_match_the_sdk() {
 
 #[test]
 fn sealed_kat_messages_verify_from_text() {
-    let secret = SealSecret::new("superSafeSecretKey");
+    let secret = Secret::new("superSafeSecretKey");
     for case in kat()["seal_string_cases"].as_array().unwrap() {
         let mut m = case["message"].clone();
         let s = seal::compute(&m, &secret, SealAlgorithm::HmacSha256);
@@ -58,7 +59,8 @@ fn sealed_kat_messages_verify_from_text() {
 }
 
 mod properties {
-    use acqswitch::seal::{self, SealAlgorithm, SealSecret};
+    use acqswitch::card::Secret;
+    use acqswitch::seal::{self, SealAlgorithm};
     use proptest::prelude::*;
     use serde_json::{Map, Value};
 
@@ -86,7 +88,7 @@ mod properties {
             legacy in any::<bool>(),
         ) {
             let alg = if legacy { SealAlgorithm::Sha256 } else { SealAlgorithm::HmacSha256 };
-            let secret = SealSecret::new(secret);
+            let secret = Secret::new(secret);
             let mut m = Value::Object(fields.clone().into_iter().collect());
             let s = seal::compute(&m, &secret, alg);
             // Same fields in reverse order: same seal.

@@ -19,11 +19,11 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde_json::{json, Value};
 
+use crate::card::Secret;
 use crate::config::Config;
 use crate::front::{PATH_CARD_ORDER, PATH_CHECK};
 use crate::load::Progress;
 use crate::load_api::{seal_request, ApiClient, ApiLoadConfig};
-use crate::seal::SealSecret;
 use crate::switch::windows::VAULT_PREFIX;
 use crate::wallet::googlepay::{
     testkeys, Cryptogram, DecryptedPayment, Pan, PaymentMethodDetails, ProtocolVersion,
@@ -79,7 +79,7 @@ async fn demo() -> Result<(), String> {
     }
     let (merchant, version, secret) = cfg
         .demo_merchant()
-        .map(|(m, v, k)| (m.to_owned(), v, SealSecret::new(k)))
+        .map(|(m, v, k)| (m.to_owned(), v, Secret::new(k)))
         .ok_or("no demo merchant")?;
     let running = crate::system::start(cfg).await.map_err(s)?;
     tokio::time::timeout(Duration::from_secs(10), running.wait_ready())
@@ -125,7 +125,8 @@ async fn demo() -> Result<(), String> {
                     pan,
                     12,
                     2030,
-                    Cryptogram::new("AgAAAAAABk4DWZ4C28yUQAAAAAA="),
+                    Cryptogram::from_base64("AgAAAAAABk4DWZ4C28yUQAAAAAA=")
+                        .expect("test cryptogram"),
                     Some("05".into()),
                 )
             };

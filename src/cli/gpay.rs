@@ -224,6 +224,10 @@ fn test_token(args: TestTokenArgs) -> ExitCode {
         Some(seed) => StdRng::seed_from_u64(seed),
         None => StdRng::from_entropy(),
     };
+    let Some(cryptogram) = Cryptogram::from_base64(&args.cryptogram) else {
+        eprintln!("error: --cryptogram must be base64 of 1 to 64 bytes");
+        return ExitCode::FAILURE;
+    };
     let details = match args.auth_method {
         Auth::PanOnly => {
             PaymentMethodDetails::pan_only(pan, args.expiration_month, args.expiration_year)
@@ -232,7 +236,7 @@ fn test_token(args: TestTokenArgs) -> ExitCode {
             pan,
             args.expiration_month,
             args.expiration_year,
-            Cryptogram::new(&args.cryptogram),
+            cryptogram,
             Some(args.eci),
         ),
     };

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::load::{print_summary, LoadArgs, ProgressDisplay};
+use crate::card::Secret;
 use crate::config::Config;
 use crate::load::Progress;
 use crate::load_api::{parse_api_url, ApiLoadConfig};
-use crate::seal::SealSecret;
 
 pub fn run(args: LoadArgs) -> Result<ExitCode, String> {
     let url = args.api.clone().unwrap_or_default();
@@ -19,8 +19,8 @@ pub fn run(args: LoadArgs) -> Result<ExitCode, String> {
         .demo_merchant()
         .ok_or("the embedded default has no merchant")?;
     let secret = match &args.secret_file {
-        Some(p) => SealSecret::from_file(p)?,
-        None => SealSecret::new(demo_secret),
+        Some(p) => Secret::from_file(p)?,
+        None => Secret::new(demo_secret),
     };
     let cfg = ApiLoadConfig {
         addr,

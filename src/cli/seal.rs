@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use crate::seal::{self, SealAlgorithm, SealSecret, MAX_MESSAGE_LEN};
+use crate::card::Secret;
+use crate::seal::{self, SealAlgorithm, MAX_MESSAGE_LEN};
 
 #[derive(Subcommand)]
 pub enum SealCommand {
@@ -49,7 +50,7 @@ pub fn run(cmd: SealCommand) -> ExitCode {
 }
 
 fn run_inner(args: &SealArgs, verify: bool) -> Result<ExitCode, String> {
-    let secret = SealSecret::from_file(&args.secret_file)?;
+    let secret = Secret::from_file(&args.secret_file)?;
 
     let mut input = Vec::new();
     std::io::stdin()

@@ -16,11 +16,11 @@ use clap::Args;
 use rand::SeedableRng;
 use serde_json::{json, Value};
 
+use crate::card::Secret;
 use crate::civil::unix_ms;
 use crate::config::Config;
 use crate::front::{PATH_CARD_ORDER, PATH_CHECK};
 use crate::load_api::seal_request;
-use crate::seal::SealSecret;
 use crate::switch::TokenMode;
 use crate::system::{self, Running};
 use crate::wallet::googlepay::{
@@ -156,7 +156,7 @@ async fn print_examples(
     version: u32,
     secret_text: &str,
 ) -> Result<(), String> {
-    let secret = &SealSecret::new(secret_text);
+    let secret = &Secret::new(secret_text);
     let now_ms = unix_ms(SystemTime::now());
     let pan = Pan::new("5413330089020011").ok_or("test PAN")?;
     let sender = testkeys::sender(ProtocolVersion::EcV2).map_err(|e| e.to_string())?;

@@ -37,7 +37,8 @@ use axum::Router;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::seal::{self, SealAlgorithm, SealSecret};
+use crate::card::Secret;
+use crate::seal::{self, SealAlgorithm};
 use crate::switch::{Merchant, Refusal, ResponseCode, Switch};
 use wire::{
     CardOrderRequest, CardOrderResponse, CheckRequest, CheckResponse, Envelope, RefusalResponse,
@@ -96,7 +97,7 @@ fn json_response(status: StatusCode, v: &Value) -> Response {
 }
 
 /// The key a response is sealed with.
-type SealWith<'s> = Option<(&'s Merchant, (u32, &'s SealSecret))>;
+type SealWith<'s> = Option<(&'s Merchant, (u32, &'s Secret))>;
 
 /// A typed answer, sealed with the merchant's key when it is known.
 fn sealed(status: StatusCode, body: &impl Serialize, with: SealWith<'_>) -> Response {
@@ -129,7 +130,7 @@ fn refused(r: Refusal, with: SealWith<'_>) -> Response {
 struct Sealed<'s> {
     body: Value,
     merchant: &'s Arc<Merchant>,
-    key: (u32, &'s SealSecret),
+    key: (u32, &'s Secret),
 }
 
 impl<'s> Sealed<'s> {

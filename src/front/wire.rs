@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::card::{Expiry, Pan};
 use crate::switch::domain::{
-    AuthCryptogram, Authentication, CardBrand, Currency, Eci, HolderAuthentProgram, OrderChannel,
+    Authentication, CardBrand, Cryptogram, Currency, Eci, HolderAuthentProgram, OrderChannel,
     PanEntryMode, Wallet,
 };
 use crate::switch::windows::VAULT_PREFIX;
@@ -305,7 +305,11 @@ pub fn authentication(
         (None, None) => None,
     };
     let cryptogram = cryptogram_text
-        .map(|(t, f)| AuthCryptogram::from_base64(t).ok_or(Refusal::invalid(f)))
+        .map(|(t, f)| {
+            Cryptogram::from_base64(t)
+                .filter(Cryptogram::is_scheme_length)
+                .ok_or(Refusal::invalid(f))
+        })
         .transpose()?;
     let eci = eci
         .map(|e| Eci::parse(e).ok_or(Refusal::invalid("authenticationResult.eci")))
@@ -423,7 +427,7 @@ impl From<TokenCheck> for CheckResponse {
                     holder_authent_program: HolderAuthentProgram::GooglePay.as_str(),
                     google_pay: GooglePayValues {
                         eci,
-                        cavv: cryptogram.map(|c| c.reveal().to_owned()),
+                        cavv: cryptogram.map(|c| c.to_base64().to_string()),
                     },
                 }),
             ),

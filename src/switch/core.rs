@@ -878,7 +878,7 @@ mod tests {
     use super::*;
     use crate::journal::memory::MemoryBackend;
     use crate::journal::{Applied, Backend};
-    use crate::switch::domain::{AuthCryptogram, Currency, Eci, OrderChannel};
+    use crate::switch::domain::{Cryptogram, Currency, Eci, OrderChannel};
     use crate::switch::operation::CardInput;
     use crate::switch::routing::Contract;
 
@@ -937,7 +937,7 @@ mod tests {
             authentication: Some(Authentication {
                 program: HolderAuthentProgram::GooglePay,
                 eci: Eci::parse("05"),
-                cryptogram: AuthCryptogram::from_base64("AgAAAAAABk4DWZ4C28yUQAAAAAA="),
+                cryptogram: Cryptogram::from_base64("AgAAAAAABk4DWZ4C28yUQAAAAAA="),
             }),
         }
     }

@@ -5,13 +5,7 @@
 //! `holderAuthentProgram`, ...); [`super::mapping`] turns a request into an
 //! acquirer's ISO 8583 dialect.
 
-use std::fmt;
-
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-use zeroize::{Zeroize, ZeroizeOnDrop};
-
-pub use crate::card::{Expiry, Pan};
+pub use crate::card::{Cryptogram, Expiry, Pan};
 
 /// Where the order was taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -167,44 +161,6 @@ impl CardBrand {
     }
 }
 
-/// A TAVV, CAVV or UCAF: 20 bytes once decoded from base64. Never shown by
-/// `Debug`; zeroizes on drop.
-#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
-pub struct AuthCryptogram {
-    bytes: Vec<u8>,
-}
-
-impl AuthCryptogram {
-    /// Length of every cryptogram the schemes use for e-commerce.
-    pub const LEN: usize = 20;
-
-    /// From the base64 text Google Pay and 3-D Secure servers send.
-    pub fn from_base64(text: &str) -> Option<Self> {
-        if text.len() > 64 {
-            return None;
-        }
-        let bytes = STANDARD.decode(text).ok()?;
-        (bytes.len() == Self::LEN).then_some(AuthCryptogram { bytes })
-    }
-
-    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
-        (bytes.len() == Self::LEN).then(|| AuthCryptogram {
-            bytes: bytes.to_vec(),
-        })
-    }
-
-    /// The raw bytes, for the authorization message only.
-    pub fn reveal(&self) -> &[u8] {
-        &self.bytes
-    }
-}
-
-impl fmt::Debug for AuthCryptogram {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AuthCryptogram(****)")
-    }
-}
-
 /// Electronic commerce indicator: two digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Eci([u8; 2]);
@@ -230,7 +186,7 @@ impl Eci {
 pub struct Authentication {
     pub program: HolderAuthentProgram,
     pub eci: Option<Eci>,
-    pub cryptogram: Option<AuthCryptogram>,
+    pub cryptogram: Option<Cryptogram>,
 }
 
 /// A currency, ISO 4217 numeric code.
@@ -435,15 +391,6 @@ mod tests {
     }
 
     #[test]
-    fn cryptogram_is_twenty_bytes_and_hidden() {
-        let c = AuthCryptogram::from_base64("AgAAAAAABk4DWZ4C28yUQAAAAAA=").unwrap();
-        assert_eq!(c.reveal().len(), 20);
-        assert_eq!(format!("{c:?}"), "AuthCryptogram(****)");
-        assert!(AuthCryptogram::from_base64("AAAA").is_none());
-        assert!(AuthCryptogram::from_base64("not base64!").is_none());
-    }
-
-    #[test]
     fn eci_and_currency() {
         assert_eq!(Eci::parse("05").unwrap().as_str(), "05");
         assert_eq!(Eci::parse("7").unwrap().as_str(), "07");
@@ -471,7 +418,7 @@ mod tests {
         r.authentication = Some(Authentication {
             program: HolderAuthentProgram::GooglePay,
             eci: Eci::parse("05"),
-            cryptogram: AuthCryptogram::from_base64("AgAAAAAABk4DWZ4C28yUQAAAAAA="),
+            cryptogram: Cryptogram::from_base64("AgAAAAAABk4DWZ4C28yUQAAAAAA="),
         });
         assert!(r.check().is_ok());
         r.pan_entry_mode = PanEntryMode::Wallet;

@@ -884,7 +884,7 @@ impl Entry {
 /// One request per mode with every optional value present, and a PAN_ONLY
 /// one with none, for load-time validation.
 fn sample_requests() -> Vec<(&'static str, AuthorizationRequest)> {
-    use super::domain::{AuthCryptogram, Authentication, Currency, Eci, Expiry, Pan};
+    use super::domain::{Authentication, Cryptogram, Currency, Eci, Expiry, Pan};
     let (Some(dpan), Some(pan), Some(cur), Some(exp)) = (
         Pan::new("4895370012003478"),
         Pan::new("5413330089020011"),
@@ -893,7 +893,7 @@ fn sample_requests() -> Vec<(&'static str, AuthorizationRequest)> {
     ) else {
         return Vec::new();
     };
-    let cryptogram = AuthCryptogram::from_bytes(&[0xA5; AuthCryptogram::LEN]);
+    let cryptogram = Cryptogram::from_bytes(&[0xA5; Cryptogram::SCHEME_LEN]);
     let base = AuthorizationRequest {
         merchant_id: "sample".into(),
         amount: 999_999_999_999,
@@ -942,7 +942,7 @@ fn sample_requests() -> Vec<(&'static str, AuthorizationRequest)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::switch::domain::{AuthCryptogram, Authentication, Currency, Eci, Expiry, Pan};
+    use crate::switch::domain::{Authentication, Cryptogram, Currency, Eci, Expiry, Pan};
 
     fn spec(name: &str) -> Spec {
         Spec::builtin(name).unwrap()
@@ -963,7 +963,7 @@ mod tests {
             authentication: Some(Authentication {
                 program: HolderAuthentProgram::GooglePay,
                 eci: Eci::parse("05"),
-                cryptogram: AuthCryptogram::from_base64("AgAAAAAABk4DWZ4C28yUQAAAAAA="),
+                cryptogram: Cryptogram::from_base64("AgAAAAAABk4DWZ4C28yUQAAAAAA="),
             }),
         }
     }
@@ -1017,7 +1017,7 @@ mod tests {
         req.authentication = Some(Authentication {
             program: HolderAuthentProgram::ThreeDs,
             eci: Eci::parse("06"),
-            cryptogram: AuthCryptogram::from_base64("AgAAAAAABk4DWZ4C28yUQAAAAAA="),
+            cryptogram: Cryptogram::from_base64("AgAAAAAABk4DWZ4C28yUQAAAAAA="),
         });
         let msg = m.build_request(&spec, &req, &ctx()).unwrap();
         let wire = spec.encode_to_bytes(&msg).unwrap();

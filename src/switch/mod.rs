@@ -51,12 +51,13 @@ pub use operation::{CardInput, CardOrder, OrderAnswer, Refusal, TokenCheck, Toke
 pub use routing::{Contract, Route};
 
 use self::core::{ClaimError, Prepared};
+use crate::card::Secret;
 use crate::card::{Expiry, Pan};
 use crate::civil::unix_ms;
 use crate::iso8583::{Message, Spec, ValueError};
 use crate::journal::{Applied, Change, Conflict, Journal, SafRecord, SentTo, TxState};
 use crate::net::{LinkError, Pool, PoolConfig, UnmatchedHandler};
-use crate::seal::{SealAlgorithm, SealSecret};
+use crate::seal::SealAlgorithm;
 use crate::wallet::googlepay::{AuthMethod, GooglePayRecipient};
 use domain::CardBrand;
 use domain::ReversalReason;
@@ -68,7 +69,7 @@ use saf::{Attempt, Saf, SafCounts, Step};
 pub struct Merchant {
     pub id: String,
     /// Seal secrets by key version.
-    pub keys: Vec<(u32, SealSecret)>,
+    pub keys: Vec<(u32, Secret)>,
     pub seal_algorithm: SealAlgorithm,
     pub googlepay: Option<Arc<GooglePayRecipient>>,
     /// Contracts in routing order.
@@ -76,7 +77,7 @@ pub struct Merchant {
 }
 
 impl Merchant {
-    pub fn key(&self, version: u32) -> Option<&SealSecret> {
+    pub fn key(&self, version: u32) -> Option<&Secret> {
         self.keys
             .iter()
             .find(|(v, _)| *v == version)
@@ -84,7 +85,7 @@ impl Merchant {
     }
 
     /// The newest key, for sealing responses when the request named none.
-    pub fn current_key(&self) -> Option<(u32, &SealSecret)> {
+    pub fn current_key(&self) -> Option<(u32, &Secret)> {
         self.keys
             .iter()
             .max_by_key(|(v, _)| *v)

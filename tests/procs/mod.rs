@@ -11,8 +11,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use acqswitch::card::Secret;
 use acqswitch::load_api::{seal_request, ApiClient};
-use acqswitch::seal::SealSecret;
 use acqswitch::wallet::googlepay::{
     testkeys, Cryptogram, DecryptedPayment, Pan, PaymentMethodDetails, ProtocolVersion,
 };
@@ -306,7 +306,7 @@ pub fn token(pan_only: bool, pan: &str, message_id: &str) -> String {
             pan,
             12,
             2030,
-            Cryptogram::new(TAVV),
+            Cryptogram::from_base64(TAVV).expect("test cryptogram"),
             Some("05".into()),
         )
     };
@@ -371,7 +371,7 @@ impl Client {
         let mut body = body;
         body["merchantId"] = json!(MERCHANT);
         body["interfaceVersion"] = json!("IR_WS_2.55");
-        let req = seal_request(body, 1, &SealSecret::new(SECRET));
+        let req = seal_request(body, 1, &Secret::new(SECRET));
         match self.api.post_json(path, &req).await {
             Ok((200, v)) => Some(v),
             Ok((status, v)) => panic!("HTTP {status}: {v}"),

@@ -13,43 +13,13 @@
 //! ```
 
 use std::borrow::Cow;
-use std::fmt;
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+use zeroize::Zeroizing;
 
 use super::error::TokenError;
-pub use crate::card::Pan;
-
-/// A 3-D Secure / network token cryptogram (TAVV, CAVV, UCAF), base64 as
-/// Google sends it. Never shown by `Debug`/`Display`; zeroizes on drop.
-#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
-pub struct Cryptogram(String);
-
-impl Cryptogram {
-    /// Wraps a cryptogram string.
-    pub fn new(value: &str) -> Cryptogram {
-        Cryptogram(value.to_owned())
-    }
-
-    /// The cryptogram itself, for the authorisation message only.
-    pub fn reveal(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Cryptogram {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Cryptogram(****)")
-    }
-}
-
-impl fmt::Display for Cryptogram {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("****")
-    }
-}
+pub use crate::card::{Cryptogram, Pan};
 
 /// How the card was authenticated by Google.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,7 +139,7 @@ impl DecryptedPayment {
         details.insert("authMethod".into(), json!(d.auth_method.as_str()));
         if let Some(c) = &d.cryptogram {
             let c = if reveal {
-                c.reveal().to_owned()
+                c.to_base64().to_string()
             } else {
                 c.to_string()
             };
@@ -252,7 +222,10 @@ pub(crate) fn parse_payload(plaintext: &[u8]) -> Result<DecryptedPayment, TokenE
     if !(1000..=9999).contains(&d.expiration_year) {
         return Err(TokenError::Payload("expirationYear"));
     }
-    let cryptogram = d.cryptogram.map(|c| Cryptogram::new(&secret(c)));
+    let cryptogram = d
+        .cryptogram
+        .map(|c| Cryptogram::from_base64(&secret(c)).ok_or(TokenError::Payload("cryptogram")))
+        .transpose()?;
     let auth_method = match d.auth_method.as_ref() {
         "PAN_ONLY" => AuthMethod::PanOnly,
         "CRYPTOGRAM_3DS" => AuthMethod::Cryptogram3ds,
@@ -299,7 +272,10 @@ mod tests {
         assert_eq!(format!("{pan:?}"), "Pan(411111******1111)");
         assert!(Pan::new("41111111111").is_none());
         assert!(Pan::new("4111a11111111111").is_none());
-        assert_eq!(format!("{}", Cryptogram::new("AgAA")), "****");
+        assert_eq!(
+            format!("{}", Cryptogram::from_base64("AgAA").unwrap()),
+            "****"
+        );
     }
 
     #[test]
@@ -309,7 +285,7 @@ mod tests {
             "authMethod":"CRYPTOGRAM_3DS","cryptogram":"AgAAAAAABk4DWZ4C28yUQAAAAAA\u003d","eciIndicator":"05"}}"#;
         let d = parse_payload(p).unwrap();
         assert_eq!(
-            d.details.cryptogram.as_ref().unwrap().reveal(),
+            d.details.cryptogram.as_ref().unwrap().to_base64().as_str(),
             "AgAAAAAABk4DWZ4C28yUQAAAAAA="
         );
         assert_eq!(d.details.auth_method, AuthMethod::Cryptogram3ds);
