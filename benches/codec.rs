@@ -30,7 +30,7 @@ fn codec(c: &mut Criterion) {
             // a shared handle on the read buffer, handed to the caller.
             let frame = bytes::Bytes::copy_from_slice(&wire);
             g.bench_function("decode_shared", |b| {
-                b.iter(|| spec.decode_shared(black_box(&frame)).unwrap())
+                b.iter(|| spec.decode_shared(black_box(&frame).clone()).unwrap())
             });
             let mut buf = BytesMut::with_capacity(8192);
             g.bench_function("encode", |b| {
