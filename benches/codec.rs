@@ -1,6 +1,7 @@
 //! ISO 8583 codec benchmarks: a realistic Google Pay wallet authorization
 //! 0100 and a "large" message (every field of the dialect) per dialect,
-//! decode and encode; bitmap walk; TLV sub-field lookup.
+//! decode (borrowing the frame, or sharing it as a link does) and encode;
+//! bitmap walk; TLV sub-field lookup.
 //!
 //! `cargo bench --bench codec`; `BENCHMARKS.md` has the figures.
 
@@ -24,6 +25,12 @@ fn codec(c: &mut Criterion) {
             g.throughput(Throughput::Bytes(wire.len() as u64));
             g.bench_function("decode", |b| {
                 b.iter(|| spec.decode(black_box(&wire)).unwrap())
+            });
+            // What a link does with each response: a message that keeps
+            // a shared handle on the read buffer, handed to the caller.
+            let frame = bytes::Bytes::copy_from_slice(&wire);
+            g.bench_function("decode_shared", |b| {
+                b.iter(|| spec.decode_shared(black_box(&frame).clone()).unwrap())
             });
             let mut buf = BytesMut::with_capacity(8192);
             g.bench_function("encode", |b| {

@@ -18,6 +18,8 @@
 //! the general path alone, for the tests and the fuzz target that compare
 //! them).
 
+use std::borrow::Cow;
+
 use nom::number::complete::{be_u16, be_u8};
 use nom::IResult;
 
@@ -27,7 +29,7 @@ use super::encoding::{
     DataEncoding, Pad, BCD_DIGIT_PAIR,
 };
 use super::error::{DecodeError, DecodeErrorKind, Location};
-use super::field::{DecodedFields, Field, Message};
+use super::field::{DecodedFields, Field, FrameData, Message};
 use super::mti::Mti;
 use super::plan::{CheckPlan, FieldPlan, LengthPlan, RunCheck};
 use super::spec::{BitmapEncoding, FieldSpec, LengthType, MtiEncoding, PrefixEncoding, Spec};
@@ -440,7 +442,7 @@ fn fixed_run<'a>(
     mut run: u64,
     input: &'a [u8],
     rest: &'a [u8],
-    out: &mut DecodedFields<'_, 'a>,
+    out: &mut DecodedFields<'_, '_>,
 ) -> Option<&'a [u8]> {
     // Offsets in the frame: the run starts `base` bytes in.
     let base = input.len() - rest.len();
@@ -482,7 +484,7 @@ fn fields_one_by_one<'a>(
     input: &'a [u8],
     mut rest: &'a [u8],
     mark: usize,
-    out: &mut DecodedFields<'_, 'a>,
+    out: &mut DecodedFields<'_, '_>,
 ) -> Result<&'a [u8], DecodeError> {
     out.truncate(mark);
     while run != 0 {
@@ -584,10 +586,31 @@ pub fn decode<'a>(spec: &Spec, input: &'a [u8]) -> Result<Message<'a>, DecodeErr
     decode_with::<true>(spec, input)
 }
 
-/// [`decode`] into a message that holds a shared handle on `frame` (a
-/// reference count, no copy) rather than borrowing it.
-pub fn decode_shared(spec: &Spec, frame: &bytes::Bytes) -> Result<Message<'static>, DecodeError> {
-    Ok(decode(spec, frame)?.share(frame))
+/// [`decode`] into a message on the heap that keeps `frame` (a shared
+/// handle, no copy) rather than borrowing it; on error `frame` is handed
+/// back. The message is decoded where it stays: not moved once decoded.
+pub fn decode_shared(
+    spec: &Spec,
+    frame: bytes::Bytes,
+) -> Result<Box<Message<'static>>, (DecodeError, bytes::Bytes)> {
+    let filled = prelude(spec, &frame).and_then(|start| {
+        let mut msg = Box::new(Message::empty());
+        // The header, rare in dialects (a TPDU is framing, not message),
+        // is copied; the slots point into `frame`, attached below.
+        let header = |h: &[u8]| match h {
+            [] => Cow::Borrowed(&[][..]),
+            h => Cow::Owned(h.to_vec()),
+        };
+        start.fill::<true, _>(spec, &frame, FrameData::Borrowed(&[]), header, &mut msg)?;
+        Ok(msg)
+    });
+    match filled {
+        Ok(mut msg) => {
+            msg.attach_frame(frame);
+            Ok(msg)
+        }
+        Err(e) => Err((e, frame)),
+    }
 }
 
 /// [`decode`] without the per-field plans: every field goes through
@@ -602,6 +625,31 @@ fn decode_with<'a, const PLANNED: bool>(
     spec: &Spec,
     input: &'a [u8],
 ) -> Result<Message<'a>, DecodeError> {
+    let start = prelude(spec, input)?;
+    let mut result = Ok(Message::empty());
+    if let Ok(msg) = &mut result {
+        let frame = FrameData::Borrowed(input);
+        if let Err(e) = start.fill::<PLANNED, _>(spec, input, frame, Cow::Borrowed, msg) {
+            result = Err(e);
+        }
+    }
+    result
+}
+
+/// What comes before the data elements: header, MTI, bitmaps.
+struct Prelude<'a> {
+    header: &'a [u8],
+    mti: Mti,
+    /// The data elements' bits, reversed per word (see `prelude`).
+    words: [u64; 3],
+    present: Bitmap,
+    count: usize,
+    /// The input from the first data element on.
+    rest: &'a [u8],
+}
+
+#[inline(always)]
+fn prelude<'a>(spec: &Spec, input: &'a [u8]) -> Result<Prelude<'a>, DecodeError> {
     let at = |fail: &Fail<'_>, location: Location| located(input, fail, location);
     let unwrap = unwrap_fail;
     let (rest, header) =
@@ -670,14 +718,39 @@ fn decode_with<'a, const PLANNED: bool>(
     if spec.tertiary {
         present.clear(65);
     }
-    let mut result = Ok(Message::empty());
-    if let Ok(msg) = &mut result {
-        msg.begin_decoding(input, header, mti, count, present);
-        if let Err(e) = fields::<PLANNED>(spec, input, rest, words, msg) {
-            result = Err(e);
-        }
+    Ok(Prelude {
+        header,
+        mti,
+        words,
+        present,
+        count,
+        rest,
+    })
+}
+
+impl<'a> Prelude<'a> {
+    /// Fills the empty `msg` with the data elements.
+    #[inline(always)]
+    fn fill<'m, const PLANNED: bool, H>(
+        self,
+        spec: &Spec,
+        input: &'a [u8],
+        frame: FrameData<'m>,
+        header: H,
+        msg: &mut Message<'m>,
+    ) -> Result<(), DecodeError>
+    where
+        H: FnOnce(&'a [u8]) -> Cow<'m, [u8]>,
+    {
+        msg.begin_decoding(
+            frame,
+            header(self.header),
+            self.mti,
+            self.count,
+            self.present,
+        );
+        fields::<PLANNED>(spec, input, self.rest, self.words, msg)
     }
-    result
 }
 
 /// The data elements of `words` (bit `i` of word `w` is field `64w + i + 1`)
@@ -688,7 +761,7 @@ fn fields<'a, const PLANNED: bool>(
     input: &'a [u8],
     mut rest: &'a [u8],
     words: [u64; 3],
-    msg: &mut Message<'a>,
+    msg: &mut Message<'_>,
 ) -> Result<(), DecodeError> {
     let mut out = msg.decoded_fields();
     for (w, mut bits) in (0u16..).zip(words) {

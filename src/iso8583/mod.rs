@@ -63,11 +63,16 @@ impl Spec {
         decode::decode(self, input)
     }
 
-    /// Decodes one complete message into a `Message<'static>` that keeps a
-    /// shared handle on `frame` (a reference count, no copy of any field):
-    /// for a message handed from the task that received it to another.
+    /// Decodes one complete message into a `Message<'static>` on the heap
+    /// that keeps `frame`, a shared handle on the bytes (no field copied):
+    /// for a message handed from the task that received it to another
+    /// (moving a boxed message moves a pointer). On error the frame is
+    /// handed back with it.
     #[inline]
-    pub fn decode_shared(&self, frame: &bytes::Bytes) -> Result<Message<'static>, DecodeError> {
+    pub fn decode_shared(
+        &self,
+        frame: bytes::Bytes,
+    ) -> Result<Box<Message<'static>>, (DecodeError, bytes::Bytes)> {
         decode::decode_shared(self, frame)
     }
 

@@ -419,7 +419,7 @@ fn decode_shared_keeps_the_frame_without_copying() {
     spec.set_text(&mut m, 2, "4895370012003478").unwrap();
     spec.set_text(&mut m, 11, "000123").unwrap();
     let wire = spec.encode_to_bytes(&m).unwrap().freeze();
-    let shared = spec.decode_shared(&wire).unwrap();
+    let shared = *spec.decode_shared(wire.clone()).unwrap();
     let borrowed = spec.decode(&wire).unwrap();
     assert_eq!(shared, borrowed);
     assert_eq!(shared, m);
@@ -442,7 +442,9 @@ fn decode_shared_keeps_the_frame_without_copying() {
     assert!(owned.shared_frame().is_none() && !owned.borrows_frame(2));
     assert_eq!(owned.header(), b"HDR1");
     assert_eq!(owned, c);
-    // A frame that does not decode is an error, as with `decode`.
+    // A frame that does not decode is an error, as with `decode`, and
+    // comes back with it.
     let bad = bytes::Bytes::from_static(b"HDR10110");
-    assert!(spec.decode_shared(&bad).is_err());
+    let (_, back) = spec.decode_shared(bad.clone()).unwrap_err();
+    assert_eq!(back, bad);
 }

@@ -20,6 +20,7 @@
 //! forgotten since) [`StrayKind::Unknown`].
 
 use std::cmp::Ordering;
+use std::collections::hash_map::Entry;
 use std::collections::hash_map::RandomState;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::{BuildHasher, Hash};
@@ -149,20 +150,36 @@ impl<K: Hash + Eq + Clone, T, S: BuildHasher + Default> Matcher<K, T, S> {
 
     /// Registers a request that must be answered by `deadline`.
     pub fn insert(&mut self, key: K, token: T, deadline: Instant) -> Result<(), InsertError<T>> {
-        if self.pending.contains_key(&key) {
-            return Err(InsertError::Duplicate(token));
-        }
-        if self.pending.len() >= self.capacity {
-            return Err(InsertError::Full(token));
-        }
+        self.insert_with(key, token, deadline, |t| t)
+    }
+
+    /// Like [`insert`](Self::insert), the token built by `wrap` once the
+    /// key is known to be free and there is room; a refusal hands `value`
+    /// back as it was given (one hash lookup either way).
+    pub fn insert_with<V>(
+        &mut self,
+        key: K,
+        value: V,
+        deadline: Instant,
+        wrap: impl FnOnce(V) -> T,
+    ) -> Result<(), InsertError<V>> {
+        let full = self.pending.len() >= self.capacity;
+        let slot = match self.pending.entry(key) {
+            Entry::Occupied(_) => return Err(InsertError::Duplicate(value)),
+            Entry::Vacant(_) if full => return Err(InsertError::Full(value)),
+            Entry::Vacant(slot) => slot,
+        };
         self.seq += 1;
         let seq = self.seq;
         self.deadlines.push(Deadline {
             at: deadline,
             seq,
-            key: key.clone(),
+            key: slot.key().clone(),
         });
-        self.pending.insert(key, Pending { token, seq });
+        slot.insert(Pending {
+            token: wrap(value),
+            seq,
+        });
         self.compact_if_needed();
         Ok(())
     }

@@ -64,7 +64,7 @@ use serde::Serialize;
 use super::error::{CodecError, FramingError, LinkError};
 use super::framing::{Frame, FrameCodec};
 use super::key::{KeyHasherBuilder, MatchKey, MatchKeyConfig};
-use super::matcher::{Match, Matcher, StrayKind};
+use super::matcher::{InsertError, Match, Matcher, StrayKind};
 use super::stan::{StanAllocator, StanLease};
 use crate::iso8583::{Message, Mti, Spec};
 
@@ -252,7 +252,7 @@ impl fmt::Debug for Stray {
 #[derive(Clone)]
 pub struct Response {
     header: Bytes,
-    message: Message<'static>,
+    message: Box<Message<'static>>,
 }
 
 impl Response {
@@ -263,7 +263,7 @@ impl Response {
     }
 
     pub fn into_message(self) -> Message<'static> {
-        self.message
+        *self.message
     }
 
     /// The encoded message (no framing).
@@ -564,18 +564,14 @@ impl<T> Connection<T> {
         if self.callers >= self.ctx.cfg.max_in_flight {
             return Err(SubmitError::Busy(token));
         }
-        if self.matcher.contains(&req.key) {
-            return Err(SubmitError::DuplicateKey(token));
-        }
-        if self.matcher.is_full() {
-            return Err(SubmitError::Busy(token));
-        }
         let seq = self.submitted + 1;
         let deadline = now + self.ctx.cfg.request_timeout;
-        // The two checks above are the matcher's own: it cannot refuse.
-        let _ = self
-            .matcher
-            .insert(req.key, Pending::Caller { token, seq }, deadline);
+        let wrap = |token| Pending::Caller { token, seq };
+        match self.matcher.insert_with(req.key, token, deadline, wrap) {
+            Ok(()) => {}
+            Err(InsertError::Duplicate(token)) => return Err(SubmitError::DuplicateKey(token)),
+            Err(InsertError::Full(token)) => return Err(SubmitError::Busy(token)),
+        }
         self.submitted = seq;
         self.callers += 1;
         self.out.extend_from_slice(&req.frame);
@@ -595,9 +591,11 @@ impl<T> Connection<T> {
             }
             Frame::Message { header, body } => (header, body),
         };
-        let msg = match self.ctx.spec.decode_shared(&body) {
+        // The message keeps the frame (no reference taken); a stray gets
+        // it back from the message.
+        let msg = match self.ctx.spec.decode_shared(body) {
             Ok(m) => m,
-            Err(e) => {
+            Err((e, body)) => {
                 tracing::warn!(error = %e, "undecodable message");
                 self.stray(UnmatchedKind::Undecodable, header, body);
                 return;
@@ -608,7 +606,7 @@ impl<T> Connection<T> {
             if mti.digits()[1] == b'8' {
                 self.answer_network(&msg, &header);
             } else {
-                self.stray(UnmatchedKind::UnsolicitedRequest, header, body);
+                self.stray(UnmatchedKind::UnsolicitedRequest, header, frame_of(&msg));
             }
             return;
         }
@@ -629,7 +627,7 @@ impl<T> Connection<T> {
             Match::Matched(Pending::Network { what, .. }) => {
                 self.on_network_answer(now, what, &msg)
             }
-            Match::Stray(kind) => self.stray(kind.into(), header, body),
+            Match::Stray(kind) => self.stray(kind.into(), header, frame_of(&msg)),
         }
     }
 
@@ -900,6 +898,11 @@ impl<T> Connection<T> {
     }
 }
 
+/// The frame a message from `decode_shared` keeps.
+fn frame_of(msg: &Message<'_>) -> Bytes {
+    msg.shared_frame().cloned().unwrap_or_default()
+}
+
 /// DE 7 transmission date and time, `MMDDhhmmss` in UTC.
 pub fn transmission_datetime(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -984,7 +987,7 @@ mod tests {
             while let Some(frame) = self.ctx.codec.decode_frame(&mut wire).unwrap() {
                 match frame {
                     Frame::Message { body, .. } => {
-                        out.push(self.spec().decode_shared(&body).unwrap())
+                        out.push(*self.spec().decode_shared(body).unwrap())
                     }
                     Frame::KeepAlive => panic!("keep-alive written"),
                 }
