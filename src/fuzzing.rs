@@ -253,13 +253,13 @@ pub fn api_body(data: &[u8]) {
             );
         }
     };
-    if let Err(r) = wire::typed::<wire::Envelope>(value.clone()) {
+    if let Err(r) = wire::typed_ref::<wire::Envelope<'_>>(&value) {
         named(r);
     }
-    if let Err(r) = wire::typed::<wire::CheckRequest>(value.clone()) {
+    if let Err(r) = wire::typed_ref::<wire::CheckRequest<'_>>(&value) {
         named(r);
     }
-    match wire::typed::<wire::CardOrderRequest>(value).and_then(|o| o.into_order()) {
+    match wire::typed_ref::<wire::CardOrderRequest<'_>>(&value).and_then(|o| o.into_order()) {
         // A typed card number prints masked: no run of 13 digits or more.
         Ok(crate::switch::CardOrder {
             card: crate::switch::CardInput::Number(pan),

@@ -176,11 +176,9 @@ fn open<'s>(
     if !value.is_object() {
         return Err(unknown(Refusal::format("body")));
     }
-    let env: Envelope = serde_path_to_error::deserialize(&value)
-        .map_err(|e| unknown(Refusal::format(wire::field_name(&e.path().to_string()))))?;
+    let env: Envelope<'_> = wire::typed_ref(&value).map_err(unknown)?;
     let merchant_id = env
         .merchant_id
-        .as_deref()
         .ok_or(unknown(Refusal::format("merchantId")))?;
     let merchant = switch
         .merchant(merchant_id)
@@ -204,7 +202,6 @@ fn open<'s>(
     // message naming another one is refused.
     let algorithm_ok = env
         .seal_algorithm
-        .as_deref()
         .is_none_or(|s| SealAlgorithm::from_wire(s) == Some(merchant.seal_algorithm));
     if !algorithm_ok || !seal::verify(&value, key.1, merchant.seal_algorithm) {
         return Err(known(Refusal::code(ResponseCode::SecurityError)));
@@ -225,12 +222,12 @@ async fn payment_data_provider_check(State(api): State<Arc<Api>>, body: Body) ->
         Err(refused) => return refused,
     };
     let with = req.with();
-    let check = match wire::typed::<CheckRequest>(req.body) {
+    let check = match wire::typed_ref::<CheckRequest<'_>>(&req.body) {
         Ok(c) => c,
         Err(r) => return refused(r, with),
     };
     const PROVIDER: &str = "paymentMeanDataProvider";
-    match check.payment_mean_data_provider.as_deref() {
+    match check.payment_mean_data_provider {
         Some("GOOGLEPAY") => {}
         Some(_) => return refused(Refusal::invalid(PROVIDER), with),
         None => return refused(Refusal::format(PROVIDER), with),
@@ -240,7 +237,7 @@ async fn payment_data_provider_check(State(api): State<Arc<Api>>, body: Body) ->
     };
     match api
         .switch
-        .check_token(SystemTime::now(), req.merchant, &token)
+        .check_token(SystemTime::now(), req.merchant, token)
         .await
     {
         Ok(c) => sealed(StatusCode::OK, &CheckResponse::from(c), with),
@@ -265,10 +262,11 @@ async fn card_order(State(api): State<Arc<Api>>, body: Body) -> Response {
         body.transaction_reference = echo.clone();
         sealed(StatusCode::OK, &body, with)
     };
-    let order = match wire::typed::<CardOrderRequest>(req.body).and_then(|o| o.into_order()) {
-        Ok(o) => o,
-        Err(r) => return refuse(r),
-    };
+    let order =
+        match wire::typed_ref::<CardOrderRequest<'_>>(&req.body).and_then(|o| o.into_order()) {
+            Ok(o) => o,
+            Err(r) => return refuse(r),
+        };
     match api
         .switch
         .card_order(SystemTime::now(), req.merchant, order)

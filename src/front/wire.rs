@@ -69,10 +69,22 @@ pub fn field_name(path: &str) -> &'static str {
         .unwrap_or("body")
 }
 
-/// Reads `value` as `T`; a field of the wrong type is a 30 naming it.
-pub fn typed<T: for<'de> Deserialize<'de>>(value: Value) -> Result<T, Refusal> {
-    serde_path_to_error::deserialize(value)
-        .map_err(|e| Refusal::format(field_name(&e.path().to_string())))
+/// Reads `value` as `T`, borrowing its strings; a field of the wrong
+/// type is a 30 naming it. The path is only tracked when the plain read
+/// fails (tracking it costs a string per field; a refusal is rare).
+pub fn typed_ref<'v, T: Deserialize<'v>>(value: &'v Value) -> Result<T, Refusal> {
+    match T::deserialize(value) {
+        Ok(t) => Ok(t),
+        Err(_) => Err(path_of::<T>(value)),
+    }
+}
+
+/// The refusal naming the field where reading `value` as `T` fails.
+fn path_of<'v, T: Deserialize<'v>>(value: &'v Value) -> Refusal {
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Err(e) => Refusal::format(field_name(&e.path().to_string())),
+        Ok(_) => Refusal::format("body"),
+    }
 }
 
 /// An amount: a JSON integer or a string of digits.
@@ -112,66 +124,91 @@ impl<'de> Deserialize<'de> for Amount {
     }
 }
 
-/// The request envelope every operation shares.
+/// The request envelope every operation shares (borrowing the request).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Envelope {
-    pub merchant_id: Option<String>,
-    pub interface_version: Option<String>,
+pub struct Envelope<'a> {
+    #[serde(borrow)]
+    pub merchant_id: Option<&'a str>,
+    #[serde(borrow)]
+    pub interface_version: Option<&'a str>,
     pub key_version: Option<Amount>,
-    pub seal: Option<String>,
-    pub seal_algorithm: Option<String>,
+    #[serde(borrow)]
+    pub seal: Option<&'a str>,
+    #[serde(borrow)]
+    pub seal_algorithm: Option<&'a str>,
 }
 
-/// `paymentDataProviderCheck`.
+/// `paymentDataProviderCheck` (borrowing the request, as the others).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct CheckRequest {
-    pub payment_mean_data_provider: Option<String>,
-    pub payment_data: Option<String>,
+pub struct CheckRequest<'a> {
+    #[serde(borrow)]
+    pub payment_mean_data_provider: Option<&'a str>,
+    #[serde(borrow)]
+    pub payment_data: Option<&'a str>,
 }
 
 /// The ECI and cryptogram of an authentication, in any of the
 /// sub-objects the gateways use.
 #[derive(Debug, Default, Deserialize)]
-pub struct AuthValues {
-    pub cavv: Option<String>,
-    pub eci: Option<String>,
+pub struct AuthValues<'a> {
+    #[serde(borrow)]
+    pub cavv: Option<&'a str>,
+    #[serde(borrow)]
+    pub eci: Option<&'a str>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AuthenticationResult {
-    pub holder_authent_program: Option<String>,
-    #[serde(alias = "googlepay", alias = "threeDS", alias = "threeDs")]
-    pub google_pay: Option<AuthValues>,
-    pub cavv: Option<String>,
-    pub eci: Option<String>,
+pub struct AuthenticationResult<'a> {
+    #[serde(borrow)]
+    pub holder_authent_program: Option<&'a str>,
+    #[serde(borrow, alias = "googlepay", alias = "threeDS", alias = "threeDs")]
+    pub google_pay: Option<AuthValues<'a>>,
+    #[serde(borrow)]
+    pub cavv: Option<&'a str>,
+    #[serde(borrow)]
+    pub eci: Option<&'a str>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub struct SchemeTokenData {
-    pub tavv: Option<String>,
-    pub eci: Option<String>,
+pub struct SchemeTokenData<'a> {
+    #[serde(borrow)]
+    pub tavv: Option<&'a str>,
+    #[serde(borrow)]
+    pub eci: Option<&'a str>,
 }
 
 /// `cardOrder`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct CardOrderRequest {
-    pub transaction_reference: Option<String>,
+pub struct CardOrderRequest<'a> {
+    #[serde(borrow)]
+    pub transaction_reference: Option<&'a str>,
     pub amount: Option<Amount>,
-    pub currency_code: Option<String>,
-    pub order_channel: Option<String>,
-    pub card_number: Option<String>,
-    pub payment_token: Option<String>,
-    pub card_expiry_date: Option<String>,
-    pub pan_entry_mode: Option<String>,
-    pub payment_mean_brand: Option<String>,
-    pub payment_mean_data_provider: Option<String>,
-    pub holder_authent_program: Option<String>,
-    pub authentication_result: Option<AuthenticationResult>,
-    pub scheme_token_data: Option<SchemeTokenData>,
+    #[serde(borrow)]
+    pub currency_code: Option<&'a str>,
+    #[serde(borrow)]
+    pub order_channel: Option<&'a str>,
+    #[serde(borrow)]
+    pub card_number: Option<&'a str>,
+    #[serde(borrow)]
+    pub payment_token: Option<&'a str>,
+    #[serde(borrow)]
+    pub card_expiry_date: Option<&'a str>,
+    #[serde(borrow)]
+    pub pan_entry_mode: Option<&'a str>,
+    #[serde(borrow)]
+    pub payment_mean_brand: Option<&'a str>,
+    #[serde(borrow)]
+    pub payment_mean_data_provider: Option<&'a str>,
+    #[serde(borrow)]
+    pub holder_authent_program: Option<&'a str>,
+    #[serde(borrow)]
+    pub authentication_result: Option<AuthenticationResult<'a>>,
+    #[serde(borrow)]
+    pub scheme_token_data: Option<SchemeTokenData<'a>>,
 }
 
 fn required<T>(v: Option<T>, name: &'static str) -> Result<T, Refusal> {
@@ -188,13 +225,13 @@ fn parsed<T>(
 }
 
 /// `transactionReference`: 1 to 35 letters and digits (Sips rule).
-pub fn transaction_reference(r: Option<String>) -> Result<String, Refusal> {
+pub fn transaction_reference(r: Option<&str>) -> Result<String, Refusal> {
     const F: &str = "transactionReference";
     let r = required(r, F)?;
     if r.is_empty() || r.len() > 35 || !r.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(Refusal::invalid(F));
     }
-    Ok(r)
+    Ok(r.to_owned())
 }
 
 pub fn amount(a: Option<Amount>) -> Result<u64, Refusal> {
@@ -204,31 +241,31 @@ pub fn amount(a: Option<Amount>) -> Result<u64, Refusal> {
     }
 }
 
-impl CardOrderRequest {
+impl CardOrderRequest<'_> {
     /// The typed order: each field checked on its own (the switch checks
     /// how they go together).
     pub fn into_order(self) -> Result<CardOrder, Refusal> {
         let transaction_reference = transaction_reference(self.transaction_reference)?;
         let amount = amount(self.amount)?;
         let currency = parsed(
-            Some(required(self.currency_code.as_deref(), "currencyCode")?),
+            Some(required(self.currency_code, "currencyCode")?),
             "currencyCode",
             Currency::parse,
         )?
         .ok_or(Refusal::format("currencyCode"))?;
         let order_channel = parsed(
-            Some(required(self.order_channel.as_deref(), "orderChannel")?),
+            Some(required(self.order_channel, "orderChannel")?),
             "orderChannel",
             OrderChannel::parse,
         )?
         .ok_or(Refusal::format("orderChannel"))?;
         let wallet = parsed(
-            self.payment_mean_data_provider.as_deref(),
+            self.payment_mean_data_provider,
             "paymentMeanDataProvider",
             Wallet::parse,
         )?;
         let authentication = authentication(
-            self.holder_authent_program.as_deref(),
+            self.holder_authent_program,
             self.authentication_result.as_ref(),
             self.scheme_token_data.as_ref(),
         )?;
@@ -239,9 +276,9 @@ impl CardOrderRequest {
             (None, None) => return Err(Refusal::format("cardNumber")),
         };
         let card = if card.starts_with(VAULT_PREFIX) {
-            CardInput::Vault(card)
+            CardInput::Vault(card.to_owned())
         } else {
-            CardInput::Number(Pan::new(&card).ok_or(Refusal::invalid(card_field))?)
+            CardInput::Number(Pan::new(card).ok_or(Refusal::invalid(card_field))?)
         };
         Ok(CardOrder {
             transaction_reference,
@@ -251,17 +288,13 @@ impl CardOrderRequest {
             card,
             card_field,
             expiry: parsed(
-                self.card_expiry_date.as_deref(),
+                self.card_expiry_date,
                 "cardExpiryDate",
                 Expiry::parse_yyyymm,
             )?,
-            pan_entry_mode: parsed(
-                self.pan_entry_mode.as_deref(),
-                "panEntryMode",
-                PanEntryMode::parse,
-            )?,
+            pan_entry_mode: parsed(self.pan_entry_mode, "panEntryMode", PanEntryMode::parse)?,
             brand: parsed(
-                self.payment_mean_brand.as_deref(),
+                self.payment_mean_brand,
                 "paymentMeanBrand",
                 CardBrand::parse,
             )?,
@@ -278,26 +311,24 @@ impl CardOrderRequest {
 /// given both, they must be equal.
 pub fn authentication(
     top_program: Option<&str>,
-    result: Option<&AuthenticationResult>,
-    std_: Option<&SchemeTokenData>,
+    result: Option<&AuthenticationResult<'_>>,
+    std_: Option<&SchemeTokenData<'_>>,
 ) -> Result<Option<Authentication>, Refusal> {
     const TAVV: &str = "schemeTokenData.tavv";
     const CAVV: &str = "authenticationResult.cavv";
     let inner = result.and_then(|r| r.google_pay.as_ref());
     let program = result
-        .and_then(|r| r.holder_authent_program.as_deref())
+        .and_then(|r| r.holder_authent_program)
         .or(top_program);
     let program = program
         .map(|p| HolderAuthentProgram::parse(p).ok_or(Refusal::invalid("holderAuthentProgram")))
         .transpose()?;
-    let cavv = inner
-        .and_then(|i| i.cavv.as_deref())
-        .or(result.and_then(|r| r.cavv.as_deref()));
-    let tavv = std_.and_then(|s| s.tavv.as_deref());
+    let cavv = inner.and_then(|i| i.cavv).or(result.and_then(|r| r.cavv));
+    let tavv = std_.and_then(|s| s.tavv);
     let eci = inner
-        .and_then(|i| i.eci.as_deref())
-        .or(result.and_then(|r| r.eci.as_deref()))
-        .or(std_.and_then(|s| s.eci.as_deref()));
+        .and_then(|i| i.eci)
+        .or(result.and_then(|r| r.eci))
+        .or(std_.and_then(|s| s.eci));
     let cryptogram_text = match (tavv, cavv) {
         (Some(t), Some(c)) if t != c => return Err(Refusal::invalid(TAVV)),
         (Some(t), _) => Some((t, TAVV)),
@@ -454,7 +485,7 @@ mod tests {
     const C: &str = "AgAAAAAABk4DWZ4C28yUQAAAAAA=";
 
     fn order(v: Value) -> Result<CardOrder, Refusal> {
-        typed::<CardOrderRequest>(v)?.into_order()
+        typed_ref::<CardOrderRequest<'_>>(&v)?.into_order()
     }
 
     fn base() -> Value {

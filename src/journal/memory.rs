@@ -112,8 +112,33 @@ impl MemoryBackend {
                 tx_id,
             } => {
                 let key = (merchant_id.clone(), reference.clone());
-                if self.refs.get(&key).is_some_and(|r| r.tx_id == *tx_id) {
-                    self.refs.remove(&key);
+                if let Some(r) = self.refs.get_mut(&key).filter(|r| r.tx_id == *tx_id) {
+                    r.created_ms = 0;
+                }
+            }
+            Change::NoteReference {
+                merchant_id,
+                reference,
+                tx_id,
+                content_hash,
+                window_start_ms,
+            } => {
+                let key = (merchant_id.clone(), reference.clone());
+                let held = self
+                    .refs
+                    .get(&key)
+                    .is_some_and(|r| r.created_ms >= *window_start_ms);
+                if !held {
+                    self.refs.insert(
+                        key,
+                        ReferenceRecord {
+                            merchant_id: merchant_id.clone(),
+                            reference: reference.clone(),
+                            tx_id: *tx_id,
+                            content_hash: *content_hash,
+                            created_ms: 0,
+                        },
+                    );
                 }
             }
             Change::InsertTx(r) => {
@@ -161,12 +186,9 @@ impl MemoryBackend {
                 *e = (*e).max(*upto);
             }
             Change::Prune {
-                references_before_ms,
                 token_ids_before_ms,
                 vault_before_ms,
             } => {
-                self.refs
-                    .retain(|_, r| r.created_ms >= *references_before_ms);
                 self.token_ids
                     .retain(|_, seen| *seen >= *token_ids_before_ms);
                 self.vault.retain(|_, v| v.expires_ms >= *vault_before_ms);
@@ -196,12 +218,12 @@ impl Backend for MemoryBackend {
     }
 
     fn recover(&mut self, span: &RecoverySpan) -> Result<Recovered, JournalError> {
-        let mut references: Vec<&ReferenceRecord> = self
-            .refs
+        let mut references: Vec<TxRecord> = self
+            .tx
             .values()
-            .filter(|r| r.created_ms >= span.references_since_ms)
+            .filter(|t| t.created_ms >= span.references_since_ms && t.state != TxState::NotSent)
+            .cloned()
             .collect();
-        references.sort_by_key(|r| (r.created_ms, r.tx_id));
         let skip = references.len().saturating_sub(span.references_max);
         let mut token_ids: Vec<TokenIdRecord> = self
             .token_ids
@@ -231,11 +253,7 @@ impl Backend for MemoryBackend {
                 .filter(|t| t.state == TxState::Sent)
                 .cloned()
                 .collect(),
-            references: references
-                .into_iter()
-                .skip(skip)
-                .map(|r| (r.clone(), self.tx.get(&r.tx_id).cloned()))
-                .collect(),
+            references: references.drain(skip..).collect(),
             token_ids: token_ids.into_iter().skip(tskip).collect(),
             vault: vault.into_iter().skip(vskip).collect(),
             saf: self
@@ -253,10 +271,9 @@ impl Backend for MemoryBackend {
         reference: &str,
     ) -> Result<Option<TxRecord>, JournalError> {
         Ok(self
-            .tx
-            .values()
-            .rev()
-            .find(|t| t.merchant_id == merchant_id && t.reference == reference)
+            .refs
+            .get(&(merchant_id.to_owned(), reference.to_owned()))
+            .and_then(|r| self.tx.get(&r.tx_id))
             .cloned())
     }
 

@@ -335,11 +335,22 @@ pub enum Change {
         now_ms: u64,
         window_start_ms: u64,
     },
-    /// Gives the reference back (nothing was sent), if `tx_id` holds it.
+    /// Gives the reference back (nothing was sent), if `tx_id` holds it:
+    /// free to claim again, still leading to `tx_id` until it is.
     ReleaseReference {
         merchant_id: String,
         reference: String,
         tx_id: u64,
+    },
+    /// Records that `(merchant, reference)` leads to `tx_id` without
+    /// holding it (an order never sent), unless another transaction holds
+    /// it since `window_start_ms`.
+    NoteReference {
+        merchant_id: String,
+        reference: String,
+        tx_id: u64,
+        content_hash: [u8; 32],
+        window_start_ms: u64,
     },
     /// Records a Google Pay `messageId`; conflicts when it was seen after
     /// `window_start_ms`.
@@ -363,10 +374,11 @@ pub enum Change {
         name: String,
         upto: u64,
     },
-    /// Forgets window entries and vault cards that are over (the
-    /// transactions themselves are kept).
+    /// Forgets Google Pay `messageId`s seen before `token_ids_before_ms`
+    /// and vault cards expired before `vault_before_ms` (transactions and
+    /// references are kept: `refs` is also the index from a reference to
+    /// its latest transaction).
     Prune {
-        references_before_ms: u64,
         token_ids_before_ms: u64,
         vault_before_ms: u64,
     },
@@ -429,8 +441,9 @@ pub struct Recovered {
     pub counters: Vec<(String, u64)>,
     /// Transactions still `sent`: their outcome is unknown.
     pub open: Vec<TxRecord>,
-    /// References within the window, newest last, with their transactions.
-    pub references: Vec<(ReferenceRecord, Option<TxRecord>)>,
+    /// Transactions created within the duplicate window that hold their
+    /// reference (every state but `not_sent`), newest last.
+    pub references: Vec<TxRecord>,
     pub token_ids: Vec<TokenIdRecord>,
     pub vault: Vec<VaultRecord>,
     /// Store-and-forward messages still queued, oldest first.
@@ -638,7 +651,43 @@ pub(crate) mod tests {
             tx_id: 3,
         }]])
         .unwrap();
+        assert_eq!(
+            b.transaction("m2", "r1").unwrap().unwrap().id,
+            3,
+            "still found"
+        );
         assert_eq!(b.commit(&[again]).unwrap()[0], Applied::Done);
+        // A noted reference leads to its transaction and holds nothing; it
+        // does not displace a holder.
+        let note = |tx_id: u64, reference: &str| Change::NoteReference {
+            merchant_id: "m3".into(),
+            reference: reference.into(),
+            tx_id,
+            content_hash: [7; 32],
+            window_start_ms: t0.saturating_sub(60_000),
+        };
+        b.commit(&[vec![
+            Change::InsertTx(Box::new(TxRecord {
+                state: TxState::NotSent,
+                ..record(20, "m3", "n1", t0)
+            })),
+            note(20, "n1"),
+        ]])
+        .unwrap();
+        assert_eq!(b.transaction("m3", "n1").unwrap().unwrap().id, 20);
+        assert_eq!(
+            b.commit(&[vec![claim("m3", "n1", 21, t0)]]).unwrap()[0],
+            Applied::Done,
+            "a noted reference is free"
+        );
+        b.commit(&[vec![note(22, "n1")]]).unwrap();
+        assert!(
+            matches!(
+                b.commit(&[vec![claim("m3", "n1", 23, t0)]]).unwrap()[0],
+                Applied::Conflict(_)
+            ),
+            "a note does not take a held reference"
+        );
 
         // After the window a reference may be used again.
         let late = t0 + 61_000;
@@ -686,18 +735,12 @@ pub(crate) mod tests {
         assert_eq!(rec.counters, vec![("stan:cb2a".to_owned(), 10_000)]);
         let open: Vec<u64> = rec.open.iter().map(|t| t.id).collect();
         assert_eq!(open, vec![3]);
-        let refs: Vec<(String, u64)> = rec
-            .references
-            .iter()
-            .map(|(r, _)| (r.merchant_id.clone(), r.tx_id))
-            .collect();
-        assert!(refs.contains(&("m2".into(), 4)), "{refs:?}");
-        assert!(refs.contains(&("m1".into(), 5)), "{refs:?}");
+        // The transactions holding references within the window (1 and 3:
+        // 2 conflicted, 4 and 5 were claims without a record).
+        let held: Vec<u64> = rec.references.iter().map(|t| t.id).collect();
+        assert_eq!(held, vec![1, 3]);
         assert_eq!(rec.token_ids.len(), 1);
         assert_eq!(rec.vault, vec![v]);
-        let (r1, tx) = rec.references.iter().find(|(r, _)| r.tx_id == 5).unwrap();
-        assert_eq!(r1.reference, "r1");
-        assert!(tx.is_none(), "transaction 5 was never inserted");
 
         // Store and forward: queued with the transaction's reversal state,
         // in the recovery while queued, its progress kept.
@@ -759,17 +802,20 @@ pub(crate) mod tests {
 
         // Listing by creation time.
         let all = b.transactions_between(t0, t0 + 1).unwrap();
-        assert_eq!(all.iter().map(|t| t.id).collect::<Vec<_>>(), vec![1, 3]);
+        assert_eq!(all.iter().map(|t| t.id).collect::<Vec<_>>(), vec![1, 3, 20]);
 
-        // Prune forgets windows and vault, keeps transactions.
+        // Prune forgets token ids and vault, keeps transactions.
         b.commit(&[vec![Change::Prune {
-            references_before_ms: late + 1,
             token_ids_before_ms: t0 + 11,
             vault_before_ms: t0 + 900_001,
         }]])
         .unwrap();
         let rec = b.recover(&span(t0 + 100)).unwrap();
-        assert!(rec.references.is_empty() && rec.token_ids.is_empty() && rec.vault.is_empty());
-        assert!(b.transaction("m1", "r1").unwrap().is_some());
+        assert!(rec.token_ids.is_empty() && rec.vault.is_empty());
+        assert_eq!(rec.references.len(), 2);
+        assert!(b.transaction_by_id(1).unwrap().is_some());
+        // Outside the window, nothing is held.
+        let rec = b.recover(&span(t0 + 200_000)).unwrap();
+        assert!(rec.references.is_empty());
     }
 }

@@ -404,7 +404,7 @@ mod tests {
         assert!(s.commits <= 200 && s.commits >= 1);
         assert_eq!(s.groups.iter().sum::<u64>(), s.commits);
         // A lookup sees every batch submitted before it.
-        assert_eq!(j.transaction("m", "r199").await.unwrap().unwrap().id, 199);
+        assert_eq!(j.transaction_by_id(199).await.unwrap().unwrap().id, 199);
         assert_eq!(j.transactions_between(0, 10).await.unwrap().len(), 200);
         j.close();
         assert!(matches!(

@@ -141,6 +141,8 @@ pub struct Prepared {
     route: usize,
     pub content_hash: [u8; 32],
     pub now_ms: u64,
+    /// The reference's key in the in-memory window.
+    ref_key: u128,
 }
 
 impl Prepared {
@@ -316,14 +318,14 @@ impl Core {
         }
         // Every reference held is final now: a transaction that was open
         // is `unknown` (answered 99 on a retry, never approved).
-        for (r, _) in &rec.references {
+        for t in &rec.references {
             core.references.restore(
-                &r.merchant_id,
-                &r.reference,
+                &t.merchant_id,
+                &t.reference,
                 RefEntry {
-                    tx_id: r.tx_id,
-                    content: content_key(&r.content_hash),
-                    created_ms: r.created_ms,
+                    tx_id: t.id,
+                    content: content_key(&t.content_hash),
+                    created_ms: t.created_ms,
                     status: RefStatus::Final,
                 },
                 now_ms,
@@ -540,12 +542,16 @@ impl Core {
         let route = routing::route_index(&merchant.routes, brand, &request.card_number)
             .ok_or(Refusal::code(ResponseCode::InvalidMerchant))?;
         let content_hash = self.content_hash(&request);
+        let ref_key = self
+            .references
+            .key(&merchant.id, &request.transaction_reference);
         Ok(Prepared {
             merchant: Arc::clone(merchant),
             request,
             route,
             content_hash,
             now_ms,
+            ref_key,
         })
     }
 
@@ -577,13 +583,10 @@ impl Core {
     /// The id's reservation growth, when due, comes with it.
     pub fn claim(&self, p: &Prepared) -> Result<(u64, Option<Change>), ClaimError> {
         let (id, grow) = self.ids.next().map_err(|_| ClaimError::Exhausted)?;
-        match self.references.claim(
-            &p.merchant.id,
-            &p.request.transaction_reference,
-            p.content_key(),
-            id,
-            p.now_ms,
-        ) {
+        match self
+            .references
+            .claim_key(p.ref_key, p.content_key(), id, p.now_ms)
+        {
             Claim::Taken => Ok((id, grow)),
             Claim::Held(e) => Err(ClaimError::Held(e)),
         }
@@ -591,8 +594,7 @@ impl Core {
 
     /// Gives a claimed reference back (nothing was sent).
     pub fn release(&self, p: &Prepared, tx_id: u64) {
-        self.references
-            .release(&p.merchant.id, &p.request.transaction_reference, tx_id);
+        self.references.release_key(p.ref_key, tx_id);
     }
 
     /// What a retry is told: the journal's answer when the reference was
@@ -694,7 +696,14 @@ impl Core {
         record.answer = Some(answer);
         record.updated_ms = now_ms;
         let told = self.answer_of(&record);
-        (vec![Change::InsertTx(Box::new(record))], told)
+        let note = Change::NoteReference {
+            merchant_id: p.merchant.id.clone(),
+            reference: p.request.transaction_reference.clone(),
+            tx_id,
+            content_hash: p.content_hash,
+            window_start_ms: p.now_ms.saturating_sub(self.limits.duplicate_window_ms),
+        };
+        (vec![Change::InsertTx(Box::new(record)), note], told)
     }
 
     /// The state, journal batch and answer for what the acquirer did.
@@ -772,8 +781,7 @@ impl Core {
         if state == TxState::NotSent {
             self.release(p, tx_id);
         } else {
-            self.references
-                .finish(&p.merchant.id, &p.request.transaction_reference, tx_id);
+            self.references.finish_key(p.ref_key, tx_id);
         }
     }
 

@@ -237,6 +237,12 @@ impl ReferenceIndex {
         now_ms.saturating_sub(e.created_ms) < self.window_ms
     }
 
+    /// The key of `(merchant, reference)` in this index (compute it once
+    /// per order).
+    pub fn key(&self, merchant: &str, reference: &str) -> u128 {
+        self.keys.key(merchant, reference)
+    }
+
     /// Takes the reference for `tx_id` unless a live entry holds it.
     pub fn claim(
         &self,
@@ -246,13 +252,17 @@ impl ReferenceIndex {
         tx_id: u64,
         now_ms: u64,
     ) -> Claim {
+        self.claim_key(self.key(merchant, reference), content, tx_id, now_ms)
+    }
+
+    /// [`claim`](Self::claim) by key.
+    pub fn claim_key(&self, key: u128, content: u128, tx_id: u64, now_ms: u64) -> Claim {
         let entry = RefEntry {
             tx_id,
             content,
             created_ms: now_ms,
             status: RefStatus::InFlight,
         };
-        let key = self.keys.key(merchant, reference);
         match self
             .window
             .insert_unless(key, entry, now_ms, |e| self.live(e, now_ms))
@@ -271,7 +281,12 @@ impl ReferenceIndex {
 
     /// `tx_id` has its answer.
     pub fn finish(&self, merchant: &str, reference: &str, tx_id: u64) {
-        self.window.update(self.keys.key(merchant, reference), |e| {
+        self.finish_key(self.key(merchant, reference), tx_id);
+    }
+
+    /// [`finish`](Self::finish) by key.
+    pub fn finish_key(&self, key: u128, tx_id: u64) {
+        self.window.update(key, |e| {
             if e.tx_id == tx_id {
                 e.status = RefStatus::Final;
             }
@@ -280,8 +295,12 @@ impl ReferenceIndex {
 
     /// `tx_id` gives the reference back (nothing was sent).
     pub fn release(&self, merchant: &str, reference: &str, tx_id: u64) {
-        self.window
-            .remove_if(self.keys.key(merchant, reference), |e| e.tx_id == tx_id);
+        self.release_key(self.key(merchant, reference), tx_id);
+    }
+
+    /// [`release`](Self::release) by key.
+    pub fn release_key(&self, key: u128, tx_id: u64) {
+        self.window.remove_if(key, |e| e.tx_id == tx_id);
     }
 
     pub fn len(&self) -> usize {
