@@ -229,7 +229,7 @@ impl Switch {
         });
         let switch = Switch::start_shard(shared)?;
         let (stop, stop_rx) = watch::channel(false);
-        let tasks = switch
+        let mut tasks: Vec<_> = switch
             .acquirers
             .values()
             .map(|a| {
@@ -240,6 +240,7 @@ impl Switch {
                 ))
             })
             .collect();
+        tasks.push(tokio::spawn(prune(Arc::clone(&switch.shared), stop_rx)));
         *switch.drivers.lock().unwrap_or_else(|p| p.into_inner()) =
             Some(SafDrivers { stop, tasks });
         Ok(switch)
@@ -767,6 +768,28 @@ pub fn reversal_message(
     let mut msg = mapping.build_reversal(spec, &rev, now, a.repeat)?;
     spec.set_text(&mut msg, 11, &a.record.stan)?;
     Ok(msg)
+}
+
+/// How often the journal forgets what is past its window.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Forgets Google Pay `messageId`s past the replay window and vaulted
+/// cards past their time, now and then (transactions are kept).
+async fn prune(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(PRUNE_EVERY) => {}
+            _ = stop.changed() => return,
+        }
+        let now_ms = unix_ms(SystemTime::now());
+        let change = Change::Prune {
+            token_ids_before_ms: now_ms.saturating_sub(shared.core.tokens.window_ms()),
+            vault_before_ms: now_ms,
+        };
+        if let Err(e) = shared.journal.commit(vec![change]).await {
+            tracing::warn!(error = %e, "journal: prune failed");
+        }
+    }
 }
 
 /// Sends one acquirer's store-and-forward messages (on shard 0's runtime,
