@@ -18,6 +18,7 @@
 //! - [`config`]: TOML configuration and the embedded default.
 //! - [`switch`]: the switch core: authorizations, the windows, numbering, the
 //!   journal's write-ahead rule; typed operations, no HTTP.
+//! - [`telemetry`]: logs (tracing, text or JSON) and Prometheus metrics.
 //! - [`system`]: the composition root: a configuration becomes a running switch.
 #![forbid(unsafe_code)]
 
@@ -40,4 +41,5 @@ pub mod simulation;
 pub mod soak;
 pub mod switch;
 pub mod system;
+pub mod telemetry;
 pub mod wallet;

@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 use acqswitch::cli;
+use acqswitch::telemetry::{self, LogFormat};
 
 /// glibc malloc's free-list consolidation showed high in `serve`'s profile
 /// under load; mimalloc's per-thread free lists remove it from the profile
@@ -19,6 +20,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "Acquirer-facing payment message switch"
 )]
 struct Cli {
+    /// Log lines on stderr as text or JSON. The filter comes from RUST_LOG
+    /// (or ACQSWITCH_LOG), e.g. RUST_LOG=acqswitch=debug; default: info for
+    /// serve, sim and soak, warn for the other commands.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -50,8 +56,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    cli::init_tracing();
     let args = Cli::parse();
+    let default_filter = match args.command {
+        Command::Serve(_) | Command::Sim(_) | Command::Soak(_) => "info",
+        _ => "warn",
+    };
+    telemetry::init_logs(args.log_format, default_filter);
     match args.command {
         Command::Iso(cmd) => cli::iso::run(cmd),
         Command::Demo => cli::demo::run(),

@@ -38,6 +38,7 @@ use crate::switch::saf::SafConfig;
 use crate::switch::{
     AcquirerSetup, Core, CoreSetup, Fault, Limits, Mapping, Merchant, RecoveryReport, Route, Switch,
 };
+use crate::telemetry;
 use crate::wallet::googlepay::{
     testkeys, GooglePayRecipient, MerchantPrivateKey, ProtocolVersion, RecipientConfig,
     RootSigningKeys,
@@ -320,6 +321,8 @@ fn start_simulator(cfg: &Config) -> Result<Option<SimHandle>, StartError> {
 /// (shard 0 runs on it; `server.threads - 1` more shards get a thread and a
 /// runtime each).
 pub async fn start(cfg: Config) -> Result<Running, StartError> {
+    // The process's metrics registry, before anything records.
+    let _ = telemetry::metrics_handle();
     cfg.response_codes
         .validate()
         .map_err(|e| StartError::Config(e.to_string()))?;
@@ -458,13 +461,22 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
             "reversals waiting in the store-and-forward queue"
         );
     }
-    let switch = Switch::new(core, Arc::clone(&journal), setups, recovery.saf.clone()).map_err(
-        |e| match e {
-            crate::switch::SwitchError::Acquirer { acquirer, reason } => {
-                StartError::Acquirer { acquirer, reason }
-            }
-        },
-    )?;
+    let threads = match cfg.server.threads {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let switch = Switch::new(
+        core,
+        Arc::clone(&journal),
+        setups,
+        recovery.saf.clone(),
+        threads,
+    )
+    .map_err(|e| match e {
+        crate::switch::SwitchError::Acquirer { acquirer, reason } => {
+            StartError::Acquirer { acquirer, reason }
+        }
+    })?;
     let api = Arc::new(Api {
         switch,
         body_limit: cfg.server.body_limit,
@@ -489,10 +501,6 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         header_read_timeout: cfg.server.header_read_timeout,
         max_connections: cfg.server.max_connections,
         grace,
-    };
-    let threads = match cfg.server.threads {
-        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-        n => n,
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
 

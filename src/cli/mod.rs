@@ -11,13 +11,3 @@ pub mod serve;
 pub mod sim;
 pub mod simulate;
 pub mod soak;
-
-/// Logs go to stderr so stdout stays machine-readable (JSON, bytes).
-pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ACQSWITCH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}

@@ -211,7 +211,7 @@ async fn print_examples(
             "paymentToken": reference,
             "authenticationResult": {
                 "holderAuthentProgram": "3DS",
-                "threeDS": {"eci": "05", "cavv": "AAABBEg0VhI0VniQEjRWAAAAAAA="}
+                "threeDS": {"eci": "02", "cavv": "AAABBEg0VhI0VniQEjRWAAAAAAA="}
             }
         }),
         version,

@@ -12,8 +12,11 @@
 //! - `POST /rs-services/v2/checkout/cardOrder`: the authorization
 //!   ([`Switch::card_order`]).
 //! - `GET /healthz`, `GET /readyz` (a ready link to every acquirer).
+//! - `GET /metrics`: Prometheus's text format ([`crate::telemetry`]).
 //!
-//! Order of checks, each with its code: body size and read time (30,
+//! Order of checks, each with its code: `Content-Type: application/json`
+//! (30 with `errorFieldName` `Content-Type`, HTTP 415), body size and read
+//! time (30,
 //! HTTP 413/408), JSON (30), `merchantId` (30; unknown 03), `keyVersion`
 //! (30; unknown 34), `seal` (30 missing; 34 wrong), `interfaceVersion` (30),
 //! then the operation's own fields (30 malformed or missing, 12 invalid,
@@ -26,11 +29,11 @@ pub mod server;
 pub mod wire;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -40,6 +43,7 @@ use serde_json::{json, Map, Value};
 use crate::card::Secret;
 use crate::seal::{self, SealAlgorithm};
 use crate::switch::{Merchant, Refusal, ResponseCode, Switch};
+use crate::telemetry;
 use wire::{
     CardOrderRequest, CardOrderResponse, CheckRequest, CheckResponse, Envelope, RefusalResponse,
 };
@@ -63,6 +67,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route(PATH_CARD_ORDER, post(card_order))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
         .fallback(not_found)
         .with_state(api)
 }
@@ -85,6 +90,43 @@ async fn readyz(State(api): State<Arc<Api>>) -> Response {
         status,
         &json!({"ready": r.ready, "readyLinks": Value::Object(links)}),
     )
+}
+
+/// Prometheus's text format (see [`crate::telemetry`] for the metrics).
+async fn metrics_text(State(api): State<Arc<Api>>) -> Response {
+    api.switch.export_metrics();
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        telemetry::render(),
+    )
+        .into_response()
+}
+
+/// Counts a request in `acqswitch_http_requests_in_flight` while it lives.
+struct InFlight;
+
+impl InFlight {
+    fn enter() -> InFlight {
+        metrics::gauge!(telemetry::HTTP_IN_FLIGHT).increment(1.0);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!(telemetry::HTTP_IN_FLIGHT).decrement(1.0);
+    }
+}
+
+/// Whether the request says its body is JSON (`application/json`, any
+/// parameters, any case).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
 }
 
 async fn not_found() -> Response {
@@ -141,7 +183,18 @@ impl<'s> Sealed<'s> {
 
 /// Reads the body within the size and time limits, parses it and checks
 /// its envelope and seal; a refusal comes back as the finished response.
-async fn receive(api: &Api, body: Body) -> Result<Sealed<'_>, Response> {
+async fn receive<'a>(
+    api: &'a Api,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Sealed<'a>, Response> {
+    if !is_json(headers) {
+        return Err(sealed(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &RefusalResponse::of(Refusal::format("Content-Type")),
+            None,
+        ));
+    }
     let limited = axum::body::to_bytes(body, api.body_limit);
     let bytes: Bytes = match tokio::time::timeout(api.body_read_timeout, limited).await {
         Ok(Ok(b)) => b,
@@ -204,6 +257,7 @@ fn open<'s>(
         .seal_algorithm
         .is_none_or(|s| SealAlgorithm::from_wire(s) == Some(merchant.seal_algorithm));
     if !algorithm_ok || !seal::verify(&value, key.1, merchant.seal_algorithm) {
+        metrics::counter!(telemetry::SEAL_FAILURES).increment(1);
         return Err(known(Refusal::code(ResponseCode::SecurityError)));
     }
     if env.interface_version.is_none() {
@@ -216,8 +270,13 @@ fn open<'s>(
     })
 }
 
-async fn payment_data_provider_check(State(api): State<Arc<Api>>, body: Body) -> Response {
-    let req = match receive(&api, body).await {
+async fn payment_data_provider_check(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let _in_flight = InFlight::enter();
+    let req = match receive(&api, &headers, body).await {
         Ok(r) => r,
         Err(refused) => return refused,
     };
@@ -245,8 +304,16 @@ async fn payment_data_provider_check(State(api): State<Arc<Api>>, body: Body) ->
     }
 }
 
-async fn card_order(State(api): State<Arc<Api>>, body: Body) -> Response {
-    let req = match receive(&api, body).await {
+async fn card_order(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body) -> Response {
+    let _in_flight = InFlight::enter();
+    let started = Instant::now();
+    let response = card_order_response(&api, &headers, body).await;
+    metrics::histogram!(telemetry::CARD_ORDER_SECONDS).record(started.elapsed());
+    response
+}
+
+async fn card_order_response(api: &Api, headers: &HeaderMap, body: Body) -> Response {
+    let req = match receive(api, headers, body).await {
         Ok(r) => r,
         Err(refused) => return refused,
     };

@@ -278,7 +278,11 @@ impl CardOrderRequest<'_> {
         let card = if card.starts_with(VAULT_PREFIX) {
             CardInput::Vault(card.to_owned())
         } else {
-            CardInput::Number(Pan::new(card).ok_or(Refusal::invalid(card_field))?)
+            CardInput::Number(
+                Pan::new(card)
+                    .filter(Pan::luhn_valid)
+                    .ok_or(Refusal::invalid(card_field))?,
+            )
         };
         Ok(CardOrder {
             transaction_reference,

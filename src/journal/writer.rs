@@ -19,6 +19,8 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use crate::telemetry;
+
 use serde::Serialize;
 use tokio::sync::oneshot;
 
@@ -338,12 +340,15 @@ fn commit_group(
 ) {
     let started = Instant::now();
     let result = backend.commit(batches);
-    let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    let took = started.elapsed();
+    let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
     let n = batches.len() as u64;
+    metrics::histogram!(telemetry::JOURNAL_SECONDS).record(took);
     stats.commit_ns.fetch_add(ns, Ordering::Relaxed);
     stats.max_commit_ns.fetch_max(ns, Ordering::Relaxed);
     match result {
         Ok(applied) => {
+            metrics::histogram!(telemetry::JOURNAL_BATCHES).record(n as f64);
             stats.commits.fetch_add(1, Ordering::Relaxed);
             stats.batches.fetch_add(n, Ordering::Relaxed);
             stats.max_group.fetch_max(n, Ordering::Relaxed);
@@ -355,6 +360,7 @@ fn commit_group(
             }
         }
         Err(e) => {
+            metrics::counter!(telemetry::JOURNAL_FAILURES).increment(1);
             stats.failures.fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %e, batches = n, "journal commit failed");
             for w in waiters.drain(..) {

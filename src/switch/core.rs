@@ -639,7 +639,7 @@ impl Core {
             created_ms: p.now_ms,
             updated_ms: p.now_ms,
             amount: r.amount,
-            currency: r.currency.code(),
+            currency: r.currency.code().to_owned(),
             masked_pan: r.card_number.masked(),
             brand: r.brand.as_str().into(),
             pan_entry_mode: r.pan_entry_mode.as_str().into(),

@@ -151,6 +151,23 @@ impl CardBrand {
         }
     }
 
+    /// Whether `eci` is an electronic commerce indicator of this brand:
+    /// Visa and Amex 05 (authenticated), 06 (attempted), 07 (not
+    /// authenticated); Mastercard 00, 01, 02, plus 04 (data only), 06
+    /// (acquirer exemption) and 07 (merchant-initiated) of EMV 3-D Secure
+    /// 2.2; CB cards are co-badged and carry either set, as do cards of no
+    /// known brand.
+    pub fn allows_eci(self, eci: Eci) -> bool {
+        const VISA: &[&str] = &["05", "06", "07"];
+        const MASTERCARD: &[&str] = &["00", "01", "02", "04", "06", "07"];
+        let e = eci.as_str();
+        match self {
+            CardBrand::Visa | CardBrand::Amex => VISA.contains(&e),
+            CardBrand::Mastercard => MASTERCARD.contains(&e),
+            CardBrand::Cb | CardBrand::Other => VISA.contains(&e) || MASTERCARD.contains(&e),
+        }
+    }
+
     /// Google Pay's token requestor id for network tokens of this brand.
     pub fn google_pay_token_requestor_id(self) -> Option<&'static str> {
         match self {
@@ -189,21 +206,7 @@ pub struct Authentication {
     pub cryptogram: Option<Cryptogram>,
 }
 
-/// A currency, ISO 4217 numeric code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Currency(u16);
-
-impl Currency {
-    pub fn parse(s: &str) -> Option<Self> {
-        (s.len() == 3 && s.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| s.parse().ok().map(Currency))
-            .flatten()
-    }
-
-    pub fn code(self) -> String {
-        format!("{:03}", self.0)
-    }
-}
+pub use super::currency::Currency;
 
 /// A typed authorization request. `Debug` masks the card number and hides
 /// the cryptogram.
@@ -259,6 +262,9 @@ impl AuthorizationRequest {
         if let Some(a) = &self.authentication {
             if a.program == HolderAuthentProgram::ThreeDs && a.cryptogram.is_none() {
                 return err("authenticationResult", "3DS needs a CAVV");
+            }
+            if a.eci.is_some_and(|e| !self.brand.allows_eci(e)) {
+                return err("authenticationResult.eci", "not an ECI of the card's brand");
             }
         }
         Ok(())
@@ -391,12 +397,10 @@ mod tests {
     }
 
     #[test]
-    fn eci_and_currency() {
+    fn eci_parse() {
         assert_eq!(Eci::parse("05").unwrap().as_str(), "05");
         assert_eq!(Eci::parse("7").unwrap().as_str(), "07");
         assert!(Eci::parse("x1").is_none());
-        assert_eq!(Currency::parse("978").unwrap().code(), "978");
-        assert!(Currency::parse("EUR").is_none());
     }
 
     #[test]
@@ -421,6 +425,30 @@ mod tests {
             cryptogram: Cryptogram::from_base64("AgAAAAAABk4DWZ4C28yUQAAAAAA="),
         });
         assert!(r.check().is_ok());
+        let with_eci = |r: &mut AuthorizationRequest, brand, eci| {
+            r.brand = brand;
+            if let Some(a) = r.authentication.as_mut() {
+                a.eci = Eci::parse(eci);
+            }
+            r.check().map_err(|e| e.field)
+        };
+        assert_eq!(
+            with_eci(&mut r, CardBrand::Visa, "99"),
+            Err("authenticationResult.eci")
+        );
+        assert_eq!(
+            with_eci(&mut r, CardBrand::Visa, "02"),
+            Err("authenticationResult.eci")
+        );
+        assert_eq!(with_eci(&mut r, CardBrand::Mastercard, "02"), Ok(()));
+        assert_eq!(
+            with_eci(&mut r, CardBrand::Mastercard, "05"),
+            Err("authenticationResult.eci")
+        );
+        assert_eq!(with_eci(&mut r, CardBrand::Cb, "02"), Ok(()));
+        assert_eq!(with_eci(&mut r, CardBrand::Cb, "05"), Ok(()));
+        assert_eq!(with_eci(&mut r, CardBrand::Amex, "07"), Ok(()));
+        assert_eq!(with_eci(&mut r, CardBrand::Visa, "05"), Ok(()));
         r.pan_entry_mode = PanEntryMode::Wallet;
         assert_eq!(r.check().unwrap_err().field, "holderAuthentProgram");
         r.authentication = None;

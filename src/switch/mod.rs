@@ -27,6 +27,7 @@
 
 pub mod codes;
 pub mod core;
+pub mod currency;
 pub mod domain;
 pub mod mapping;
 pub mod operation;
@@ -58,6 +59,7 @@ use crate::iso8583::{Message, Spec, ValueError};
 use crate::journal::{Applied, Change, Conflict, Journal, SafRecord, SentTo, TxState};
 use crate::net::{LinkError, Pool, PoolConfig, UnmatchedHandler};
 use crate::seal::SealAlgorithm;
+use crate::telemetry;
 use crate::wallet::googlepay::{AuthMethod, GooglePayRecipient};
 use domain::CardBrand;
 use domain::ReversalReason;
@@ -135,6 +137,9 @@ pub struct Acquirer {
     pub spec: Arc<Spec>,
     pub mapping: Arc<Mapping>,
     pub pool: Pool,
+    /// Whether this shard started the pool (with fewer links than shards,
+    /// a shard sends on links another shard runs, and does not close them).
+    owned: bool,
 }
 
 /// Why the switch could not start its links.
@@ -157,7 +162,10 @@ struct Shared {
     core: Core,
     journal: Arc<Journal>,
     setups: Vec<AcquirerSetup>,
-    /// Every shard's pools, for readiness.
+    /// How many shards will run: an acquirer's links are shared out
+    /// among them.
+    shard_count: usize,
+    /// Every shard's pools (those it started), for readiness and metrics.
     shards: Mutex<Vec<HashMap<String, Pool>>>,
     /// The store-and-forward queue (driven by shard 0).
     saf: Mutex<Saf>,
@@ -203,17 +211,19 @@ fn refusal(code: ResponseCode) -> Refusal {
 }
 
 impl Switch {
-    /// The first shard: starts its pools on the current runtime. `core`
-    /// must have been recovered and started from `journal`.
-    /// The first shard: starts its pools on the current runtime, and the
-    /// store-and-forward drivers with the messages `queued` (from the
-    /// journal's recovery). `core` must have been recovered and started
-    /// from `journal`.
+    /// The first of `shard_count` shards: starts its pools on the current
+    /// runtime, and the store-and-forward drivers with the messages
+    /// `queued` (from the journal's recovery). `core` must have been
+    /// recovered and started from `journal`. Each acquirer's `links` are
+    /// shared out among the shards (shard `i` gets `links / shard_count`,
+    /// one more if `i < links % shard_count`); a shard left without links
+    /// sends on those of shard `i % links`.
     pub fn new(
         core: Core,
         journal: Arc<Journal>,
         setups: Vec<AcquirerSetup>,
         queued: Vec<SafRecord>,
+        shard_count: usize,
     ) -> Result<Switch, SwitchError> {
         let mut saf = Saf::new(*core.saf_config());
         for q in queued {
@@ -223,6 +233,7 @@ impl Switch {
             core,
             journal,
             setups,
+            shard_count: shard_count.max(1),
             shards: Mutex::new(Vec::new()),
             saf: Mutex::new(saf),
             saf_wake: Notify::new(),
@@ -253,23 +264,39 @@ impl Switch {
     }
 
     fn start_shard(shared: Arc<Shared>) -> Result<Switch, SwitchError> {
+        let mut registry = shared.shards.lock().unwrap_or_else(|p| p.into_inner());
+        let index = registry.len();
         let mut acquirers = HashMap::new();
         for s in &shared.setups {
             let bad = |reason: String| SwitchError::Acquirer {
                 acquirer: s.name.clone(),
                 reason,
             };
-            let stans = shared
-                .core
-                .stans(&s.name)
-                .ok_or_else(|| bad("no STAN sequence (not recovered)".into()))?;
-            let pool = Pool::start_with(
-                s.pool.clone(),
-                Arc::clone(&s.spec),
-                Arc::clone(&s.unmatched),
-                Arc::clone(&stans.allocator),
-            )
-            .map_err(|e| bad(e.to_string()))?;
+            let share = links_of_shard(s.pool.links, shared.shard_count, index);
+            let (pool, owned) = if share == 0 && s.pool.links > 0 {
+                let owner = index % s.pool.links;
+                let pool = registry
+                    .get(owner)
+                    .and_then(|pools| pools.get(&s.name))
+                    .cloned()
+                    .ok_or_else(|| bad(format!("shard {owner} has no links to lend")))?;
+                (pool, false)
+            } else {
+                let stans = shared
+                    .core
+                    .stans(&s.name)
+                    .ok_or_else(|| bad("no STAN sequence (not recovered)".into()))?;
+                let mut cfg = s.pool.clone();
+                cfg.links = share;
+                let pool = Pool::start_with(
+                    cfg,
+                    Arc::clone(&s.spec),
+                    Arc::clone(&s.unmatched),
+                    Arc::clone(&stans.allocator),
+                )
+                .map_err(|e| bad(e.to_string()))?;
+                (pool, true)
+            };
             acquirers.insert(
                 s.name.clone(),
                 Acquirer {
@@ -277,19 +304,18 @@ impl Switch {
                     spec: Arc::clone(&s.spec),
                     mapping: Arc::clone(&s.mapping),
                     pool,
+                    owned,
                 },
             );
         }
-        shared
-            .shards
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(
-                acquirers
-                    .iter()
-                    .map(|(k, a)| (k.clone(), a.pool.clone()))
-                    .collect(),
-            );
+        registry.push(
+            acquirers
+                .iter()
+                .filter(|(_, a)| a.owned)
+                .map(|(k, a)| (k.clone(), a.pool.clone()))
+                .collect(),
+        );
+        drop(registry);
         Ok(Switch {
             shared,
             acquirers,
@@ -366,7 +392,7 @@ impl Switch {
                 let _ = t.await;
             }
         }
-        for a in self.acquirers.values() {
+        for a in self.acquirers.values().filter(|a| a.owned) {
             a.pool.shutdown().await;
         }
     }
@@ -379,6 +405,62 @@ impl Switch {
     /// The store-and-forward counters.
     pub fn saf_counts(&self) -> SafCounts {
         self.shared.saf().counts()
+    }
+
+    /// Brings the gauges and counters kept by the links and the
+    /// store-and-forward queue into the metrics registry (call before
+    /// rendering it): per link its state, labelled by acquirer, endpoint
+    /// and `shard.link`; per acquirer the links' counters summed over the
+    /// shards.
+    pub fn export_metrics(&self) {
+        let shards = self.shared.shards.lock().unwrap_or_else(|p| p.into_inner());
+        for s in &self.shared.setups {
+            let mut total = crate::net::MetricsSnapshot::default();
+            for (shard, pools) in shards.iter().enumerate() {
+                let Some(pool) = pools.get(&s.name) else {
+                    continue;
+                };
+                let cfg = pool.config();
+                for link in pool.links() {
+                    let endpoint = match (&cfg.secondary, link.on_secondary()) {
+                        (Some(secondary), true) => secondary.clone(),
+                        _ => cfg.primary.clone(),
+                    };
+                    let ready = link.state() == crate::net::LinkState::Ready;
+                    metrics::gauge!(
+                        telemetry::LINK_READY,
+                        "acquirer" => s.name.clone(),
+                        "endpoint" => endpoint,
+                        "link" => format!("{shard}.{}", link.id())
+                    )
+                    .set(if ready { 1.0 } else { 0.0 });
+                    total += link.metrics();
+                }
+            }
+            let acquirer = || ("acquirer", s.name.clone());
+            metrics::counter!(telemetry::LINK_CONNECTS, &[acquirer()]).absolute(total.connects);
+            metrics::counter!(telemetry::LINK_TIMEOUTS, &[acquirer()]).absolute(total.timeouts);
+            for (kind, n) in [
+                ("late", total.unmatched_late),
+                ("duplicate", total.unmatched_duplicate),
+                ("unknown", total.unmatched_unknown),
+            ] {
+                metrics::counter!(
+                    telemetry::LINK_UNMATCHED,
+                    &[acquirer(), ("kind", kind.to_owned())]
+                )
+                .absolute(n);
+            }
+        }
+        drop(shards);
+        let saf = self.shared.saf();
+        let counts = saf.counts();
+        metrics::gauge!(telemetry::SAF_DEPTH).set(saf.depth() as f64);
+        drop(saf);
+        metrics::counter!(telemetry::REVERSALS_QUEUED).absolute(counts.queued);
+        metrics::counter!(telemetry::REVERSALS_SENT).absolute(counts.sent);
+        metrics::counter!(telemetry::REVERSALS_ACKNOWLEDGED).absolute(counts.acknowledged);
+        metrics::counter!(telemetry::REVERSALS_EXPIRED).absolute(counts.expired);
     }
 
     /// Commits a reservation growth on its own, in the background.
@@ -419,6 +501,7 @@ impl Switch {
             .as_ref()
             .ok_or(refusal(ResponseCode::InvalidMerchant))?;
         let payment = recipient.unseal(payment_data, now_ms).map_err(|e| {
+            metrics::counter!(telemetry::TOKEN_FAILURES, "reason" => e.kind()).increment(1);
             tracing::info!(merchant = %merchant.id, error = %e, "token refused");
             Refusal {
                 code: ResponseCode::parse(e.response_code())
@@ -427,9 +510,17 @@ impl Switch {
             }
         })?;
         let replayed = || {
+            metrics::counter!(telemetry::TOKEN_FAILURES, "reason" => "replayed").increment(1);
             tracing::info!(merchant = %merchant.id, "token replayed");
             Refusal::invalid("paymentData")
         };
+        if !payment.details.pan.luhn_valid() {
+            // Google checks its cards; a token whose card fails the check
+            // is refused all the same.
+            metrics::counter!(telemetry::TOKEN_FAILURES, "reason" => "luhn").increment(1);
+            tracing::info!(merchant = %merchant.id, "token refused: card number fails the Luhn check");
+            return Err(Refusal::invalid("paymentData"));
+        }
         // Checked after the signatures: only Google's own ids get here.
         if !core
             .tokens
@@ -567,6 +658,7 @@ impl Switch {
             if let Err(e) = self.shared.journal.commit(batch).await {
                 tracing::error!(error = %e, "journal: unsent order not recorded");
             }
+            authorized(&acq.name, &p, None, &told, started);
             return Ok(told);
         }
         let Some(book) = core.stans(&acq.name) else {
@@ -629,7 +721,12 @@ impl Switch {
             eprintln!("ACQSWITCH_FAULT: aborting after the journal write, before the send");
             std::process::abort();
         }
+        let sending = Instant::now();
         let result = acq.pool.send_prepared(&msg, Some(lease)).await;
+        if result.is_ok() {
+            metrics::histogram!(telemetry::ACQUIRER_SECONDS, "acquirer" => acq.name.clone())
+                .record(sending.elapsed());
+        }
         let outcome = match result {
             Ok(resp) => {
                 let a = acq.mapping.read_response(&acq.spec, resp.message());
@@ -673,6 +770,7 @@ impl Switch {
                 return Err(refusal(ResponseCode::TechnicalProblem));
             }
         }
+        authorized(&acq.name, &p, Some(&sent_to), &told, started);
         Ok(told)
     }
 
@@ -703,6 +801,41 @@ impl Switch {
             .flatten()
             .map(|t| t.state)
     }
+}
+
+/// The links shard `index` of `shards` runs out of an acquirer's `links`.
+fn links_of_shard(links: usize, shards: usize, index: usize) -> usize {
+    let shards = shards.max(1);
+    links / shards + usize::from(index < links % shards)
+}
+
+/// Counts an authorization decided with `acquirer` and writes its log line
+/// (identifiers and codes; never card data).
+fn authorized(
+    acquirer: &str,
+    p: &Prepared,
+    sent: Option<&SentTo>,
+    told: &OrderAnswer,
+    started: Instant,
+) {
+    let code = told.response_code;
+    metrics::counter!(
+        telemetry::AUTHORIZATIONS,
+        "acquirer" => acquirer.to_owned(),
+        "response_code" => code.as_str().to_owned()
+    )
+    .increment(1);
+    tracing::info!(
+        merchant = %p.merchant.id,
+        reference = %p.request.transaction_reference,
+        acquirer,
+        stan = sent.map_or("", |s| s.stan.as_str()),
+        rrn = sent.map_or("", |s| s.rrn.as_str()),
+        response_code = %code,
+        acquirer_response_code = told.acquirer_response_code.as_deref().unwrap_or(""),
+        latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "authorization"
+    );
 }
 
 /// The 0100 of a prepared order with STAN `stan` and RRN `rrn`, built at
@@ -939,5 +1072,25 @@ async fn send_one(shared: Arc<Shared>, acq: Acquirer, a: Attempt) {
             tracing::warn!(acquirer = %acq.name, tx = tx.id, error = %e, "reversal not acknowledged, will retry");
             failed(&shared);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::links_of_shard;
+
+    #[test]
+    fn links_are_shared_out_among_the_shards() {
+        let shares = |links, shards| -> Vec<usize> {
+            (0..shards)
+                .map(|i| links_of_shard(links, shards, i))
+                .collect()
+        };
+        assert_eq!(shares(2, 1), [2]);
+        assert_eq!(shares(2, 2), [1, 1]);
+        assert_eq!(shares(5, 2), [3, 2]);
+        assert_eq!(shares(1, 3), [1, 0, 0]);
+        assert_eq!(shares(4, 32).iter().sum::<usize>(), 4);
+        assert_eq!(shares(64, 32), [2; 32]);
     }
 }

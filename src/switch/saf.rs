@@ -76,6 +76,10 @@ struct Lane {
     in_flight: BTreeSet<u64>,
     failures: u32,
     resume_at_ms: u64,
+    /// Messages allowed in flight now: one after a failure, one more per
+    /// acknowledgement up to `max_in_flight` (a link that drops under a
+    /// burst still lets the queue through, a few at a time).
+    window: usize,
 }
 
 /// Counters of the queue.
@@ -115,9 +119,13 @@ impl Saf {
             return;
         }
         self.counts.queued += 1;
+        let window = self.cfg.max_in_flight.max(1);
         self.lanes
             .entry(record.acquirer.clone())
-            .or_default()
+            .or_insert_with(|| Lane {
+                window,
+                ..Lane::default()
+            })
             .queue
             .insert(record.id, record);
     }
@@ -184,7 +192,7 @@ impl Saf {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        if lane.in_flight.len() >= cfg.max_in_flight.max(1) {
+        if lane.in_flight.len() >= lane.window.clamp(1, cfg.max_in_flight.max(1)) {
             return Step::Idle(wake(None));
         }
         if now_ms < lane.resume_at_ms {
@@ -238,6 +246,10 @@ impl Saf {
         let r = lane.queue.remove(&id)?;
         lane.failures = 0;
         lane.resume_at_ms = 0;
+        lane.window = lane
+            .window
+            .saturating_add(1)
+            .min(self.cfg.max_in_flight.max(1));
         self.counts.acknowledged += 1;
         Some(SafUpdate {
             id: r.id,
@@ -261,6 +273,7 @@ impl Saf {
         }
         self.counts.failed += 1;
         lane.failures = lane.failures.saturating_add(1);
+        lane.window = 1;
         let shift = lane.failures.saturating_sub(1).min(20);
         let delay = self
             .cfg
@@ -352,6 +365,37 @@ mod tests {
         assert_eq!(c.record.id, 3);
         assert_eq!(saf.depth(), 2);
         assert_eq!(saf.poll("b", 20, &mut stan), Step::Idle(None));
+    }
+
+    #[test]
+    fn after_a_failure_one_at_a_time_then_one_more_per_acknowledgement() {
+        let mut saf = Saf::new(SafConfig {
+            max_in_flight: 3,
+            ..cfg()
+        });
+        let mut stan = stans();
+        for id in 1..=5 {
+            saf.push(record(id, 0));
+        }
+        let mut sent = |saf: &mut Saf, t| match saf.poll("a", t, &mut stan) {
+            Step::Send(a) => Some(a.record.id),
+            _ => None,
+        };
+        let burst: Vec<_> = std::iter::from_fn(|| sent(&mut saf, 0)).collect();
+        assert_eq!(burst, [1, 2, 3]);
+        for id in 1..=3 {
+            saf.failed("a", id, 0);
+        }
+        // Three failures: the lane waits 400 ms (100, doubled twice).
+        assert_eq!(sent(&mut saf, 400), Some(1));
+        assert_eq!(sent(&mut saf, 400), None, "one in flight after a failure");
+        saf.acknowledged("a", 1, None, 410);
+        assert_eq!(sent(&mut saf, 410), Some(2));
+        assert_eq!(sent(&mut saf, 410), Some(3));
+        assert_eq!(sent(&mut saf, 410), None, "two after one acknowledgement");
+        saf.acknowledged("a", 2, None, 420);
+        assert_eq!(sent(&mut saf, 420), Some(4));
+        assert_eq!(sent(&mut saf, 420), Some(5));
     }
 
     #[test]

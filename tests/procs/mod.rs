@@ -342,7 +342,7 @@ pub fn vault_order(reference: &str, vault: &str, amount: u64) -> Value {
         "paymentMeanDataProvider": "GOOGLEPAY",
         "paymentToken": vault,
         "authenticationResult": {"holderAuthentProgram": "3DS",
-            "threeDS": {"eci": "05", "cavv": CAVV}},
+            "threeDS": {"eci": "02", "cavv": CAVV}},
     })
 }
 

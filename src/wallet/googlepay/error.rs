@@ -66,6 +66,28 @@ pub enum TokenError {
 }
 
 impl TokenError {
+    /// A short, stable name of the error's kind (a metric label; never
+    /// carries token content).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TokenError::TooLarge { .. } => "too_large",
+            TokenError::Json(_) => "json",
+            TokenError::Structure(_) => "structure",
+            TokenError::Base64(_) => "base64",
+            TokenError::Format(_) => "format",
+            TokenError::ProtocolVersion => "protocol_version",
+            TokenError::NoValidRootKey => "no_valid_root_key",
+            TokenError::IntermediateKeySignature => "intermediate_key_signature",
+            TokenError::IntermediateKeyExpired => "intermediate_key_expired",
+            TokenError::MessageSignature => "message_signature",
+            TokenError::EphemeralKey => "ephemeral_key",
+            TokenError::Tag => "tag",
+            TokenError::MessageExpired => "message_expired",
+            TokenError::Payload(_) => "payload",
+            TokenError::Internal(_) => "internal",
+        }
+    }
+
     /// The two-digit response code a front-end returns for this error.
     pub fn response_code(&self) -> &'static str {
         match self {
