@@ -237,6 +237,13 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Written as `****`: a configuration printed back never shows a secret.
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("****")
+    }
+}
+
 impl<'de> serde::Deserialize<'de> for Secret {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Ok(Secret(Zeroizing::new(String::deserialize(d)?)))

@@ -1,53 +1,30 @@
 //! The switch's configuration file (TOML), and the embedded default that
 //! `acqswitch serve` and `acqswitch demo` use without one.
 //!
-//! ```toml
-//! [server]
-//! listen = "127.0.0.1:8080"
-//! body_limit = 65536              # bytes
-//! header_read_timeout = "5s"      # slow clients
-//! body_read_timeout = "5s"
+//! Worked, commented examples are in `examples/*.toml` (one acquirer; two
+//! acquirers with failover and TLS; a merchant with its own Google Pay
+//! keys); the test suite loads each, checks it and starts `serve` on it.
+//! `acqswitch config check FILE` prints a file back with every default
+//! filled in and every secret masked.
 //!
-//! [limits]
-//! duplicate_window = "60m"        # transactionReference reuse refused (94) within it
-//! duplicate_capacity = 1000000
-//! vault_ttl = "15m"               # PAN_ONLY references
-//! vault_capacity = 100000
-//! token_replay_window = "168h"    # a Google Pay messageId seen twice is refused (12)
-//! token_replay_capacity = 1000000
+//! Sections: `[server]` (listen address, shards, body limits, optional
+//! `[server.tls]`), `[journal]`, `[store_and_forward]`, `[limits]`,
+//! `[simulator]` (an in-process acquirer for demos), `[[acquirers]]` with
+//! `[acquirers.pool]` ([`crate::net::PoolConfig`]: endpoints, `links` in
+//! all, timeouts, `framing`, `backoff`, optional `tls`),
+//! `[response_codes]` ([`crate::switch::ResponseCodeTable`]) and
+//! `[[merchants]]` with their seal keys, `[merchants.googlepay]` and
+//! `[[merchants.contracts]]` ([`crate::switch::Contract`]).
 //!
-//! [simulator]                     # optional: an in-process acquirer simulator;
-//! dialect = "cb2a"                # pools with primary = "simulator" connect to it
-//!
-//! [[acquirers]]
-//! name = "cb2a"
-//! dialect = "cb2a"                # built-in name or dialect file
-//! mapping = "cb2a"                # built-in name or mapping file
-//! [acquirers.pool]                # crate::net::PoolConfig
-//! primary = "simulator"
-//! links = 2
-//! request_timeout = "2s"
-//!
-//! [response_codes]                # crate::switch::ResponseCodeTable; defaults to the issue's table
-//!
-//! [[merchants]]
-//! id = "011223344550000"
-//! keys = [{ version = 1, secret = "..." }]
-//! [merchants.googlepay]
-//! recipient_id = "merchant:..."
-//! private_keys = ["<base64 PKCS#8>"]   # or private_key_files = ["key.pem"]
-//! root_keys_file = "google_root_keys.json"
-//! # test_keys = true                   # the public demo keys: never for real traffic
-//! [[merchants.contracts]]              # crate::switch::Contract, in routing order
-//! acquirer = "cb2a"
-//! terminal_id = "ACQ00001"
-//! acceptor_id = "MERCHANT0000001"
-//! ```
+//! Relative paths (journal, keys, certificates, dialect and mapping
+//! files) are read from the configuration file's folder. Secrets (seal
+//! secrets, the journal key, Google Pay private keys) are given inline, in
+//! a file or in an environment variable, and are never printed.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::card::Secret;
 use crate::net::{duration_serde, FramingConfig, PoolConfig};
@@ -91,7 +68,7 @@ terminal_id = "ACQ00001"
 acceptor_id = "MERCHANT0000001"
 "#;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -123,7 +100,7 @@ pub struct Config {
 /// retry_max = "60s"
 /// expiry = "24h"           # then given up, logged as an error and counted
 /// ```
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreAndForwardConfig {
     pub max_in_flight: usize,
@@ -155,7 +132,7 @@ impl Default for StoreAndForwardConfig {
 /// ```
 /// With no key given, `journal.key` next to the journal is used, and
 /// created (readable by its owner only) when missing.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JournalConfig {
     /// `sqlite` (default), or `memory` (nothing survives the process:
@@ -181,7 +158,7 @@ impl Default for JournalConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     pub listen: String,
@@ -213,7 +190,7 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
     #[serde(with = "duration_serde")]
@@ -243,7 +220,7 @@ impl Default for LimitsConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimulatorConfig {
     pub dialect: String,
@@ -268,7 +245,7 @@ fn loopback_any() -> String {
     "127.0.0.1:0".into()
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AcquirerConfig {
     pub name: String,
@@ -278,14 +255,43 @@ pub struct AcquirerConfig {
     pub pool: PoolConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// A merchant's seal key: its version and its secret, given inline
+/// (`secret`), in a file (`secret_file`, relative to the configuration's
+/// folder; one trailing newline ignored) or in an environment variable
+/// (`secret_env`); exactly one of the three.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SealKeyConfig {
     pub version: u32,
-    pub secret: Secret,
+    pub secret: Option<Secret>,
+    pub secret_file: Option<PathBuf>,
+    pub secret_env: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+impl SealKeyConfig {
+    /// The secret, from wherever it is given. The error names the source,
+    /// never the value.
+    pub fn secret(&self, cfg: &Config) -> Result<Secret, String> {
+        match (&self.secret, &self.secret_file, &self.secret_env) {
+            (Some(s), None, None) => Ok(s.clone()),
+            (None, Some(f), None) => Secret::from_file(&cfg.resolve(f)),
+            (None, None, Some(var)) => Secret::from_env(var),
+            _ => Err(format!(
+                "key version {}: give exactly one of secret, secret_file and secret_env",
+                self.version
+            )),
+        }
+        .and_then(|s| {
+            if s.reveal().is_empty() {
+                Err(format!("key version {}: the secret is empty", self.version))
+            } else {
+                Ok(s)
+            }
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MerchantConfig {
     pub id: String,
@@ -297,7 +303,7 @@ pub struct MerchantConfig {
     pub contracts: Vec<Contract>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GooglePayConfig {
     /// `merchant:<id>` as registered with Google.
@@ -375,6 +381,16 @@ impl Config {
         }
     }
 
+    /// A dialect or mapping as written: a built-in name as it is, a file
+    /// (a path, or a name ending in `.toml`) relative to this file's folder.
+    pub fn resolve_name(&self, name_or_path: &str) -> String {
+        if name_or_path.contains('/') || name_or_path.ends_with(".toml") {
+            self.resolve(Path::new(name_or_path)).display().to_string()
+        } else {
+            name_or_path.to_owned()
+        }
+    }
+
     /// The embedded default.
     pub fn embedded_default() -> Result<Config, ConfigError> {
         Config::from_toml_str(DEFAULT_TOML)
@@ -384,7 +400,7 @@ impl Config {
     pub fn demo_merchant(&self) -> Option<(&str, u32, &str)> {
         let m = self.merchants.first()?;
         let k = m.keys.first()?;
-        Some((&m.id, k.version, k.secret.reveal()))
+        Some((&m.id, k.version, k.secret.as_ref()?.reveal()))
     }
 }
 

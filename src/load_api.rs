@@ -221,11 +221,8 @@ fn parse_answer_head(buf: &[u8]) -> Result<Option<(u16, usize, usize)>, ApiError
 }
 
 /// Adds `keyVersion` and the `seal` (HMAC-SHA-256) to a request.
-pub fn seal_request(mut v: Value, key_version: u32, secret: &Secret) -> Value {
-    v["keyVersion"] = json!(key_version);
-    let s = seal::compute(&v, secret, SealAlgorithm::HmacSha256);
-    v["seal"] = json!(s);
-    v
+pub fn seal_request(v: Value, key_version: u32, secret: &Secret) -> Value {
+    seal::sealed(v, key_version, secret, SealAlgorithm::HmacSha256)
 }
 
 /// Test DPAN and cryptogram sent by the load run (a CRYPTOGRAM_3DS card,

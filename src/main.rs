@@ -46,6 +46,10 @@ enum Command {
     Sim(cli::sim::SimArgs),
     /// Load generator: drives a pool against a (loopback) simulator, or the HTTP API (--api).
     Load(cli::load::LoadArgs),
+    /// Configuration files: check one, print it back with defaults and
+    /// secrets masked.
+    #[command(subcommand)]
+    Config(cli::config::ConfigCommand),
     /// Runs the switch: HTTP API, acquirer pools (embedded default without --config).
     Serve(cli::serve::ServeArgs),
     /// Deterministic simulation of the switch under faults, many seeds.
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
     telemetry::init_logs(args.log_format, default_filter);
     match args.command {
         Command::Iso(cmd) => cli::iso::run(cmd),
+        Command::Config(cmd) => cli::config::run(cmd),
         Command::Demo => cli::demo::run(),
         Command::Gpay(cmd) => cli::gpay::run(cmd),
         Command::Seal(cmd) => cli::seal::run(cmd),

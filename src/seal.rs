@@ -152,6 +152,23 @@ pub fn seal_of_string(seal_string: &str, secret: &Secret, algorithm: SealAlgorit
     hex::encode(digest)
 }
 
+/// `message` (a JSON object) with `keyVersion` set to `key_version` and
+/// its `seal` computed over the rest: a request as a merchant sends it.
+pub fn sealed(
+    mut message: serde_json::Value,
+    key_version: u32,
+    secret: &Secret,
+    algorithm: SealAlgorithm,
+) -> serde_json::Value {
+    message["keyVersion"] = serde_json::json!(key_version);
+    if algorithm != SealAlgorithm::HmacSha256 {
+        message["sealAlgorithm"] = serde_json::json!(algorithm.as_str());
+    }
+    let seal = compute(&message, secret, algorithm);
+    message["seal"] = serde_json::json!(seal);
+    message
+}
+
 /// The lowercase hex seal of `message`.
 pub fn compute(message: &Value, secret: &Secret, algorithm: SealAlgorithm) -> String {
     seal_of_string(&seal_string(message), secret, algorithm)

@@ -22,7 +22,6 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::task::TaskTracker;
 
-use crate::card::Secret;
 use crate::civil::unix_ms;
 use crate::config::{Config, GooglePayConfig, MerchantConfig, SIMULATOR};
 use crate::front::server::{accept_loop, shard_loop, ConnConfig, Handed};
@@ -191,6 +190,12 @@ fn merchant(m: &MerchantConfig, cfg: &Config) -> Result<Merchant, StartError> {
         }
         routes.push(Route::new(c.clone()).map_err(|e| bad(e.to_string()))?);
     }
+    let keys = m
+        .keys
+        .iter()
+        .map(|k| k.secret(cfg).map(|s| (k.version, s)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(bad)?;
     let googlepay = m
         .googlepay
         .as_ref()
@@ -199,11 +204,7 @@ fn merchant(m: &MerchantConfig, cfg: &Config) -> Result<Merchant, StartError> {
         .map_err(bad)?;
     Ok(Merchant {
         id: m.id.clone(),
-        keys: m
-            .keys
-            .iter()
-            .map(|k| (k.version, Secret::new(k.secret.reveal())))
-            .collect(),
+        keys,
         seal_algorithm,
         googlepay,
         routes,
@@ -317,6 +318,141 @@ fn start_simulator(cfg: &Config) -> Result<Option<SimHandle>, StartError> {
         .map_err(|e| StartError::Simulator(e.to_string()))
 }
 
+/// The acquirers of `cfg`, their dialects and mappings loaded; a pool on
+/// the in-process simulator goes to `simulator` (its address).
+fn acquirer_setups(
+    cfg: &Config,
+    simulator: Option<String>,
+) -> Result<Vec<AcquirerSetup>, StartError> {
+    let mut setups = Vec::new();
+    for (i, a) in cfg.acquirers.iter().enumerate() {
+        let bad = |reason: String| StartError::Acquirer {
+            acquirer: a.name.clone(),
+            reason,
+        };
+        // Routes name acquirers: a second one of the same name would hide
+        // the first (and leave its pool running unused).
+        if cfg.acquirers[..i].iter().any(|p| p.name == a.name) {
+            return Err(bad("defined twice".into()));
+        }
+        let spec =
+            Arc::new(Spec::load(&cfg.resolve_name(&a.dialect)).map_err(|e| bad(e.to_string()))?);
+        let mapping =
+            Mapping::load(&cfg.resolve_name(&a.mapping), &spec).map_err(|e| bad(e.to_string()))?;
+        let mut pool = a.pool.clone();
+        if pool.links == 0 {
+            return Err(bad("pool.links must be at least 1".into()));
+        }
+        if pool.max_in_flight_per_link == 0 {
+            return Err(bad("pool.max_in_flight_per_link must be at least 1".into()));
+        }
+        pool.framing
+            .codec()
+            .map_err(|e| bad(format!("pool.framing: {e}")))?;
+        if pool.primary == SIMULATOR {
+            if cfg.simulator.is_none() {
+                return Err(bad(
+                    "primary = \"simulator\" needs a [simulator] section".into()
+                ));
+            }
+            if let Some(addr) = &simulator {
+                pool.primary = addr.clone();
+            }
+        }
+        setups.push(AcquirerSetup {
+            name: a.name.clone(),
+            spec,
+            mapping: Arc::new(mapping),
+            pool,
+            unmatched: log_unmatched(),
+        });
+    }
+    Ok(setups)
+}
+
+/// The merchants of `cfg`, their keys read.
+fn merchants(cfg: &Config) -> Result<HashMap<String, Arc<Merchant>>, StartError> {
+    let mut merchants = HashMap::new();
+    for m in &cfg.merchants {
+        let merchant = merchant(m, cfg)?;
+        if merchants.insert(m.id.clone(), Arc::new(merchant)).is_some() {
+            return Err(StartError::Merchant {
+                merchant: m.id.clone(),
+                reason: "defined twice".into(),
+            });
+        }
+    }
+    Ok(merchants)
+}
+
+/// Checks everything `serve` would check of `cfg` without starting
+/// anything (no listener, no link, no journal opened): dialects and
+/// mappings load, merchants' secrets and Google Pay keys read, contracts
+/// name known acquirers, the listen address parses, the journal key (when
+/// one is configured) reads. Gives back notes for the operator.
+pub fn check(cfg: &Config) -> Result<Vec<String>, StartError> {
+    let mut notes = Vec::new();
+    cfg.response_codes
+        .validate()
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    cfg.server
+        .listen
+        .parse::<std::net::SocketAddr>()
+        .map_err(|_| StartError::Listen {
+            addr: cfg.server.listen.clone(),
+            reason: "not an IP address and port".into(),
+        })?;
+    acquirer_setups(cfg, None)?;
+    let merchants = merchants(cfg)?;
+    for (id, m) in &merchants {
+        if m.routes.is_empty() {
+            notes.push(format!(
+                "merchant {id}: no contract, every cardOrder is refused (03)"
+            ));
+        }
+        if m.googlepay.is_none() {
+            notes.push(format!(
+                "merchant {id}: no [merchants.googlepay], paymentDataProviderCheck is refused (03)"
+            ));
+        }
+    }
+    for m in cfg
+        .merchants
+        .iter()
+        .filter(|m| m.googlepay.as_ref().is_some_and(|g| g.test_keys))
+    {
+        notes.push(format!(
+            "merchant {}: googlepay.test_keys: the public test keys, never for real traffic",
+            m.id
+        ));
+    }
+    match cfg.journal.backend.as_str() {
+        "sqlite" => {
+            let j = &cfg.journal;
+            let path = cfg.resolve(&j.path);
+            if j.key.is_none() && j.key_file.is_none() && j.key_env.is_none() {
+                let beside = path
+                    .parent()
+                    .map_or_else(|| PathBuf::from("journal.key"), |d| d.join("journal.key"));
+                notes.push(format!(
+                    "journal: no key configured; serve uses {} (created when missing)",
+                    beside.display()
+                ));
+            } else {
+                journal_key(cfg, &path)?;
+            }
+        }
+        "memory" => notes
+            .push("journal: memory, nothing survives the process (tests and demos only)".into()),
+        other => {
+            return Err(StartError::Config(format!(
+                "journal.backend: unknown backend {other:?} (sqlite, memory)"
+            )))
+        }
+    }
+    Ok(notes)
+}
+
 /// Starts everything `cfg` describes. Must run inside a tokio runtime
 /// (shard 0 runs on it; `server.threads - 1` more shards get a thread and a
 /// runtime each).
@@ -336,44 +472,8 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         Err(_) => None,
     };
     let simulator = start_simulator(&cfg)?;
-    let mut setups = Vec::new();
-    for (i, a) in cfg.acquirers.iter().enumerate() {
-        let bad = |reason: String| StartError::Acquirer {
-            acquirer: a.name.clone(),
-            reason,
-        };
-        // Routes name acquirers: a second one of the same name would hide
-        // the first (and leave its pool running unused).
-        if cfg.acquirers[..i].iter().any(|p| p.name == a.name) {
-            return Err(bad("defined twice".into()));
-        }
-        let spec = Arc::new(Spec::load(&a.dialect).map_err(|e| bad(e.to_string()))?);
-        let mapping = Mapping::load(&a.mapping, &spec).map_err(|e| bad(e.to_string()))?;
-        let mut pool = a.pool.clone();
-        if pool.primary == SIMULATOR {
-            let sim = simulator
-                .as_ref()
-                .ok_or_else(|| bad("primary = \"simulator\" needs a [simulator] section".into()))?;
-            pool.primary = sim.addr().to_string();
-        }
-        setups.push(AcquirerSetup {
-            name: a.name.clone(),
-            spec,
-            mapping: Arc::new(mapping),
-            pool,
-            unmatched: log_unmatched(),
-        });
-    }
-    let mut merchants = HashMap::new();
-    for m in &cfg.merchants {
-        let merchant = merchant(m, &cfg)?;
-        if merchants.insert(m.id.clone(), Arc::new(merchant)).is_some() {
-            return Err(StartError::Merchant {
-                merchant: m.id.clone(),
-                reason: "defined twice".into(),
-            });
-        }
-    }
+    let setups = acquirer_setups(&cfg, simulator.as_ref().map(|s| s.addr().to_string()))?;
+    let merchants = merchants(&cfg)?;
 
     // The journal, and the state it gives back.
     let limits = limits(&cfg);

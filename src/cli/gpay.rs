@@ -16,7 +16,8 @@ use serde_json::json;
 
 use crate::wallet::googlepay::{
     testkeys, Cryptogram, DecryptedPayment, GooglePayRecipient, MerchantPrivateKey, Pan,
-    PaymentMethodDetails, ProtocolVersion, RecipientConfig, RootSigningKeys, MAX_TOKEN_LEN,
+    PaymentMethodDetails, ProtocolVersion, RecipientConfig, RootSigningKeys, TestTokenSender,
+    MAX_TOKEN_LEN,
 };
 
 #[derive(Subcommand)]
@@ -27,6 +28,10 @@ pub enum GpayCommand {
     TestToken(TestTokenArgs),
     /// Write the embedded test keys for use with `decrypt`.
     TestKeys(TestKeysArgs),
+    /// Make a merchant's own decryption key pair: the private key (PEM,
+    /// readable by its owner only) for `private_key_files`, and the public
+    /// key to register with Google (base64 of the uncompressed point).
+    Keygen(KeygenArgs),
     /// Measure single-core unseal throughput on a file of tokens (one per line),
     /// with the intermediate key cache cold and warm. Build with --release.
     Bench(BenchArgs),
@@ -110,6 +115,23 @@ pub struct TestTokenArgs {
     /// Seed for the ephemeral key and messageId, for reproducible tokens.
     #[arg(long)]
     seed: Option<u64>,
+    /// Encrypt for this merchant: its recipient id (default: the demo
+    /// merchant's, merchant:acqswitch-demo).
+    #[arg(long, requires = "merchant_public_key")]
+    recipient_id: Option<String>,
+    /// ... and its public key file, as `gpay keygen` writes it (base64
+    /// uncompressed point). Still signed with the test root keys: the
+    /// recipient must trust `test-keys`' root_keys.json.
+    #[arg(long, requires = "recipient_id")]
+    merchant_public_key: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct KeygenArgs {
+    /// Directory to write merchant_private_key.pem (mode 0600) and
+    /// merchant_public_key.b64 into; existing files are not overwritten.
+    #[arg(long)]
+    dir: PathBuf,
 }
 
 #[derive(Args)]
@@ -146,6 +168,13 @@ pub fn run(cmd: GpayCommand) -> ExitCode {
         GpayCommand::Decrypt(args) => decrypt(args),
         GpayCommand::TestToken(args) => test_token(args),
         GpayCommand::TestKeys(args) => test_keys(&args.dir),
+        GpayCommand::Keygen(args) => match keygen(&args.dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         GpayCommand::Bench(args) => match bench(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -248,12 +277,14 @@ fn test_token(args: TestTokenArgs) -> ExitCode {
         gateway_merchant_id: args.gateway_merchant_id,
         ..DecryptedPayment::card(message_id, now_ms.saturating_add(args.ttl_ms), details)
     };
-    let token = testkeys::sender(args.protocol_version.into())
-        .map_err(|e| e.to_string())
-        .and_then(|s| {
-            s.seal_payment(&payment, &mut rng)
-                .map_err(|e| e.to_string())
-        });
+    let sender = match (&args.recipient_id, &args.merchant_public_key) {
+        (Some(id), Some(file)) => sender_for(id, file, args.protocol_version.into()),
+        _ => testkeys::sender(args.protocol_version.into()).map_err(|e| e.to_string()),
+    };
+    let token = sender.and_then(|s| {
+        s.seal_payment(&payment, &mut rng)
+            .map_err(|e| e.to_string())
+    });
     match token {
         Ok(t) => {
             println!("{t}");
@@ -266,6 +297,79 @@ fn test_token(args: TestTokenArgs) -> ExitCode {
     }
 }
 
+/// A test sender (the test root keys) encrypting for another merchant.
+fn sender_for(
+    recipient_id: &str,
+    public_key_file: &Path,
+    version: ProtocolVersion,
+) -> Result<TestTokenSender, String> {
+    use base64::Engine;
+    let text = std::fs::read_to_string(public_key_file).map_err(|e| {
+        format!(
+            "cannot read the public key file {}: {e}",
+            public_key_file.display()
+        )
+    })?;
+    let bad = || {
+        format!(
+            "{}: not a P-256 public key (base64 of the uncompressed point, as gpay keygen writes it)",
+            public_key_file.display()
+        )
+    };
+    let point = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|_| bad())?;
+    let key = p256::PublicKey::from_sec1_bytes(&point).map_err(|_| bad())?;
+    let root = testkeys::root_signing_key().map_err(|e| e.to_string())?;
+    match version {
+        ProtocolVersion::EcV1 => Ok(TestTokenSender::ecv1(recipient_id, root, key)),
+        ProtocolVersion::EcV2 => TestTokenSender::ecv2(
+            recipient_id,
+            root,
+            testkeys::intermediate_signing_key().map_err(|e| e.to_string())?,
+            testkeys::KEY_EXPIRATION_MS,
+            key,
+        )
+        .map_err(|e| e.to_string()),
+    }
+}
+
+/// Writes `text` to a new file `path`, readable and writable by its owner
+/// only when `private` (a key).
+fn write_new(path: &Path, text: &str, private: bool) -> Result<(), String> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    options
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn keygen(dir: &Path) -> Result<(), String> {
+    use base64::Engine;
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
+    let key = MerchantPrivateKey::from_secret_key(secret).map_err(|e| e.to_string())?;
+    let pem = key.to_pkcs8_pem().map_err(|e| e.to_string())?;
+    let point = key.public_key().to_encoded_point(false);
+    let public = base64::engine::general_purpose::STANDARD.encode(point.as_bytes());
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let private_path = dir.join("merchant_private_key.pem");
+    let public_path = dir.join("merchant_public_key.b64");
+    write_new(&private_path, pem.as_str(), true)?;
+    write_new(&public_path, &format!("{public}\n"), false)?;
+    println!("{}", private_path.display());
+    println!("{}", public_path.display());
+    Ok(())
+}
+
 fn test_keys(dir: &Path) -> ExitCode {
     let result = (|| -> Result<(), String> {
         let key = testkeys::merchant_private_key().map_err(|e| e.to_string())?;
@@ -273,16 +377,24 @@ fn test_keys(dir: &Path) -> ExitCode {
         let pem = key.to_pkcs8_pem().map_err(|e| e.to_string())?;
         let roots = testkeys::root_keys_json().map_err(|e| e.to_string())?;
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-        let write = |name: &str, text: &str| {
+        let write = |name: &str, text: &str, private: bool| {
             let path = dir.join(name);
-            std::fs::File::create(&path)
-                .and_then(|mut f| f.write_all(text.as_bytes()))
-                .map_err(|e| format!("{}: {e}", path.display()))
+            // Written afresh, with the mode from the start.
+            let _ = std::fs::remove_file(&path);
+            write_new(&path, text, private)
         };
-        write("merchant_private_key.b64", &format!("{}\n", b64.as_str()))?;
-        write("merchant_private_key.pem", pem.as_str())?;
-        write("root_keys.json", &format!("{roots}\n"))?;
-        write("recipient_id.txt", &format!("{}\n", testkeys::RECIPIENT_ID))?;
+        write(
+            "merchant_private_key.b64",
+            &format!("{}\n", b64.as_str()),
+            true,
+        )?;
+        write("merchant_private_key.pem", pem.as_str(), true)?;
+        write("root_keys.json", &format!("{roots}\n"), false)?;
+        write(
+            "recipient_id.txt",
+            &format!("{}\n", testkeys::RECIPIENT_ID),
+            false,
+        )?;
         Ok(())
     })();
     match result {

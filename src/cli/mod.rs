@@ -1,6 +1,7 @@
 //! Command-line front ends, one module per subcommand. Each exposes a clap
 //! `Args`/`Subcommand` type and a `run` function returning an exit code.
 
+pub mod config;
 pub mod demo;
 pub mod gpay;
 pub mod iso;

@@ -1,4 +1,5 @@
-//! `acqswitch seal compute|verify`: the Sips-style seal of a JSON message on stdin.
+//! `acqswitch seal compute|verify|request`: the Sips-style seal of a JSON
+//! message on stdin.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -15,6 +16,18 @@ pub enum SealCommand {
     Compute(SealArgs),
     /// Exit 0 when the message's `seal` field is right, 1 otherwise.
     Verify(SealArgs),
+    /// Print the message back as a merchant sends it: `keyVersion` set and
+    /// `seal` added (`curl -d @-` takes it from a pipe).
+    Request(RequestArgs),
+}
+
+#[derive(Args)]
+pub struct RequestArgs {
+    #[command(flatten)]
+    seal: SealArgs,
+    /// The key version the secret is registered under.
+    #[arg(long, default_value_t = 1)]
+    key_version: u32,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -36,11 +49,12 @@ pub struct SealArgs {
 }
 
 pub fn run(cmd: SealCommand) -> ExitCode {
-    let (args, verify) = match cmd {
-        SealCommand::Compute(a) => (a, false),
-        SealCommand::Verify(a) => (a, true),
+    let (args, mode) = match cmd {
+        SealCommand::Compute(a) => (a, Mode::Compute),
+        SealCommand::Verify(a) => (a, Mode::Verify),
+        SealCommand::Request(r) => (r.seal, Mode::Request(r.key_version)),
     };
-    match run_inner(&args, verify) {
+    match run_inner(&args, mode) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
@@ -49,7 +63,14 @@ pub fn run(cmd: SealCommand) -> ExitCode {
     }
 }
 
-fn run_inner(args: &SealArgs, verify: bool) -> Result<ExitCode, String> {
+#[derive(Clone, Copy)]
+enum Mode {
+    Compute,
+    Verify,
+    Request(u32),
+}
+
+fn run_inner(args: &SealArgs, mode: Mode) -> Result<ExitCode, String> {
     let secret = Secret::from_file(&args.secret_file)?;
 
     let mut input = Vec::new();
@@ -64,7 +85,15 @@ fn run_inner(args: &SealArgs, verify: bool) -> Result<ExitCode, String> {
         Some(Algorithm::Sha256) => SealAlgorithm::Sha256,
         None => SealAlgorithm::of_message(&message).map_err(|e| e.to_string())?,
     };
-    if verify {
+    if let Mode::Request(version) = mode {
+        if !message.is_object() {
+            return Err("the message is not a JSON object".into());
+        }
+        let sealed = seal::sealed(message, version, &secret, algorithm);
+        println!("{sealed}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if matches!(mode, Mode::Verify) {
         if seal::verify(&message, &secret, algorithm) {
             println!("valid");
             Ok(ExitCode::SUCCESS)

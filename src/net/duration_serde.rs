@@ -4,8 +4,26 @@
 use serde::{de, Deserialize, Deserializer, Serializer};
 use std::time::Duration;
 
+/// Written in the largest unit that keeps it exact (`"5s"`, `"24h"`,
+/// `"250ms"`, `"1500us"`): what [`parse`] reads back.
 pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format!("{}ms", d.as_millis()))
+    s.serialize_str(&text(*d))
+}
+
+/// A duration as configuration writes it.
+pub fn text(d: Duration) -> String {
+    let us = d.as_micros();
+    if us % 1000 != 0 {
+        return format!("{us}us");
+    }
+    let ms = us / 1000;
+    match ms {
+        0 => "0ms".to_owned(),
+        _ if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+        _ if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        _ if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        _ => format!("{ms}ms"),
+    }
 }
 
 pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -77,5 +95,21 @@ mod tests {
         // Too long for the unit: an error, not an overflow.
         assert!(parse("18446744073709551615h").is_err());
         assert!(parse("18446744073709551615m").is_err());
+    }
+
+    #[test]
+    fn written_in_the_largest_exact_unit_and_read_back() {
+        for (d, t) in [
+            (Duration::from_millis(250), "250ms"),
+            (Duration::from_secs(5), "5s"),
+            (Duration::from_secs(90), "90s"),
+            (Duration::from_secs(120), "2m"),
+            (Duration::from_secs(24 * 3600), "24h"),
+            (Duration::from_micros(1500), "1500us"),
+            (Duration::ZERO, "0ms"),
+        ] {
+            assert_eq!(text(d), t);
+            assert_eq!(parse(t), Ok(d));
+        }
     }
 }
