@@ -10,7 +10,8 @@
 //! cloning one decoded template message whose fields borrow a shared frame
 //! (a clone allocates only the field list).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,21 +73,66 @@ impl LoadReport {
 }
 
 /// Error counts by kind, for the human-readable summary.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ErrorBreakdown {
     pub timeout: u64,
     pub busy: u64,
     pub disconnected: u64,
     pub no_ready_link: u64,
+    /// Answered with a response code other than 00 (see `response_codes`).
     pub declined: u64,
     pub other: u64,
+    /// The answers other than 00, by response code (`"none"`: no code).
+    pub response_codes: BTreeMap<String, u64>,
 }
 
-/// Progress counters, readable while the run goes on.
+impl ErrorBreakdown {
+    /// Counts an answer with `code` (not 00).
+    pub fn refused(&mut self, code: Option<&str>) {
+        self.declined += 1;
+        *self
+            .response_codes
+            .entry(code.unwrap_or("none").to_owned())
+            .or_default() += 1;
+    }
+
+    /// Adds `o`'s counts to these.
+    pub fn add(&mut self, o: &ErrorBreakdown) {
+        self.timeout += o.timeout;
+        self.busy += o.busy;
+        self.disconnected += o.disconnected;
+        self.no_ready_link += o.no_ready_link;
+        self.declined += o.declined;
+        self.other += o.other;
+        for (code, n) in &o.response_codes {
+            *self.response_codes.entry(code.clone()).or_default() += n;
+        }
+    }
+
+    /// Every error counted.
+    pub fn total(&self) -> u64 {
+        self.timeout
+            + self.busy
+            + self.disconnected
+            + self.no_ready_link
+            + self.declined
+            + self.other
+    }
+}
+
+/// Progress counters, readable while the run goes on, and the stop
+/// request (Ctrl-C): no request is issued once `stop` is set.
 #[derive(Debug, Default)]
 pub struct Progress {
     pub done: AtomicU64,
     pub errors: AtomicU64,
+    pub stop: AtomicBool,
+}
+
+impl Progress {
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
 }
 
 /// A `0100` purchase of `amount_minor` on the built-in test card, encoded
@@ -158,23 +204,12 @@ pub async fn run(
     for h in handles {
         let r = h.await.map_err(|e| LoadError::Worker(e.to_string()))??;
         ok += r.ok;
-        errors.timeout += r.errors.timeout;
-        errors.busy += r.errors.busy;
-        errors.disconnected += r.errors.disconnected;
-        errors.no_ready_link += r.errors.no_ready_link;
-        errors.declined += r.errors.declined;
-        errors.other += r.errors.other;
+        errors.add(&r.errors);
         hist.add(&r.hist)
             .map_err(|e| LoadError::Worker(e.to_string()))?;
     }
     let seconds = started.elapsed().as_secs_f64();
-    let n_err = errors.timeout
-        + errors.busy
-        + errors.disconnected
-        + errors.no_ready_link
-        + errors.declined
-        + errors.other;
-    Ok((LoadReport::new(ok, n_err, seconds, &hist), errors))
+    Ok((LoadReport::new(ok, errors.total(), seconds, &hist), errors))
 }
 
 /// A latency histogram: 1 us .. 60 s at 3 significant digits.
@@ -206,18 +241,25 @@ async fn worker(
             let mut hist = new_hist();
             let mut ok = 0u64;
             let mut errors = ErrorBreakdown::default();
-            while issued.fetch_add(1, Ordering::Relaxed) < total && Instant::now() < deadline {
+            while !progress.stopped()
+                && issued.fetch_add(1, Ordering::Relaxed) < total
+                && Instant::now() < deadline
+            {
                 let t0 = Instant::now();
                 let result = pool.send(template.clone()).await;
                 let us = t0.elapsed().as_micros().max(1) as u64;
                 match result {
                     Ok(resp) => {
                         // The load tool's own dialects carry the response code in DE 39.
-                        if spec.text(resp.message(), 39).as_deref() == Some("00") {
-                            ok += 1;
-                            let _ = hist.record(us);
-                        } else {
-                            errors.declined += 1;
+                        match spec.text(resp.message(), 39).as_deref() {
+                            Some("00") => {
+                                ok += 1;
+                                let _ = hist.record(us);
+                            }
+                            code => {
+                                errors.refused(code);
+                                progress.errors.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
                     }
                     Err(e) => {
@@ -247,12 +289,7 @@ async fn worker(
     };
     while let Some((ok, e, h)) = loops_set.next().await {
         out.ok += ok;
-        out.errors.timeout += e.timeout;
-        out.errors.busy += e.busy;
-        out.errors.disconnected += e.disconnected;
-        out.errors.no_ready_link += e.no_ready_link;
-        out.errors.declined += e.declined;
-        out.errors.other += e.other;
+        out.errors.add(&e);
         let _ = out.hist.add(&h);
     }
     Ok(out)

@@ -33,10 +33,19 @@ use zeroize::Zeroizing;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ApiError {
-    #[error("{0} is not a loopback http:// address")]
+    #[error("{0}: give the API as a URL, http://{0}")]
+    NoScheme(String),
+    #[error("{0}: the load tool talks to loopback addresses only (http://127.0.0.1:PORT)")]
     NotLoopback(String),
-    #[error("connect: {0}")]
-    Connect(std::io::Error),
+    #[error("{0}: not host:port")]
+    BadAddress(String),
+    #[error("connect to {addr}: {source}")]
+    Connect {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("i/o: {0}")]
+    Io(std::io::Error),
     #[error("http: {0}")]
     Http(#[from] hyper::Error),
     #[error("request: {0}")]
@@ -47,15 +56,19 @@ pub enum ApiError {
 
 /// `http://127.0.0.1:8080` -> the socket address, loopback only.
 pub fn parse_api_url(url: &str) -> Result<SocketAddr, ApiError> {
-    let bad = || ApiError::NotLoopback(url.to_owned());
-    let rest = url.strip_prefix("http://").ok_or_else(bad)?;
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err(if url.contains("://") {
+            ApiError::NotLoopback(url.to_owned())
+        } else {
+            ApiError::NoScheme(url.to_owned())
+        });
+    };
     let hostport = rest.split('/').next().unwrap_or_default();
-    let addr = hostport
+    hostport
         .to_socket_addrs()
-        .map_err(|_| bad())?
+        .map_err(|_| ApiError::BadAddress(url.to_owned()))?
         .find(|a| a.ip().is_loopback())
-        .ok_or_else(bad)?;
-    Ok(addr)
+        .ok_or_else(|| ApiError::NotLoopback(url.to_owned()))
 }
 
 /// One keep-alive HTTP/1.1 connection to the API.
@@ -70,7 +83,9 @@ impl ApiClient {
         if !addr.ip().is_loopback() {
             return Err(ApiError::NotLoopback(addr.to_string()));
         }
-        let stream = TcpStream::connect(addr).await.map_err(ApiError::Connect)?;
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|source| ApiError::Connect { addr, source })?;
         let _ = stream.set_nodelay(true);
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
@@ -138,7 +153,9 @@ impl LoadConnection {
         if !addr.ip().is_loopback() {
             return Err(ApiError::NotLoopback(addr.to_string()));
         }
-        let stream = TcpStream::connect(addr).await.map_err(ApiError::Connect)?;
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|source| ApiError::Connect { addr, source })?;
         let _ = stream.set_nodelay(true);
         let head = format!(
             "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: "
@@ -165,7 +182,7 @@ impl LoadConnection {
         self.stream
             .write_all(&self.out)
             .await
-            .map_err(ApiError::Connect)?;
+            .map_err(ApiError::Io)?;
         loop {
             if let Some((status, head_len, body_len)) = parse_answer_head(&self.inbuf)? {
                 if self.inbuf.len() >= head_len + body_len {
@@ -182,7 +199,7 @@ impl LoadConnection {
                 .stream
                 .read_buf(&mut self.inbuf)
                 .await
-                .map_err(ApiError::Connect)?;
+                .map_err(ApiError::Io)?;
             if n == 0 {
                 return Err(ApiError::Request("connection closed".into()));
             }
@@ -347,10 +364,11 @@ struct Answer<'a> {
     response_code: Option<std::borrow::Cow<'a, str>>,
 }
 
-/// Whether a `cardOrder` answer body says `responseCode` 00.
-fn approved(body: &[u8]) -> bool {
+/// The answer's `responseCode` (`None`: none, or not JSON).
+fn response_code(body: &[u8]) -> Option<String> {
     serde_json::from_slice::<Answer<'_>>(body)
-        .is_ok_and(|a| a.response_code.as_deref() == Some("00"))
+        .ok()
+        .and_then(|a| a.response_code.map(|c| c.into_owned()))
 }
 
 /// What to send and how hard.
@@ -423,6 +441,9 @@ pub async fn run(
                         hist: new_hist(),
                     };
                     loop {
+                        if progress.stopped() {
+                            break;
+                        }
                         let n = issued.fetch_add(1, Ordering::Relaxed);
                         if n >= cfg.requests || Instant::now() >= deadline {
                             break;
@@ -433,14 +454,16 @@ pub async fn run(
                         let result = client.post(&body).await;
                         let us = t0.elapsed().as_micros().max(1) as u64;
                         match result {
-                            Ok((200, b)) if approved(&b) => {
-                                r.ok += 1;
-                                let _ = r.hist.record(us);
-                            }
-                            Ok((200, _)) => {
-                                r.errors.declined += 1;
-                                progress.errors.fetch_add(1, Ordering::Relaxed);
-                            }
+                            Ok((200, b)) => match response_code(&b).as_deref() {
+                                Some("00") => {
+                                    r.ok += 1;
+                                    let _ = r.hist.record(us);
+                                }
+                                code => {
+                                    r.errors.refused(code);
+                                    progress.errors.fetch_add(1, Ordering::Relaxed);
+                                }
+                            },
                             Ok(_) => {
                                 r.errors.other += 1;
                                 progress.errors.fetch_add(1, Ordering::Relaxed);
@@ -465,7 +488,7 @@ pub async fn run(
             };
             while let Some(r) = set.next().await {
                 out.ok += r.ok;
-                add(&mut out.errors, &r.errors);
+                out.errors.add(&r.errors);
                 let _ = out.hist.add(&r.hist);
             }
             out
@@ -479,25 +502,14 @@ pub async fn run(
     for h in handles {
         let r = h.await.map_err(|e| ApiError::Request(e.to_string()))?;
         total.ok += r.ok;
-        add(&mut total.errors, &r.errors);
+        total.errors.add(&r.errors);
         let _ = total.hist.add(&r.hist);
     }
     let seconds = started.elapsed().as_secs_f64();
-    let e = &total.errors;
-    let n_err = e.timeout + e.busy + e.disconnected + e.no_ready_link + e.declined + e.other;
     Ok((
-        LoadReport::new(total.ok, n_err, seconds, &total.hist),
+        LoadReport::new(total.ok, total.errors.total(), seconds, &total.hist),
         total.errors,
     ))
-}
-
-fn add(a: &mut ErrorBreakdown, b: &ErrorBreakdown) {
-    a.timeout += b.timeout;
-    a.busy += b.busy;
-    a.disconnected += b.disconnected;
-    a.no_ready_link += b.no_ready_link;
-    a.declined += b.declined;
-    a.other += b.other;
 }
 
 #[cfg(test)]

@@ -24,42 +24,50 @@ pub struct LoadArgs {
     /// loopback only): sealed cardOrder requests; see `load_api`.
     #[arg(long, conflicts_with = "target")]
     pub api: Option<String>,
-    /// With --api: merchant id, key version and seal secret file (default:
-    /// the embedded demo merchant).
+    /// With --api: the merchant the orders are for (default: the embedded
+    /// demo merchant, 011223344550000).
     #[arg(long, requires = "api")]
     pub merchant_id: Option<String>,
+    /// With --api: the seal key version (default: the demo merchant's, 1).
     #[arg(long, requires = "api")]
     pub key_version: Option<u32>,
+    /// With --api: a file holding the merchant's seal secret (default: the
+    /// demo merchant's).
     #[arg(long, requires = "api")]
     pub secret_file: Option<std::path::PathBuf>,
-    /// Dialect: a built-in name (cb2a, iso87ascii, iso87binary, iso87visa) or a file.
+    /// Without --api: the dialect, a built-in name (cb2a, iso87ascii,
+    /// iso87binary, iso87visa) or a file.
     #[arg(long, default_value = "cb2a")]
     pub spec: String,
-    /// Framing, as for `acqswitch sim`.
+    /// Without --api: the framing, as for `acqswitch sim` (e.g.
+    /// two_byte_binary, two_byte_bcd,header=6000010000).
     #[arg(long, default_value = "two_byte_binary", value_parser = FramingConfig::parse_cli)]
     pub framing: FramingConfig,
     /// Authorizations to send.
     #[arg(long, default_value_t = 100_000)]
     pub requests: u64,
-    /// Requests in flight.
+    /// Requests in flight (with --api: HTTP connections, one request in
+    /// flight on each).
     #[arg(long, default_value_t = 256)]
     pub concurrency: usize,
-    /// TCP connections.
+    /// Without --api: TCP connections to the simulator.
     #[arg(long, default_value_t = 4)]
     pub links: usize,
-    /// Per-request timeout.
+    /// Without --api: per-request timeout.
     #[arg(long, default_value = "5s", value_parser = duration_serde::parse)]
     pub timeout: Duration,
-    /// Stop issuing requests after this many seconds.
+    /// Stop issuing requests after this many seconds (Ctrl-C stops too;
+    /// either way the summary covers what was done).
     #[arg(long, default_value_t = 120)]
     pub max_seconds: u64,
-    /// Amount in minor units (cents 00 = approved by the simulator).
+    /// Amount in minor units (the simulator approves cents 00, refuses
+    /// 05 with 05, and answers 96 to cents 99).
     #[arg(long, default_value_t = 1000)]
     pub amount: u64,
     /// Runtime worker threads (1 = single-threaded runtime).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
-    /// No progress bar.
+    /// No progress bar (the summary still goes to stdout).
     #[arg(long)]
     pub quiet: bool,
 }
@@ -145,21 +153,31 @@ impl ProgressDisplay {
             ProgressBar::new(total)
         };
         bar.set_style(
-            ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:40}] {pos}/{len} {per_sec} errors: {msg}",
-            )
-            .map_err(|e| e.to_string())?,
+            ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} {msg}")
+                .map_err(|e| e.to_string())?,
         );
         let ticker = {
             let (bar, progress) = (bar.clone(), Arc::clone(progress));
+            let started = std::time::Instant::now();
             tokio::spawn(async move {
                 loop {
-                    bar.set_position(progress.done.load(Ordering::Relaxed));
-                    bar.set_message(progress.errors.load(Ordering::Relaxed).to_string());
+                    let done = progress.done.load(Ordering::Relaxed);
+                    let seconds = started.elapsed().as_secs_f64();
+                    let rate = if seconds > 0.0 {
+                        (done as f64 / seconds).round() as u64
+                    } else {
+                        0
+                    };
+                    bar.set_position(done);
+                    bar.set_message(format!(
+                        "{rate}/s errors: {}",
+                        progress.errors.load(Ordering::Relaxed)
+                    ));
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             })
         };
+        stop_on_ctrl_c(progress);
         Ok(ProgressDisplay { bar, ticker })
     }
 
@@ -169,13 +187,25 @@ impl ProgressDisplay {
     }
 }
 
+/// Ctrl-C stops issuing requests: those in flight finish, and the run
+/// ends with its summary of what was done.
+fn stop_on_ctrl_c(progress: &Arc<Progress>) {
+    let progress = Arc::clone(progress);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("interrupted: finishing the requests in flight; the summary is partial");
+            progress.stop.store(true, Ordering::Relaxed);
+        }
+    });
+}
+
 /// Errors by kind on stderr, then the one JSON summary line on stdout.
 pub(super) fn print_summary(
     report: &crate::load::LoadReport,
     errors: &crate::load::ErrorBreakdown,
 ) -> Result<(), String> {
     let errors = serde_json::to_string(errors).map_err(|e| e.to_string())?;
-    eprintln!("errors by kind: {errors}");
+    eprintln!("errors by kind (response_codes: answers other than 00): {errors}");
     println!(
         "{}",
         serde_json::to_string(report).map_err(|e| e.to_string())?

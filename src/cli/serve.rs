@@ -112,12 +112,7 @@ fn run_inner(args: ServeArgs) -> Result<(), String> {
         if let Some(sim) = running.simulator() {
             println!("in-process acquirer simulator on {}", sim.addr());
         }
-        if tokio::time::timeout(Duration::from_secs(10), running.wait_ready())
-            .await
-            .is_err()
-        {
-            eprintln!("warning: not every acquirer has a ready link yet; /readyz tells when");
-        }
+        wait_for_acquirers(&running).await;
         if let Some((merchant, version, secret)) = demo {
             print_examples(&running, &merchant, version, &secret).await?;
         }
@@ -145,6 +140,49 @@ fn run_inner(args: ServeArgs) -> Result<(), String> {
         );
         Ok(())
     })
+}
+
+/// Waits up to 10 s for a ready link to every acquirer, saying each
+/// second which ones it is still waiting for (and where they are); serving
+/// goes on either way (refusals are 99 until a link is up).
+async fn wait_for_acquirers(running: &Running) {
+    let started = std::time::Instant::now();
+    loop {
+        if tokio::time::timeout(Duration::from_secs(1), running.wait_ready())
+            .await
+            .is_ok()
+        {
+            if started.elapsed() >= Duration::from_secs(1) {
+                eprintln!("every acquirer has a ready link");
+            }
+            return;
+        }
+        let switch = running.switch();
+        let waiting: Vec<String> = switch
+            .readiness()
+            .links
+            .iter()
+            .filter(|(_, n)| *n == 0)
+            .map(|(name, _)| {
+                let endpoint = switch.acquirer(name).map_or(String::new(), |a| {
+                    format!(" at {}", a.pool.config().primary)
+                });
+                format!("{name}{endpoint}")
+            })
+            .collect();
+        let seconds = started.elapsed().as_secs();
+        if seconds >= 10 {
+            eprintln!(
+                "warning: still no ready link to {}; serving anyway (orders for it are answered 99 \
+                 until it is up; GET /readyz tells when)",
+                waiting.join(", ")
+            );
+            return;
+        }
+        if !waiting.is_empty() {
+            eprintln!("waiting for a link to {} ({seconds} s)", waiting.join(", "));
+        }
+    }
 }
 
 /// Two requests for the demo merchant: a Google Pay check with a fresh

@@ -828,11 +828,11 @@ fn authorized(
     tracing::info!(
         merchant = %p.merchant.id,
         reference = %p.request.transaction_reference,
-        acquirer,
-        stan = sent.map_or("", |s| s.stan.as_str()),
-        rrn = sent.map_or("", |s| s.rrn.as_str()),
+        %acquirer,
+        stan = %sent.map_or("", |s| s.stan.as_str()),
+        rrn = %sent.map_or("", |s| s.rrn.as_str()),
         response_code = %code,
-        acquirer_response_code = told.acquirer_response_code.as_deref().unwrap_or(""),
+        acquirer_response_code = %told.acquirer_response_code.as_deref().unwrap_or(""),
         latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         "authorization"
     );
@@ -1054,7 +1054,7 @@ async fn send_one(shared: Arc<Shared>, acq: Acquirer, a: Attempt) {
                 reference = %tx.reference,
                 stan = %a.record.stan,
                 repeat = a.repeat,
-                response_code = ?code,
+                response_code = %code.as_deref().unwrap_or(""),
                 "reversal acknowledged"
             );
             let update = shared

@@ -108,6 +108,11 @@ pub struct Sim {
 impl Sim {
     /// On an ephemeral port, or on `listen`.
     pub fn start(listen: Option<SocketAddr>, extra: &[&str]) -> Sim {
+        Sim::start_env(listen, extra, &[])
+    }
+
+    /// The same with environment variables set.
+    pub fn start_env(listen: Option<SocketAddr>, extra: &[&str], env: &[(&str, &str)]) -> Sim {
         let listen = listen.map_or("127.0.0.1:0".to_owned(), |a| a.to_string());
         let mut args = vec![
             "sim",
@@ -119,7 +124,7 @@ impl Sim {
             "cb2a",
         ];
         args.extend_from_slice(extra);
-        let (child, out) = spawn(&args, &[]);
+        let (child, out) = spawn(&args, env);
         let t = Duration::from_secs(20);
         let addr = out
             .wait_for("acquirer simulator listening on ", t)
@@ -237,7 +242,12 @@ pub struct Serve {
 
 impl Serve {
     pub fn start(config: &Path, env: &[(&str, &str)]) -> Serve {
-        let (child, out) = spawn(&["serve", "--config", config.to_str().unwrap()], env);
+        Serve::start_args(&["serve", "--config", config.to_str().unwrap()], env)
+    }
+
+    /// `acqswitch ARGS` (a `serve` command line).
+    pub fn start_args(args: &[&str], env: &[(&str, &str)]) -> Serve {
+        let (child, out) = spawn(args, env);
         let addr = out
             .wait_for("acqswitch listening on http://", Duration::from_secs(30))
             .unwrap_or_else(|| panic!("serve did not start: {:?}", out.lines()))
