@@ -562,13 +562,40 @@ mod tests {
 
     #[test]
     fn answers_are_read_without_a_value_tree() {
-        assert!(approved(
-            br#"{"seal":"x","responseCode":"00","maskedPan":"4895##"}"#
+        let code = |b: &[u8]| response_code(b);
+        assert_eq!(
+            code(br#"{"seal":"x","responseCode":"00","maskedPan":"4895##"}"#).as_deref(),
+            Some("00")
+        );
+        assert_eq!(code(br#"{"responseCode":"05"}"#).as_deref(), Some("05"));
+        assert_eq!(
+            code(br#"{"responseCode":"\u0030\u0030x"}"#).as_deref(),
+            Some("00x")
+        );
+        assert_eq!(
+            code(br#"{"responseCode":"\u0030\u0030"}"#).as_deref(),
+            Some("00")
+        );
+        assert_eq!(code(b"{}"), None);
+        assert_eq!(code(b"not json"), None);
+    }
+
+    #[test]
+    fn api_urls_are_explained() {
+        assert!(parse_api_url("http://127.0.0.1:8080").is_ok());
+        assert!(matches!(
+            parse_api_url("127.0.0.1:8081"),
+            Err(ApiError::NoScheme(_))
         ));
-        assert!(!approved(br#"{"responseCode":"05"}"#));
-        assert!(!approved(br#"{"responseCode":"\u0030\u0030x"}"#));
-        assert!(approved(br#"{"responseCode":"\u0030\u0030"}"#));
-        assert!(!approved(b"{}"));
-        assert!(!approved(b"not json"));
+        assert!(matches!(
+            parse_api_url("https://127.0.0.1:8081"),
+            Err(ApiError::NotLoopback(_))
+        ));
+        assert!(matches!(
+            parse_api_url("http://10.1.2.3:80"),
+            Err(ApiError::NotLoopback(_))
+        ));
+        let e = parse_api_url("127.0.0.1:8081").unwrap_err().to_string();
+        assert!(e.contains("http://127.0.0.1:8081"), "{e}");
     }
 }
