@@ -5,6 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# tests/readme.rs runs the README's walkthrough, which uses curl.
+if ! command -v curl > /dev/null; then
+    echo "== installing curl (the README walkthrough uses it)"
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq curl
+fi
+
 if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import iso8583' 2>/dev/null; then
     echo "== creating .venv with the test oracles (tests/requirements.txt)"
     python3 -m venv .venv

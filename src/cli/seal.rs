@@ -28,6 +28,10 @@ pub struct RequestArgs {
     /// The key version the secret is registered under.
     #[arg(long, default_value_t = 1)]
     key_version: u32,
+    /// NAME=FILE: set string field NAME to FILE's content (one trailing
+    /// newline dropped), e.g. paymentData=token.json. Repeatable.
+    #[arg(long, value_name = "NAME=FILE")]
+    field_file: Vec<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -52,7 +56,16 @@ pub fn run(cmd: SealCommand) -> ExitCode {
     let (args, mode) = match cmd {
         SealCommand::Compute(a) => (a, Mode::Compute),
         SealCommand::Verify(a) => (a, Mode::Verify),
-        SealCommand::Request(r) => (r.seal, Mode::Request(r.key_version)),
+        SealCommand::Request(r) => {
+            let fields = match read_fields(&r.field_file) {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            (r.seal, Mode::Request(r.key_version, fields))
+        }
     };
     match run_inner(&args, mode) {
         Ok(code) => code,
@@ -63,11 +76,32 @@ pub fn run(cmd: SealCommand) -> ExitCode {
     }
 }
 
-#[derive(Clone, Copy)]
 enum Mode {
     Compute,
     Verify,
-    Request(u32),
+    /// The key version and fields to set.
+    Request(u32, Vec<(String, String)>),
+}
+
+/// `NAME=FILE` arguments, read.
+fn read_fields(args: &[String]) -> Result<Vec<(String, String)>, String> {
+    args.iter()
+        .map(|a| {
+            let (name, file) = a
+                .split_once('=')
+                .filter(|(n, f)| !n.is_empty() && !f.is_empty())
+                .ok_or_else(|| format!("--field-file {a:?}: expected NAME=FILE"))?;
+            let mut text = std::fs::read_to_string(file)
+                .map_err(|e| format!("--field-file {name}: cannot read {file}: {e}"))?;
+            if text.ends_with('\n') {
+                text.pop();
+                if text.ends_with('\r') {
+                    text.pop();
+                }
+            }
+            Ok((name.to_owned(), text))
+        })
+        .collect()
 }
 
 fn run_inner(args: &SealArgs, mode: Mode) -> Result<ExitCode, String> {
@@ -85,9 +119,13 @@ fn run_inner(args: &SealArgs, mode: Mode) -> Result<ExitCode, String> {
         Some(Algorithm::Sha256) => SealAlgorithm::Sha256,
         None => SealAlgorithm::of_message(&message).map_err(|e| e.to_string())?,
     };
-    if let Mode::Request(version) = mode {
-        if !message.is_object() {
+    if let Mode::Request(version, fields) = mode {
+        let mut message = message;
+        let Some(object) = message.as_object_mut() else {
             return Err("the message is not a JSON object".into());
+        };
+        for (name, text) in fields {
+            object.insert(name, serde_json::Value::String(text));
         }
         let sealed = seal::sealed(message, version, &secret, algorithm);
         println!("{sealed}");
