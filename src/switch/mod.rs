@@ -29,6 +29,7 @@ pub mod codes;
 pub mod core;
 pub mod currency;
 pub mod domain;
+pub mod lifecycle;
 pub mod mapping;
 pub mod operation;
 pub mod routing;
