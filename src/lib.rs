@@ -19,6 +19,7 @@
 //! - [`switch`]: the switch core: authorizations, the windows, numbering, the
 //!   journal's write-ahead rule; typed operations, no HTTP.
 //! - [`system`]: the composition root: a configuration becomes a running switch.
+//! - [`tls`]: TLS material (certificates, keys, CAs) loaded once, and handshake failures in words.
 #![forbid(unsafe_code)]
 
 pub mod card;
@@ -40,4 +41,5 @@ pub mod simulation;
 pub mod soak;
 pub mod switch;
 pub mod system;
+pub mod tls;
 pub mod wallet;
