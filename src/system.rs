@@ -38,6 +38,7 @@ use crate::switch::saf::SafConfig;
 use crate::switch::{
     AcquirerSetup, Core, CoreSetup, Fault, Limits, Mapping, Merchant, RecoveryReport, Route, Switch,
 };
+use crate::tls::LinkTls;
 use crate::wallet::googlepay::{
     testkeys, GooglePayRecipient, MerchantPrivateKey, ProtocolVersion, RecipientConfig,
     RootSigningKeys,
@@ -353,11 +354,21 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
                 .ok_or_else(|| bad("primary = \"simulator\" needs a [simulator] section".into()))?;
             pool.primary = sim.addr().to_string();
         }
+        // Read once, here: a bad file stops the start naming the acquirer,
+        // the key and the file; every shard's pool shares what is loaded.
+        pool.tls = pool.tls.map(|t| t.resolved(|p| cfg.resolve(p)));
+        let tls = pool
+            .tls
+            .as_ref()
+            .map(LinkTls::load)
+            .transpose()
+            .map_err(|e| bad(e.to_string()))?;
         setups.push(AcquirerSetup {
             name: a.name.clone(),
             spec,
             mapping: Arc::new(mapping),
             pool,
+            tls,
             unmatched: log_unmatched(),
         });
     }

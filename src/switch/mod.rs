@@ -58,6 +58,7 @@ use crate::iso8583::{Message, Spec, ValueError};
 use crate::journal::{Applied, Change, Conflict, Journal, SafRecord, SentTo, TxState};
 use crate::net::{LinkError, Pool, PoolConfig, UnmatchedHandler};
 use crate::seal::SealAlgorithm;
+use crate::tls::LinkTls;
 use crate::wallet::googlepay::{AuthMethod, GooglePayRecipient};
 use domain::CardBrand;
 use domain::ReversalReason;
@@ -114,6 +115,9 @@ pub struct AcquirerSetup {
     pub spec: Arc<Spec>,
     pub mapping: Arc<Mapping>,
     pub pool: PoolConfig,
+    /// The TLS material of `pool.tls`, loaded once (see
+    /// [`crate::tls::LinkTls::load`]); every shard's pool shares it.
+    pub tls: Option<LinkTls>,
     pub unmatched: UnmatchedHandler,
 }
 
@@ -123,6 +127,7 @@ impl fmt::Debug for AcquirerSetup {
             .field("name", &self.name)
             .field("dialect", &self.spec.name)
             .field("primary", &self.pool.primary)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -263,11 +268,12 @@ impl Switch {
                 .core
                 .stans(&s.name)
                 .ok_or_else(|| bad("no STAN sequence (not recovered)".into()))?;
-            let pool = Pool::start_with(
+            let pool = Pool::start_with_tls(
                 s.pool.clone(),
                 Arc::clone(&s.spec),
                 Arc::clone(&s.unmatched),
                 Arc::clone(&stans.allocator),
+                s.tls.clone(),
             )
             .map_err(|e| bad(e.to_string()))?;
             acquirers.insert(
