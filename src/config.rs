@@ -52,6 +52,7 @@ use serde::Deserialize;
 use crate::card::Secret;
 use crate::net::{duration_serde, FramingConfig, PoolConfig};
 use crate::switch::{Contract, ResponseCodeTable};
+use crate::tls::ServerTlsConfig;
 
 /// `pool.primary` value naming the in-process simulator.
 pub const SIMULATOR: &str = "simulator";
@@ -198,6 +199,8 @@ pub struct ServerConfig {
     /// Shards of `serve` (0: one per core): threads each with a
     /// single-threaded runtime and its own acquirer links.
     pub threads: usize,
+    /// HTTPS, and optionally client certificates (`[server.tls]`).
+    pub tls: Option<ServerTlsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -209,6 +212,7 @@ impl Default for ServerConfig {
             body_read_timeout: Duration::from_secs(5),
             max_connections: 4096,
             threads: 0,
+            tls: None,
         }
     }
 }

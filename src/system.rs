@@ -25,7 +25,7 @@ use tokio_util::task::TaskTracker;
 use crate::card::Secret;
 use crate::civil::unix_ms;
 use crate::config::{Config, GooglePayConfig, MerchantConfig, SIMULATOR};
-use crate::front::server::{accept_loop, shard_loop, ConnConfig, Handed};
+use crate::front::server::{accept_loop, shard_loop, ApiTls, ConnConfig, Handed};
 use crate::front::{self, Api};
 use crate::iso8583::Spec;
 use crate::journal::memory::MemoryBackend;
@@ -38,7 +38,7 @@ use crate::switch::saf::SafConfig;
 use crate::switch::{
     AcquirerSetup, Core, CoreSetup, Fault, Limits, Mapping, Merchant, RecoveryReport, Route, Switch,
 };
-use crate::tls::LinkTls;
+use crate::tls::{self, LinkTls};
 use crate::wallet::googlepay::{
     testkeys, GooglePayRecipient, MerchantPrivateKey, ProtocolVersion, RecipientConfig,
     RootSigningKeys,
@@ -63,6 +63,9 @@ pub enum StartError {
     Journal(String),
     #[error("listen on {addr}: {reason}")]
     Listen { addr: String, reason: String },
+    /// The API's own settings (its TLS files).
+    #[error("server: {0}")]
+    Server(String),
     #[error("shard: {0}")]
     Shard(String),
 }
@@ -81,6 +84,8 @@ pub struct Running {
     journal_location: String,
     recovery: RecoveryReport,
     threads: usize,
+    /// The API speaks HTTPS.
+    tls: bool,
 }
 
 impl std::fmt::Debug for Running {
@@ -97,6 +102,12 @@ impl Running {
     /// Where the HTTP API listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// `https://ADDR` with `[server.tls]`, `http://ADDR` without.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Shard 0's switch (the shared state is the same for every shard).
@@ -333,6 +344,8 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         }
         Err(_) => None,
     };
+    // Files first: a bad one stops the start before anything runs.
+    let api_tls = api_tls(&cfg)?;
     let simulator = start_simulator(&cfg)?;
     let mut setups = Vec::new();
     for (i, a) in cfg.acquirers.iter().enumerate() {
@@ -500,7 +513,9 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         header_read_timeout: cfg.server.header_read_timeout,
         max_connections: cfg.server.max_connections,
         grace,
+        tls: api_tls,
     };
+    let https = conn.tls.is_some();
     let threads = match cfg.server.threads {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
@@ -569,5 +584,22 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         journal_location: location,
         recovery,
         threads,
+        tls: https,
     })
+}
+
+/// `[server.tls]`, loaded once: the files read here, the configuration
+/// shared by every shard.
+fn api_tls(cfg: &Config) -> Result<Option<ApiTls>, StartError> {
+    let Some(t) = &cfg.server.tls else {
+        return Ok(None);
+    };
+    let t = t.resolved(|p| cfg.resolve(p));
+    let mut server = tls::server_config(&t).map_err(|e| StartError::Server(e.to_string()))?;
+    // hyper serves HTTP/1.1 only: say so to clients that ask.
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Some(ApiTls {
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)),
+        handshake_timeout: t.handshake_timeout,
+    }))
 }
