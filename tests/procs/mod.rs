@@ -238,9 +238,13 @@ pub struct Serve {
 impl Serve {
     pub fn start(config: &Path, env: &[(&str, &str)]) -> Serve {
         let (child, out) = spawn(&["serve", "--config", config.to_str().unwrap()], env);
-        let addr = out
-            .wait_for("acqswitch listening on http://", Duration::from_secs(30))
-            .unwrap_or_else(|| panic!("serve did not start: {:?}", out.lines()))
+        let url = out
+            .wait_for("acqswitch listening on ", Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("serve did not start: {:?}", out.lines()));
+        let addr = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"))
+            .unwrap_or(&url)
             .parse()
             .unwrap();
         Serve { child, out, addr }
