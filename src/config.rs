@@ -7,6 +7,11 @@
 //! body_limit = 65536              # bytes
 //! header_read_timeout = "5s"      # slow clients
 //! body_read_timeout = "5s"
+//! [server.tls]                    # optional: HTTPS (crate::tls::ServerTlsConfig)
+//! cert_file = "tls/api.pem"       # chain, leaf first
+//! key_file = "tls/api.key"
+//! client_ca_file = "tls/ca.pem"   # optional: require client certificates signed by it
+//! handshake_timeout = "5s"
 //!
 //! [limits]
 //! duplicate_window = "60m"        # transactionReference reuse refused (94) within it
@@ -27,6 +32,11 @@
 //! primary = "simulator"
 //! links = 2
 //! request_timeout = "2s"
+//! [acquirers.pool.tls]            # optional: TLS on every link (crate::tls::LinkTlsConfig)
+//! ca_file = "tls/acquirer-ca.pem" # the only CAs trusted for the acquirer's certificate
+//! cert_file = "tls/switch.pem"    # optional, with key_file: mutual TLS
+//! key_file = "tls/switch.key"
+//! server_name = "acq.example"     # optional: default each endpoint's host
 //!
 //! [response_codes]                # crate::switch::ResponseCodeTable; defaults to the issue's table
 //!
@@ -43,6 +53,11 @@
 //! terminal_id = "ACQ00001"
 //! acceptor_id = "MERCHANT0000001"
 //! ```
+//!
+//! Paths (the journal, keys, certificates) are relative to the
+//! configuration file's folder ([`Config::resolve`]); files named here
+//! are read once, at start-up, and a file that cannot be used stops the
+//! start with its key and path.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -419,6 +434,33 @@ mod tests {
         let typed = DEFAULT_TOML.replace("version = 1, secret", "version = \"s3cr3t\", secret");
         let e = Config::from_toml_str(&typed).unwrap_err().to_string();
         assert!(!e.contains("s3cr3t") && !e.contains("demo-secret"), "{e}");
+    }
+
+    #[test]
+    fn tls_tables() {
+        let text = DEFAULT_TOML
+            .replace(
+                "threads = 0\n",
+                "threads = 0\n[server.tls]\ncert_file = \"api.pem\"\nkey_file = \"api.key\"\n",
+            )
+            .replace(
+                "max_in_flight_per_link = 4096\n",
+                "max_in_flight_per_link = 4096\n[acquirers.pool.tls]\nca_file = \"ca.pem\"\n",
+            );
+        let c = Config::from_toml_str(&text).unwrap();
+        let server = c.server.tls.as_ref().unwrap();
+        assert_eq!(server.handshake_timeout, Duration::from_secs(5));
+        assert_eq!(server.client_ca_file, None);
+        let link = c.acquirers[0].pool.tls.as_ref().unwrap();
+        assert_eq!(link.ca_file, PathBuf::from("ca.pem"));
+        assert_eq!((&link.cert_file, &link.server_name), (&None, &None));
+        // A misspelt key is refused, not ignored (a silently unverified link).
+        let typo = text.replace(
+            "ca_file = \"ca.pem\"",
+            "ca_file = \"ca.pem\"\nverify = false",
+        );
+        let e = Config::from_toml_str(&typo).unwrap_err().to_string();
+        assert!(e.contains("verify"), "{e}");
     }
 
     #[test]
