@@ -2,7 +2,8 @@
 //! only here. `serve`, `demo` and the tests all call [`start`].
 //!
 //! ```text
-//!  Config ─► [simulator] (embedded default only, its own thread)
+//!  Config ─► TLS files (the API's, each acquirer's): read once, shared by every shard
+//!         ─► [simulator] (embedded default only, its own thread)
 //!         ─► journal: open, recover ─► Core (windows, sequences) ─► startup batch durable
 //!         ─► shard 0: Switch (pools) + Api + accept loop      (this runtime)
 //!         ─► shard i: Switch::shard (pools) + Api + shard loop (a thread each)

@@ -561,6 +561,32 @@ mod tests {
         assert_eq!(endpoint_host("::1"), "::1");
     }
 
+    /// Each endpoint is checked against its own host unless a name is
+    /// configured: a secondary with its own certificate name works.
+    #[test]
+    fn server_names_per_endpoint() {
+        let config = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(RootCertStore::empty())
+            .with_no_client_auth();
+        let config = Arc::new(config);
+        let own = LinkTls::new(Arc::clone(&config), None);
+        let dns = |n: &str| ServerName::try_from(n.to_owned()).unwrap();
+        assert_eq!(
+            own.server_name("acq1.example:5000"),
+            Ok(dns("acq1.example"))
+        );
+        assert_eq!(
+            own.server_name("acq2.example:5000"),
+            Ok(dns("acq2.example"))
+        );
+        assert_eq!(own.server_name("127.0.0.1:5000"), Ok(dns("127.0.0.1")));
+        assert!(own.server_name("bad name:5000").is_err());
+        let fixed = LinkTls::new(config, Some(dns("acq.example")));
+        assert_eq!(fixed.server_name("10.0.0.2:5000"), Ok(dns("acq.example")));
+    }
+
     #[test]
     fn presented_names() {
         assert_eq!(presented_name("DnsName(\"acq.test\")"), "acq.test");

@@ -522,6 +522,39 @@ async fn refused_acquirer_certificates_are_named_in_words() {
     plain.shutdown().await;
 }
 
+/// A primary that refuses the handshake is passed over like one that
+/// refuses the connection: the link comes up on the secondary, checked
+/// against the secondary's own name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_primary_fails_over_to_the_secondary() {
+    let files = Files::new();
+    let ca = Ca::new("acquirer CA");
+    let other = Ca::new("someone else's CA");
+    let ca_file = files.write("ca.pem", &ca.pem);
+    let bad = files.pair("bad", other.issue(&["127.0.0.1"], Use::Server, false));
+    let good = files.pair("good", ca.issue(&["127.0.0.1"], Use::Server, false));
+    let primary = tls_sim(&bad.0, &bad.1, None).await;
+    let secondary = tls_sim(&good.0, &good.1, None).await;
+    let mut cfg = PoolConfig::new(primary.addr().to_string());
+    cfg.secondary = Some(secondary.addr().to_string());
+    cfg.links = 1;
+    cfg.failback_interval = None;
+    cfg.tls = Some(LinkTlsConfig {
+        ca_file,
+        cert_file: None,
+        key_file: None,
+        server_name: None,
+    });
+    let pool = Pool::start(cfg, spec()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), pool.wait_ready(1))
+        .await
+        .expect("ready on the secondary");
+    assert!(pool.links()[0].on_secondary());
+    pool.shutdown().await;
+    primary.shutdown().await;
+    secondary.shutdown().await;
+}
+
 /// The same refusals as operators see them: `serve`'s log names the
 /// endpoint and the reason for a link (here, a wrong name), and the
 /// client address and the reason for an API client refused at the

@@ -173,3 +173,54 @@ where
         .await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// The TLS side's contract, on an in-memory stream (the same
+    /// `AsyncRead`/`AsyncWrite` calls a TLS stream answers): the batch is
+    /// written, what arrives is read into the buffer, the end of the
+    /// stream is `Read(0)`, and a dropped `wait` loses nothing.
+    #[tokio::test]
+    async fn the_async_side_writes_the_batch_and_reads_into_the_buffer() {
+        let (ours, mut theirs) = tokio::io::duplex(64);
+        let mut io = Tls(ours);
+        let (mut rbuf, mut wbuf) = (BytesMut::new(), BytesMut::from(&b"0123456789"[..]));
+        assert_eq!(
+            io.wait(&mut rbuf, &mut wbuf).await.unwrap(),
+            Woken::Writable
+        );
+        assert!(wbuf.is_empty());
+        let mut got = [0u8; 10];
+        theirs.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"0123456789");
+
+        // Nothing to read: pending, and dropping it loses nothing.
+        let pending =
+            tokio::time::timeout(Duration::from_millis(10), io.wait(&mut rbuf, &mut wbuf)).await;
+        assert!(pending.is_err());
+        theirs.write_all(b"abc").await.unwrap();
+        assert_eq!(io.wait(&mut rbuf, &mut wbuf).await.unwrap(), Woken::Read(3));
+        assert_eq!(&rbuf[..], b"abc");
+        assert!(matches!(
+            io.read_now(&mut rbuf),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock
+        ));
+
+        // More than the pipe holds: written as the peer reads.
+        let mut big = BytesMut::from(&[7u8; 200][..]);
+        let reader = tokio::spawn(async move {
+            let mut all = vec![0u8; 200];
+            theirs.read_exact(&mut all).await.unwrap();
+            drop(theirs);
+            all
+        });
+        while !big.is_empty() {
+            io.wait(&mut rbuf, &mut big).await.unwrap();
+        }
+        assert_eq!(reader.await.unwrap(), vec![7u8; 200]);
+        assert_eq!(io.wait(&mut rbuf, &mut big).await.unwrap(), Woken::Read(0));
+    }
+}
