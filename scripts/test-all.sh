@@ -22,9 +22,10 @@ export ACQSWITCH_PYTHON="$PWD/.venv/bin/python"
 echo "== cargo test"
 cargo test --locked --all-targets
 cargo test --locked --doc
-# The pure-Rust build (p256 for the Google Pay ECDH instead of AWS-LC):
-# the token tests, including the public vectors and the Python oracle.
-echo "== cargo test --no-default-features (Google Pay on p256 alone)"
-cargo test --locked --no-default-features --lib wallet::googlepay
+# The build without AWS-LC (p256 for the Google Pay ECDH, ring under
+# TLS): the token tests, including the public vectors and the Python
+# oracle, and the TLS tests.
+echo "== cargo test --no-default-features (Google Pay on p256 alone, TLS on ring)"
+cargo test --locked --no-default-features --lib -- wallet::googlepay tls::
 cargo test --locked --no-default-features --test gpay_vectors --test gpay_tamper \
-    --test gpay_sender --test gpay_python
+    --test gpay_sender --test gpay_python --test tls

@@ -16,10 +16,18 @@
 //! `[[merchants]]` with their seal keys, `[merchants.googlepay]` and
 //! `[[merchants.contracts]]` ([`crate::switch::Contract`]).
 //!
+//! TLS: `[server.tls]` (`cert_file`, `key_file`, optional
+//! `client_ca_file` to require client certificates, `handshake_timeout`;
+//! [`crate::tls::ServerTlsConfig`]) and `[acquirers.pool.tls]` (`ca_file`,
+//! optional `cert_file` + `key_file` for mutual TLS, optional
+//! `server_name`; [`crate::tls::LinkTlsConfig`]).
+//!
 //! Relative paths (journal, keys, certificates, dialect and mapping
-//! files) are read from the configuration file's folder. Secrets (seal
-//! secrets, the journal key, Google Pay private keys) are given inline, in
-//! a file or in an environment variable, and are never printed.
+//! files) are read from the configuration file's folder, once, at
+//! start-up; a file that cannot be used stops the start with its key and
+//! path. Secrets (seal secrets, the journal key, Google Pay private keys)
+//! are given inline, in a file or in an environment variable, and are
+//! never printed.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -29,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use crate::card::Secret;
 use crate::net::{duration_serde, FramingConfig, PoolConfig};
 use crate::switch::{Contract, ResponseCodeTable};
+use crate::tls::ServerTlsConfig;
 
 /// `pool.primary` value naming the in-process simulator.
 pub const SIMULATOR: &str = "simulator";
@@ -175,6 +184,8 @@ pub struct ServerConfig {
     /// Shards of `serve` (0: one per core): threads each with a
     /// single-threaded runtime and its own acquirer links.
     pub threads: usize,
+    /// HTTPS, and optionally client certificates (`[server.tls]`).
+    pub tls: Option<ServerTlsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -186,6 +197,7 @@ impl Default for ServerConfig {
             body_read_timeout: Duration::from_secs(5),
             max_connections: 4096,
             threads: 0,
+            tls: None,
         }
     }
 }
@@ -431,6 +443,33 @@ mod tests {
         let typed = DEFAULT_TOML.replace("version = 1, secret", "version = \"s3cr3t\", secret");
         let e = Config::from_toml_str(&typed).unwrap_err().to_string();
         assert!(!e.contains("s3cr3t") && !e.contains("demo-secret"), "{e}");
+    }
+
+    #[test]
+    fn tls_tables() {
+        let text = DEFAULT_TOML
+            .replace(
+                "threads = 0\n",
+                "threads = 0\n[server.tls]\ncert_file = \"api.pem\"\nkey_file = \"api.key\"\n",
+            )
+            .replace(
+                "max_in_flight_per_link = 4096\n",
+                "max_in_flight_per_link = 4096\n[acquirers.pool.tls]\nca_file = \"ca.pem\"\n",
+            );
+        let c = Config::from_toml_str(&text).unwrap();
+        let server = c.server.tls.as_ref().unwrap();
+        assert_eq!(server.handshake_timeout, Duration::from_secs(5));
+        assert_eq!(server.client_ca_file, None);
+        let link = c.acquirers[0].pool.tls.as_ref().unwrap();
+        assert_eq!(link.ca_file, PathBuf::from("ca.pem"));
+        assert_eq!((&link.cert_file, &link.server_name), (&None, &None));
+        // A misspelt key is refused, not ignored (a silently unverified link).
+        let typo = text.replace(
+            "ca_file = \"ca.pem\"",
+            "ca_file = \"ca.pem\"\nverify = false",
+        );
+        let e = Config::from_toml_str(&typo).unwrap_err().to_string();
+        assert!(e.contains("verify"), "{e}");
     }
 
     #[test]

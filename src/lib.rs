@@ -20,6 +20,7 @@
 //!   journal's write-ahead rule; typed operations, no HTTP.
 //! - [`telemetry`]: logs (tracing, text or JSON) and Prometheus metrics.
 //! - [`system`]: the composition root: a configuration becomes a running switch.
+//! - [`tls`]: TLS material (certificates, keys, CAs) loaded once, and handshake failures in words.
 #![forbid(unsafe_code)]
 
 pub mod card;
@@ -42,4 +43,5 @@ pub mod soak;
 pub mod switch;
 pub mod system;
 pub mod telemetry;
+pub mod tls;
 pub mod wallet;

@@ -2,7 +2,8 @@
 //! only here. `serve`, `demo` and the tests all call [`start`].
 //!
 //! ```text
-//!  Config ─► [simulator] (embedded default only, its own thread)
+//!  Config ─► TLS files (the API's, each acquirer's): read once, shared by every shard
+//!         ─► [simulator] (embedded default only, its own thread)
 //!         ─► journal: open, recover ─► Core (windows, sequences) ─► startup batch durable
 //!         ─► shard 0: Switch (pools) + Api + accept loop      (this runtime)
 //!         ─► shard i: Switch::shard (pools) + Api + shard loop (a thread each)
@@ -24,7 +25,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::civil::unix_ms;
 use crate::config::{Config, GooglePayConfig, MerchantConfig, SIMULATOR};
-use crate::front::server::{accept_loop, shard_loop, ConnConfig, Handed};
+use crate::front::server::{accept_loop, shard_loop, ApiTls, ConnConfig, Handed};
 use crate::front::{self, Api};
 use crate::iso8583::Spec;
 use crate::journal::memory::MemoryBackend;
@@ -38,6 +39,7 @@ use crate::switch::{
     AcquirerSetup, Core, CoreSetup, Fault, Limits, Mapping, Merchant, RecoveryReport, Route, Switch,
 };
 use crate::telemetry;
+use crate::tls::{self, LinkTls};
 use crate::wallet::googlepay::{
     testkeys, GooglePayRecipient, MerchantPrivateKey, ProtocolVersion, RecipientConfig,
     RootSigningKeys,
@@ -62,6 +64,9 @@ pub enum StartError {
     Journal(String),
     #[error("listen on {addr}: {reason}")]
     Listen { addr: String, reason: String },
+    /// The API's own settings (its TLS files).
+    #[error("server: {0}")]
+    Server(String),
     #[error("shard: {0}")]
     Shard(String),
 }
@@ -80,6 +85,8 @@ pub struct Running {
     journal_location: String,
     recovery: RecoveryReport,
     threads: usize,
+    /// The API speaks HTTPS.
+    tls: bool,
 }
 
 impl std::fmt::Debug for Running {
@@ -96,6 +103,12 @@ impl Running {
     /// Where the HTTP API listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// `https://ADDR` with `[server.tls]`, `http://ADDR` without.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Shard 0's switch (the shared state is the same for every shard).
@@ -359,11 +372,21 @@ fn acquirer_setups(
                 pool.primary = addr.clone();
             }
         }
+        // Read once, here: a bad file stops the start naming the acquirer,
+        // the key and the file; every shard's pool shares what is loaded.
+        pool.tls = pool.tls.map(|t| t.resolved(|p| cfg.resolve(p)));
+        let tls = pool
+            .tls
+            .as_ref()
+            .map(LinkTls::load)
+            .transpose()
+            .map_err(|e| bad(e.to_string()))?;
         setups.push(AcquirerSetup {
             name: a.name.clone(),
             spec,
             mapping: Arc::new(mapping),
             pool,
+            tls,
             unmatched: log_unmatched(),
         });
     }
@@ -402,6 +425,7 @@ pub fn check(cfg: &Config) -> Result<Vec<String>, StartError> {
             addr: cfg.server.listen.clone(),
             reason: "not an IP address and port".into(),
         })?;
+    api_tls(cfg)?;
     acquirer_setups(cfg, None)?;
     let merchants = merchants(cfg)?;
     for (id, m) in &merchants {
@@ -471,6 +495,8 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         }
         Err(_) => None,
     };
+    // Files first: a bad one stops the start before anything runs.
+    let api_tls = api_tls(&cfg)?;
     let simulator = start_simulator(&cfg)?;
     let setups = acquirer_setups(&cfg, simulator.as_ref().map(|s| s.addr().to_string()))?;
     let merchants = merchants(&cfg)?;
@@ -601,7 +627,9 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         header_read_timeout: cfg.server.header_read_timeout,
         max_connections: cfg.server.max_connections,
         grace,
+        tls: api_tls,
     };
+    let https = conn.tls.is_some();
     let (shutdown, shutdown_rx) = watch::channel(false);
 
     // Shards 1..threads, each on a thread of its own.
@@ -666,5 +694,22 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         journal_location: location,
         recovery,
         threads,
+        tls: https,
     })
+}
+
+/// `[server.tls]`, loaded once: the files read here, the configuration
+/// shared by every shard.
+fn api_tls(cfg: &Config) -> Result<Option<ApiTls>, StartError> {
+    let Some(t) = &cfg.server.tls else {
+        return Ok(None);
+    };
+    let t = t.resolved(|p| cfg.resolve(p));
+    let mut server = tls::server_config(&t).map_err(|e| StartError::Server(e.to_string()))?;
+    // hyper serves HTTP/1.1 only: say so to clients that ask.
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Some(ApiTls {
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)),
+        handshake_timeout: t.handshake_timeout,
+    }))
 }

@@ -66,7 +66,9 @@ async fn demo() -> Result<(), String> {
     let mut cfg = Config::embedded_default().map_err(s)?;
     cfg.server.listen = "127.0.0.1:0".into();
     let data = TempDir(std::env::temp_dir().join(format!(
-        "acqswitch-demo-{}-{}",
+        // Hex: a long run of digits in a path reads like a card number to
+        // log scanners.
+        "acqswitch-demo-{}-{:x}",
         std::process::id(),
         SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -14,6 +14,7 @@ use crate::iso8583::Spec;
 use crate::load::{authorization_template, LoadConfig, Progress};
 use crate::net::duration_serde;
 use crate::net::{FramingConfig, Pool, PoolConfig};
+use crate::tls::LinkTlsConfig;
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
@@ -70,6 +71,18 @@ pub struct LoadArgs {
     /// No progress bar (the summary still goes to stdout).
     #[arg(long)]
     pub quiet: bool,
+    /// TLS to the simulator: trust this CA (PEM) for its certificate.
+    #[arg(long, value_name = "FILE", conflicts_with = "api")]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// Mutual TLS: our client certificate (PEM), with --tls-key.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_ca", "tls_key"])]
+    pub tls_cert: Option<std::path::PathBuf>,
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// The name to check on the simulator's certificate (default: the
+    /// target's host).
+    #[arg(long, value_name = "NAME", requires = "tls_ca")]
+    pub tls_server_name: Option<String>,
 }
 
 pub fn run(args: LoadArgs) -> ExitCode {
@@ -104,6 +117,12 @@ fn run_inner(args: LoadArgs) -> Result<ExitCode, String> {
         max_in_flight_per_link: args.concurrency.max(1),
         echo_interval: None,
         framing: args.framing,
+        tls: args.tls_ca.clone().map(|ca_file| LinkTlsConfig {
+            ca_file,
+            cert_file: args.tls_cert.clone(),
+            key_file: args.tls_key.clone(),
+            server_name: args.tls_server_name.clone(),
+        }),
         ..PoolConfig::default()
     };
     let cfg = LoadConfig {

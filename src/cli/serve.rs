@@ -100,7 +100,7 @@ fn run_inner(args: ServeArgs) -> Result<(), String> {
         // start-up is not the default (immediate) exit.
         let stop = tokio::spawn(stop_signal());
         let mut running = system::start(cfg).await.map_err(|e| e.to_string())?;
-        println!("acqswitch listening on http://{}", running.addr());
+        println!("acqswitch listening on {}", running.url());
         println!("journal: {}", running.journal_location());
         let rec = running.recovery();
         if !rec.unknown.is_empty() {
@@ -209,7 +209,7 @@ async fn print_examples(
             .seal_payment(&payment, &mut rng)
             .map_err(|e| e.to_string())
     };
-    let base = format!("http://{}", running.addr());
+    let base = running.url();
     let check = seal_request(
         json!({
             "merchantId": merchant_id,

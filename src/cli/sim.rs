@@ -1,5 +1,6 @@
 //! `acqswitch sim`: the acquirer simulator on the command line.
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use crate::iso8583::Spec;
 use crate::net::duration_serde;
 use crate::net::FramingConfig;
 use crate::sim::{Faults, Latency, SimConfig, Simulator};
+use crate::tls::ServerTlsConfig;
 
 #[derive(Debug, Args)]
 pub struct SimArgs {
@@ -66,6 +68,28 @@ pub struct SimArgs {
     /// Exit after this many seconds (default: run until Ctrl-C).
     #[arg(long)]
     pub max_seconds: Option<u64>,
+    /// Speak TLS with this certificate chain (PEM, leaf first).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Mutual TLS: require a client certificate signed by a CA in FILE (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+}
+
+/// The simulator's TLS configuration from the command line, if asked for.
+fn tls_config(args: &SimArgs) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let cfg = ServerTlsConfig {
+        client_ca_file: args.tls_client_ca.clone(),
+        ..ServerTlsConfig::new(cert, key)
+    };
+    let server = crate::tls::server_config(&cfg).map_err(|e| e.to_string())?;
+    Ok(Some(Arc::new(server)))
 }
 
 fn parse_latency(s: &str) -> Result<Latency, String> {
@@ -129,7 +153,16 @@ pub fn run(args: SimArgs) -> ExitCode {
         refuse_sign_on: args.refuse_sign_on,
         ignore_echo: args.ignore_echo,
     };
+    let tls = match tls_config(&args) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mutual = args.tls_client_ca.is_some();
     let cfg = SimConfig {
+        tls,
         listen: args.listen,
         framing: args.framing,
         faults,
@@ -153,6 +186,16 @@ pub fn run(args: SimArgs) -> ExitCode {
             }
         };
         eprintln!("acquirer simulator listening on {}", sim.addr());
+        if args.tls_cert.is_some() {
+            eprintln!(
+                "simulator TLS on{}",
+                if mutual {
+                    ", client certificate required"
+                } else {
+                    ""
+                }
+            );
+        }
         if let Some(addr) = args.admin {
             match sim.serve_admin(addr).await {
                 Ok(a) => eprintln!("simulator admin on http://{a}"),

@@ -9,11 +9,16 @@
 //! ```
 //!
 //! What is here and not in the protocol: connecting (primary first, then
-//! the secondary), backoff with jitter between connections, probing the
-//! primary while on the secondary (a TCP connect; when it answers, the
-//! connection drains for failback), socket reads and writes, the mapping
-//! of protocol events to the callers' oneshots and the unmatched handler,
-//! the link state published to the pool, and the metrics counters.
+//! the secondary; with TLS, the handshake is part of connecting, so a
+//! refused certificate moves on to the next endpoint like a refused TCP
+//! connection), backoff with jitter between connections, probing the
+//! primary while on the secondary (a connect, with the handshake under
+//! TLS; when it succeeds, the connection drains for failback), socket
+//! reads and writes (through [`super::io::Transport`]: readiness calls on
+//! plain TCP, `AsyncRead`/`AsyncWrite` under TLS), the mapping of
+//! protocol events to the callers' oneshots and the unmatched handler,
+//! the link state and last error published to the pool, and the metrics
+//! counters.
 //!
 //! Callers encode their message in their own task (spreading the CPU work)
 //! and hand the frame over; the task hands every queued frame to the
@@ -34,14 +39,13 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::Serialize;
-use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::time::Instant;
@@ -50,12 +54,14 @@ use tracing::Instrument;
 use super::backoff::{Backoff, BackoffConfig};
 use super::error::LinkError;
 use super::framing::FrameCodec;
+use super::io::{Tls, Transport, Woken};
 use super::proto::{
     self, Connection, ConnectionStats, DownReason, DrainReason, EncodedRequest, Event, Failure,
     SubmitError,
 };
 use super::stan::StanLease;
 use crate::iso8583::{Message, Mti};
+use crate::tls::{self, LinkTls, Peer};
 
 pub use super::proto::{
     transmission_datetime, LinkState, Response, UnmatchedKind, NMIC_ECHO, NMIC_SIGN_OFF,
@@ -83,6 +89,9 @@ pub struct ConnectConfig {
     pub backoff: BackoffConfig,
     /// Seed for the backoff jitter (tests); random when absent.
     pub seed: Option<u64>,
+    /// TLS on every connection (the handshake bounded by `connect_timeout`
+    /// too); plain TCP when absent.
+    pub tls: Option<LinkTls>,
 }
 
 /// A message no caller was waiting for. The reliability layer uses `Late`
@@ -274,11 +283,37 @@ pub(crate) struct LinkShared {
     pub(crate) endpoint: AtomicU8,
     pub(crate) metrics: LinkMetrics,
     state_tx: watch::Sender<LinkState>,
+    /// Why the last connection, or attempt at one, failed, and when.
+    last_error: Mutex<Option<(Instant, String)>>,
 }
 
 impl LinkShared {
+    fn new(id: usize) -> LinkShared {
+        LinkShared {
+            id,
+            state: AtomicU8::new(LinkState::Connecting as u8),
+            epoch: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            endpoint: AtomicU8::new(0),
+            metrics: LinkMetrics::default(),
+            state_tx: watch::Sender::new(LinkState::Connecting),
+            last_error: Mutex::new(None),
+        }
+    }
+
     pub(crate) fn state(&self) -> LinkState {
         LinkState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn last_error(&self) -> Option<(Instant, String)> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_last_error(&self, why: String) {
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), why));
     }
 }
 
@@ -318,15 +353,7 @@ impl Link {
         shutdown: watch::Receiver<bool>,
     ) -> (Link, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(ctx.proto.cfg.max_in_flight.max(1));
-        let shared = Arc::new(LinkShared {
-            id,
-            state: AtomicU8::new(LinkState::Connecting as u8),
-            epoch: AtomicU64::new(0),
-            in_flight: AtomicUsize::new(0),
-            endpoint: AtomicU8::new(0),
-            metrics: LinkMetrics::default(),
-            state_tx: watch::Sender::new(LinkState::Connecting),
-        });
+        let shared = Arc::new(LinkShared::new(id));
         // Every log line of the task, the protocol's included, names the link.
         let span = tracing::info_span!("link", id);
         let task = tokio::spawn(
@@ -359,6 +386,13 @@ impl Link {
     /// Whether the current connection goes to the secondary endpoint.
     pub fn on_secondary(&self) -> bool {
         self.shared.endpoint.load(Ordering::Relaxed) == 1
+    }
+
+    /// Why the last connection, or attempt at one, failed (the words of
+    /// the "link down" log line: endpoint, and for TLS the reason), if
+    /// one did. Kept after the link recovers.
+    pub fn last_error(&self) -> Option<String> {
+        self.shared.last_error().map(|(_, why)| why)
     }
 
     /// Sends `msg` as it is (DE 11 already set) and waits for its response.
@@ -408,13 +442,57 @@ impl Link {
 #[derive(Debug, thiserror::Error)]
 enum Ended {
     #[error("connect failed: {0}")]
-    Connect(std::io::Error),
+    Connect(ConnectFailed),
     #[error("peer closed the connection")]
     PeerClosed,
     #[error("i/o: {0}")]
     Io(std::io::Error),
+    /// The TLS stream failed after the handshake (under TLS 1.3 the
+    /// acquirer checks our client certificate after we consider the
+    /// handshake done: its refusal arrives here).
+    #[error("TLS to {endpoint}: {reason}")]
+    Tls { endpoint: String, reason: String },
     #[error("{0}")]
     Proto(DownReason),
+}
+
+/// Why one endpoint could not be reached.
+#[derive(Debug, thiserror::Error)]
+enum EndpointError {
+    #[error("{endpoint}: {error}")]
+    Tcp {
+        endpoint: String,
+        error: std::io::Error,
+    },
+    #[error("{endpoint}: no connection within the connect timeout")]
+    Timeout { endpoint: String },
+    #[error("TLS to {endpoint}: {reason}")]
+    Tls { endpoint: String, reason: String },
+}
+
+/// Every endpoint tried, and why each failed.
+#[derive(Debug)]
+struct ConnectFailed(Vec<EndpointError>);
+
+impl fmt::Display for ConnectFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("no endpoint configured");
+        }
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A connection, before the driver takes it.
+enum Connected {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
 fn set_state(ctx: &LinkContext, shared: &LinkShared, s: LinkState) {
@@ -464,12 +542,23 @@ async fn supervise(
         }
         set_state(&ctx, &shared, LinkState::Connecting);
         let ended = match refusing(connect(cfg, &shared), &mut rx).await {
-            Ok(stream) => {
+            Ok(conn) => {
                 LinkMetrics::inc(&shared.metrics.connects);
                 let mut driver = Driver::new(&ctx, &shared);
-                let ended = driver
-                    .run(&stream, &mut rx, &mut shutdown, &mut backoff)
-                    .await;
+                // One driver per transport, each compiled for its own:
+                // the plain one makes the same calls it made before TLS.
+                let ended = match conn {
+                    Connected::Plain(mut stream) => {
+                        driver
+                            .run(&mut stream, &mut rx, &mut shutdown, &mut backoff)
+                            .await
+                    }
+                    Connected::Tls(stream) => {
+                        driver
+                            .run(&mut Tls(stream), &mut rx, &mut shutdown, &mut backoff)
+                            .await
+                    }
+                };
                 LinkMetrics::inc(&shared.metrics.disconnects);
                 ended
             }
@@ -498,8 +587,10 @@ async fn supervise(
             }
             _ => {}
         }
+        let reason = ended.to_string();
+        shared.set_last_error(reason.clone());
         let delay = backoff.next_delay(&mut rng);
-        tracing::warn!(link = shared.id, reason = %ended, ?delay, "link down, reconnecting");
+        tracing::warn!(link = shared.id, %reason, ?delay, "link down, reconnecting");
         // Wait out the backoff; whatever is queued meanwhile gets an answer now.
         let sleep = tokio::time::sleep(delay);
         tokio::pin!(sleep);
@@ -521,26 +612,64 @@ async fn supervise(
     }
 }
 
-/// Primary first; the secondary when the primary cannot be reached.
-async fn connect(cfg: &ConnectConfig, shared: &LinkShared) -> std::io::Result<TcpStream> {
+/// Primary first; the secondary when the primary cannot be reached (or,
+/// under TLS, refuses the handshake).
+async fn connect(cfg: &ConnectConfig, shared: &LinkShared) -> Result<Connected, ConnectFailed> {
     let endpoints = std::iter::once(&cfg.primary).chain(cfg.secondary.as_ref());
-    let mut last = std::io::Error::other("no endpoint configured");
+    let mut failed = Vec::new();
     for (i, ep) in endpoints.enumerate() {
-        match tokio::time::timeout(cfg.connect_timeout, TcpStream::connect(ep.as_str())).await {
-            Ok(Ok(s)) => {
-                s.set_nodelay(true)?;
+        match connect_to(cfg, ep).await {
+            Ok(conn) => {
                 shared.endpoint.store(i as u8, Ordering::Relaxed);
                 if i > 0 {
                     tracing::warn!(link = shared.id, endpoint = %ep, "connected to secondary endpoint");
                 }
-                return Ok(s);
+                return Ok(conn);
             }
-            Ok(Err(e)) => last = e,
-            Err(_) => last = std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timeout"),
+            Err(e) => {
+                tracing::debug!(link = shared.id, error = %e, "connect failed");
+                failed.push(e);
+            }
         }
-        tracing::debug!(link = shared.id, endpoint = %ep, error = %last, "connect failed");
     }
-    Err(last)
+    Err(ConnectFailed(failed))
+}
+
+/// A TCP connection to `endpoint`, and the TLS handshake when configured
+/// (each bounded by the connect timeout).
+async fn connect_to(cfg: &ConnectConfig, endpoint: &str) -> Result<Connected, EndpointError> {
+    let tcp_error = |error| EndpointError::Tcp {
+        endpoint: endpoint.to_owned(),
+        error,
+    };
+    let stream = match tokio::time::timeout(cfg.connect_timeout, TcpStream::connect(endpoint)).await
+    {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(tcp_error(e)),
+        Err(_) => {
+            return Err(EndpointError::Timeout {
+                endpoint: endpoint.to_owned(),
+            })
+        }
+    };
+    stream.set_nodelay(true).map_err(tcp_error)?;
+    let Some(link_tls) = &cfg.tls else {
+        return Ok(Connected::Plain(stream));
+    };
+    let tls_error = |reason| EndpointError::Tls {
+        endpoint: endpoint.to_owned(),
+        reason,
+    };
+    let name = link_tls.server_name(endpoint).map_err(tls_error)?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::clone(link_tls.config()));
+    match tokio::time::timeout(cfg.connect_timeout, connector.connect(name.clone(), stream)).await {
+        Ok(Ok(s)) => Ok(Connected::Tls(Box::new(s))),
+        Ok(Err(e)) => Err(tls_error(tls::describe_io(&e, Peer::Acquirer, Some(&name)))),
+        Err(_) => Err(tls_error(format!(
+            "no handshake within the connect timeout ({:?})",
+            cfg.connect_timeout
+        ))),
+    }
 }
 
 /// One live TCP connection: the socket, its buffers, and the protocol.
@@ -575,9 +704,9 @@ impl<'a> Driver<'a> {
         }
     }
 
-    async fn run(
+    async fn run<T: Transport>(
         &mut self,
-        stream: &TcpStream,
+        io: &mut T,
         rx: &mut mpsc::Receiver<Queued>,
         shutdown: &mut watch::Receiver<bool>,
         backoff: &mut Backoff,
@@ -607,19 +736,16 @@ impl<'a> Driver<'a> {
             self.conn.poll_transmit(&mut self.wbuf);
             if let Some(reason) = self.down.take() {
                 // Draining ends with nothing in flight; write what is left
-                // (an answer to the acquirer) if the socket takes it now.
+                // (an answer to the acquirer, the sign-off's last bytes).
                 if matches!(reason, DownReason::Shutdown | DownReason::Failback) {
-                    let _ = stream.try_write(&self.wbuf);
+                    io.close(&mut self.wbuf).await;
                 }
                 return Ended::Proto(reason);
             }
             // Write whatever is queued: one system call for many frames.
-            if !self.wbuf.is_empty() {
-                match stream.try_write(&self.wbuf) {
-                    Ok(n) => self.wbuf.advance(n),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(e) => return self.lost(Ended::Io(e), backoff),
-                }
+            if let Err(e) = io.write_now(&mut self.wbuf) {
+                let why = self.io_error(e);
+                return self.lost(why, backoff);
             }
             let next = self.conn.poll_timeout().map(Instant::from_std);
             if next != armed {
@@ -628,11 +754,6 @@ impl<'a> Driver<'a> {
                 }
                 armed = next;
             }
-            let interest = if self.wbuf.is_empty() {
-                Interest::READABLE
-            } else {
-                Interest::READABLE | Interest::WRITABLE
-            };
             // A ready connection takes requests while it has room; in any
             // other state requests are read to be refused at once.
             let accepting = rx_open
@@ -641,15 +762,22 @@ impl<'a> Driver<'a> {
             let ready_now = self.conn.state() == LinkState::Ready;
             tokio::select! {
                 biased;
-                ready = stream.ready(interest) => {
-                    match ready {
-                        Ok(r) if r.is_readable() || r.is_read_closed() => {
-                            if let Err(e) = self.read(stream, backoff) {
+                woken = io.wait(&mut self.rbuf, &mut self.wbuf) => {
+                    match woken {
+                        Ok(Woken::Readable) => {
+                            if let Err(e) = self.read(io, backoff) {
                                 return self.lost(e, backoff);
                             }
                         }
-                        Ok(_) => {}
-                        Err(e) => return self.lost(Ended::Io(e), backoff),
+                        Ok(Woken::Read(0)) => return self.lost(Ended::PeerClosed, backoff),
+                        Ok(Woken::Read(_)) => {
+                            self.frames(Instant::now().into_std(), backoff);
+                        }
+                        Ok(Woken::Writable) => {}
+                        Err(e) => {
+                            let why = self.io_error(e);
+                            return self.lost(why, backoff);
+                        }
                     }
                 }
                 req = rx.recv(), if accepting => {
@@ -684,12 +812,13 @@ impl<'a> Driver<'a> {
                     }
                 }
                 _ = probe_timer.tick(), if failback.is_some() && ready_now => {
-                    let primary = self.ctx.connect.primary.clone();
-                    let connect_timeout = self.ctx.connect.connect_timeout;
+                    let cfg = self.ctx.connect.clone();
                     let tx = probe_tx.clone();
                     tokio::spawn(async move {
-                        let probe = TcpStream::connect(primary.as_str());
-                        if let Ok(Ok(_)) = tokio::time::timeout(connect_timeout, probe).await {
+                        // Under TLS the probe shakes hands too: a primary
+                        // that answers TCP but refuses our certificate is
+                        // not back.
+                        if connect_to(&cfg, &cfg.primary).await.is_ok() {
                             let _ = tx.try_send(());
                         }
                     });
@@ -700,6 +829,23 @@ impl<'a> Driver<'a> {
                     self.conn.begin_drain(Instant::now().into_std(), DrainReason::Failback);
                 }
             }
+        }
+    }
+
+    /// An I/O error in words: a TLS failure (an alert from the acquirer)
+    /// named as such, with the endpoint.
+    fn io_error(&self, e: std::io::Error) -> Ended {
+        if tls::rustls_error(&e).is_none() {
+            return Ended::Io(e);
+        }
+        let c = &self.ctx.connect;
+        let endpoint = match (self.shared.endpoint.load(Ordering::Relaxed), &c.secondary) {
+            (1, Some(s)) => s.clone(),
+            _ => c.primary.clone(),
+        };
+        Ended::Tls {
+            endpoint,
+            reason: tls::describe_io(&e, Peer::Acquirer, None),
         }
     }
 
@@ -792,37 +938,45 @@ impl<'a> Driver<'a> {
     /// Reads what the socket has and hands every complete frame to the
     /// protocol, acting on its events frame by frame (so a burst of
     /// responses reaches the callers without queueing up).
-    fn read(&mut self, stream: &TcpStream, backoff: &mut Backoff) -> Result<(), Ended> {
+    fn read<T: Transport>(&mut self, io: &mut T, backoff: &mut Backoff) -> Result<(), Ended> {
         for _ in 0..READS_PER_TURN {
             if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
                 self.rbuf.reserve(READ_CHUNK);
             }
-            match stream.try_read_buf(&mut self.rbuf) {
+            match io.read_now(&mut self.rbuf) {
                 Ok(0) => return Err(Ended::PeerClosed),
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(Ended::Io(e)),
             }
-            let now = Instant::now().into_std();
-            loop {
-                match self.codec.decode_frame(&mut self.rbuf) {
-                    Ok(Some(frame)) => {
-                        self.conn.handle_frame(now, frame);
-                        self.events(backoff);
-                        if self.down.is_some() {
-                            return Ok(());
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::error!(link = self.shared.id, error = %e, "corrupt frame, closing link");
-                        self.conn.handle_corrupt(now, e);
-                        return Ok(());
-                    }
-                }
+            if self.frames(Instant::now().into_std(), backoff) {
+                return Ok(());
             }
         }
         Ok(())
+    }
+
+    /// Hands every complete frame in the read buffer to the protocol;
+    /// true when the connection is going down (stop reading).
+    #[inline]
+    fn frames(&mut self, now: std::time::Instant, backoff: &mut Backoff) -> bool {
+        loop {
+            match self.codec.decode_frame(&mut self.rbuf) {
+                Ok(Some(frame)) => {
+                    self.conn.handle_frame(now, frame);
+                    self.events(backoff);
+                    if self.down.is_some() {
+                        return true;
+                    }
+                }
+                Ok(None) => return false,
+                Err(e) => {
+                    tracing::error!(link = self.shared.id, error = %e, "corrupt frame, closing link");
+                    self.conn.handle_corrupt(now, e);
+                    return true;
+                }
+            }
+        }
     }
 }
 
@@ -852,6 +1006,7 @@ mod tests {
                 failback_interval: None,
                 backoff: BackoffConfig::default(),
                 seed: Some(1),
+                tls: None,
             },
             unmatched: log_unmatched(),
             state_changed: Notify::new(),
@@ -859,15 +1014,7 @@ mod tests {
     }
 
     fn shared() -> LinkShared {
-        LinkShared {
-            id: 0,
-            state: AtomicU8::new(LinkState::Connecting as u8),
-            epoch: AtomicU64::new(0),
-            in_flight: AtomicUsize::new(0),
-            endpoint: AtomicU8::new(0),
-            metrics: LinkMetrics::default(),
-            state_tx: watch::Sender::new(LinkState::Connecting),
-        }
+        LinkShared::new(0)
     }
 
     fn queued(

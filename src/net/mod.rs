@@ -15,6 +15,8 @@
 //! - [`link`]: the tokio driver around [`proto`]: one task owns one TCP
 //!   connection at a time; callers send `(request, oneshot::Sender)` over
 //!   an `mpsc`.
+//! - `io` (crate-private): the transport under a driver: plain TCP with
+//!   readiness calls, or TLS through `AsyncRead`/`AsyncWrite`.
 //! - [`pool`]: N links per acquirer, least-in-flight selection, reconnect,
 //!   primary/secondary failover, health.
 //! - [`error`]: one error enum per layer ([`FramingError`], [`LinkError`]).
@@ -23,6 +25,7 @@ pub mod backoff;
 pub mod duration_serde;
 pub mod error;
 pub mod framing;
+pub(crate) mod io;
 pub mod key;
 pub mod link;
 pub mod matcher;

@@ -15,7 +15,12 @@
 //!
 //! The pool turns its [`PoolConfig`] (the configuration file's shape) into
 //! what a link needs: a [`LinkConfig`] for the protocol and a
-//! [`ConnectConfig`] for the driver.
+//! [`ConnectConfig`] for the driver. With `[tls]` in the configuration the
+//! links speak TLS; the material ([`LinkTls`]) is loaded once, by
+//! [`Pool::start_with`] from the paths as written, or by the caller, who
+//! hands it to [`Pool::start_with_tls`] (the composition root does, with
+//! the paths resolved against the configuration's folder), and every
+//! shard's pool shares it.
 //!
 //! `Pool` is a cheap `Clone` (one `Arc`); share it between tasks.
 
@@ -36,6 +41,7 @@ use super::link::{
 use super::proto::{self, LinkConfig, LinkState, Response};
 use super::stan::{StanAllocator, StanLease};
 use crate::iso8583::{Message, Spec};
+use crate::tls::{LinkTls, LinkTlsConfig, TlsError};
 
 /// Configuration of one acquirer's pool.
 ///
@@ -49,6 +55,8 @@ use crate::iso8583::{Message, Spec};
 /// echo_interval = "30s"
 /// [framing]
 /// style = "two_byte_bcd"
+/// [tls]                       # optional: see crate::tls::LinkTlsConfig
+/// ca_file = "acquirer-ca.pem"
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -87,6 +95,8 @@ pub struct PoolConfig {
     pub remember_finished: usize,
     /// Seed for the backoff jitter (tests); random when absent.
     pub seed: Option<u64>,
+    /// TLS on every link; plain TCP when absent.
+    pub tls: Option<LinkTlsConfig>,
 }
 
 impl Default for PoolConfig {
@@ -107,6 +117,7 @@ impl Default for PoolConfig {
             match_key: MatchKeyConfig::default(),
             remember_finished: 4096,
             seed: None,
+            tls: None,
         }
     }
 }
@@ -135,8 +146,9 @@ impl PoolConfig {
         }
     }
 
-    /// Where and how each link connects.
-    pub fn connect_config(&self) -> ConnectConfig {
+    /// Where and how each link connects, with the TLS material loaded
+    /// from [`tls`](Self::tls) (or built otherwise).
+    pub fn connect_config(&self, tls: Option<LinkTls>) -> ConnectConfig {
         ConnectConfig {
             primary: self.primary.clone(),
             secondary: self.secondary.clone(),
@@ -144,6 +156,7 @@ impl PoolConfig {
             failback_interval: self.failback_interval,
             backoff: self.backoff.clone(),
             seed: self.seed,
+            tls,
         }
     }
 }
@@ -166,6 +179,8 @@ pub enum Health {
 pub enum PoolError {
     #[error("framing: {0}")]
     Framing(#[from] super::error::FramingError),
+    #[error("{0}")]
+    Tls(#[from] TlsError),
     #[error("{0}")]
     Config(&'static str),
 }
@@ -211,13 +226,36 @@ impl Pool {
     }
 
     /// Like [`start_with_handler`](Self::start_with_handler), numbering
-    /// requests from `stans` (an allocator resumed from a journal).
+    /// requests from `stans` (an allocator resumed from a journal). The
+    /// TLS files of `cfg.tls`, if any, are read here, paths as written.
     pub fn start_with(
         cfg: PoolConfig,
         spec: Arc<Spec>,
         unmatched: UnmatchedHandler,
         stans: Arc<StanAllocator>,
     ) -> Result<Pool, PoolError> {
+        let tls = cfg.tls.as_ref().map(LinkTls::load).transpose()?;
+        Self::start_with_tls(cfg, spec, unmatched, stans, tls)
+    }
+
+    /// Like [`start_with`](Self::start_with) with the TLS material already
+    /// loaded (`cfg.tls` is then not read again): the composition root
+    /// loads it once at start-up and every shard's pool shares it. `tls`
+    /// may come without `cfg.tls` (a configuration built in code); the
+    /// reverse is refused, so a pool configured for TLS never connects in
+    /// the clear.
+    pub fn start_with_tls(
+        cfg: PoolConfig,
+        spec: Arc<Spec>,
+        unmatched: UnmatchedHandler,
+        stans: Arc<StanAllocator>,
+        tls: Option<LinkTls>,
+    ) -> Result<Pool, PoolError> {
+        if cfg.tls.is_some() && tls.is_none() {
+            return Err(PoolError::Config(
+                "tls is configured but its certificates were not loaded",
+            ));
+        }
         if cfg.links == 0 {
             return Err(PoolError::Config("links must be at least 1"));
         }
@@ -234,7 +272,7 @@ impl Pool {
                 codec,
                 stans,
             }),
-            connect: cfg.connect_config(),
+            connect: cfg.connect_config(tls),
             unmatched,
             state_changed: Notify::new(),
         };
@@ -352,6 +390,17 @@ impl Pool {
 
     pub fn link_states(&self) -> Vec<LinkState> {
         self.inner.links.iter().map(Link::state).collect()
+    }
+
+    /// The most recent failure of any link (a refused connection, a TLS
+    /// handshake refused and why, a dropped link), kept after recovery.
+    pub fn last_error(&self) -> Option<String> {
+        self.inner
+            .links
+            .iter()
+            .filter_map(|l| l.shared.last_error())
+            .max_by_key(|(at, _)| *at)
+            .map(|(_, why)| why)
     }
 
     /// The links, for metrics and tests.

@@ -1,5 +1,8 @@
 //! The thin tokio server around [`respond`]: accepts connections, decodes
-//! frames, applies the actions, batches writes.
+//! frames, applies the actions, batches writes. With TLS
+//! ([`SimConfig::tls`]) each connection shakes hands in its own task
+//! first (bounded by [`HANDSHAKE_TIMEOUT`]); a refused client is logged
+//! with its address and the reason, and the acquirer's rules never see it.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -8,9 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::Interest;
-use tokio::net::{TcpListener, TcpStream};
+use bytes::{Bytes, BytesMut};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 use tokio_util::codec::Decoder;
@@ -18,8 +20,13 @@ use tokio_util::codec::Decoder;
 use super::rules::{respond, Action, Faults, LedgerEntry, SimCounts, SimState};
 use crate::iso8583::{Message, Mti, Spec};
 use crate::net::framing::{Frame, FrameCodec, FramingConfig};
+use crate::net::io::{Tls, Transport, Woken};
 use crate::net::link::transmission_datetime;
 use crate::net::FramingError;
+use crate::tls::{self, Peer};
+
+/// A client must finish its TLS handshake within this.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Bytes of the garbage frame body: not an MTI in any dialect.
 const GARBAGE: &[u8] = b"\xFF\xFFgarbage\x00";
@@ -37,6 +44,10 @@ pub struct SimConfig {
     /// How many ledger entries to keep.
     pub ledger_capacity: usize,
     pub seed: u64,
+    /// TLS on every connection: the simulator's certificate, and client
+    /// authentication if the configuration asks for it (see
+    /// `crate::tls::server_config`). Plain TCP when absent.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl SimConfig {
@@ -49,6 +60,7 @@ impl SimConfig {
             record: 256,
             ledger_capacity: 100_000,
             seed: 1,
+            tls: None,
         }
     }
 }
@@ -56,6 +68,7 @@ impl SimConfig {
 struct Shared {
     spec: Arc<Spec>,
     codec: FrameCodec,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     state: Mutex<SimState>,
     /// Woken after each batch of messages is processed.
     progress: Notify,
@@ -137,6 +150,7 @@ impl Simulator {
         let shared = Arc::new(Shared {
             spec: cfg.spec,
             codec,
+            tls: cfg.tls.map(tokio_rustls::TlsAcceptor::from),
             state: Mutex::new(SimState::new(
                 cfg.faults,
                 cfg.record,
@@ -417,7 +431,25 @@ async fn accept_loop(
                     let shared = Arc::clone(&shared);
                     let shutdown = shutdown.clone();
                     conns.push(tokio::spawn(async move {
-                        match serve(stream, &shared, rx, shutdown).await {
+                        let served = match &shared.tls {
+                            None => serve(stream, &shared, rx, shutdown).await,
+                            Some(acceptor) => {
+                                let handshake = acceptor.accept(stream);
+                                match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                                    Ok(Ok(s)) => serve(Tls(s), &shared, rx, shutdown).await,
+                                    Ok(Err(e)) => {
+                                        let reason = tls::describe_io(&e, Peer::Client, None);
+                                        tracing::warn!(%peer, %reason, "sim: TLS handshake refused");
+                                        Ok(())
+                                    }
+                                    Err(_) => {
+                                        tracing::warn!(%peer, "sim: TLS handshake not finished in time");
+                                        Ok(())
+                                    }
+                                }
+                            }
+                        };
+                        match served {
                             Ok(()) => tracing::debug!(%peer, "sim connection closed"),
                             Err(e) => tracing::debug!(%peer, error = %e, "sim connection ended"),
                         }
@@ -460,8 +492,8 @@ impl Ord for Delayed {
     }
 }
 
-async fn serve(
-    stream: TcpStream,
+async fn serve<T: Transport>(
+    mut io: T,
     shared: &Shared,
     mut commands: mpsc::UnboundedReceiver<Command>,
     mut shutdown: watch::Receiver<bool>,
@@ -475,14 +507,10 @@ async fn serve(
     let sleep = tokio::time::sleep(Duration::from_secs(86_400));
     tokio::pin!(sleep);
     loop {
-        if !wbuf.is_empty() {
-            match stream.try_write(&wbuf) {
-                Ok(n) => wbuf.advance(n),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(SimError::Io(e)),
-            }
-        }
-        if closing && wbuf.is_empty() {
+        io.write_now(&mut wbuf)?;
+        if closing {
+            // What was answered before the close goes out first.
+            io.close(&mut wbuf).await;
             return Ok(());
         }
         let next = delayed.peek().map(|Reverse(d)| d.at);
@@ -491,27 +519,28 @@ async fn serve(
                 sleep.as_mut().reset(at);
             }
         }
-        let interest = if wbuf.is_empty() {
-            Interest::READABLE
-        } else {
-            Interest::READABLE | Interest::WRITABLE
-        };
         tokio::select! {
-            r = stream.ready(interest), if !closing => {
-                let r = r?;
-                if !(r.is_readable() || r.is_read_closed()) {
-                    continue;
-                }
+            r = io.wait(&mut rbuf, &mut wbuf) => {
+                // Plain TCP: readable, read below; TLS: already read.
+                let mut have_bytes = match r? {
+                    Woken::Readable => false,
+                    Woken::Read(0) => return Ok(()),
+                    Woken::Read(_) => true,
+                    Woken::Writable => continue,
+                };
                 for _ in 0..8 {
-                    if rbuf.capacity() - rbuf.len() < 16 * 1024 {
-                        rbuf.reserve(64 * 1024);
+                    if !have_bytes {
+                        if rbuf.capacity() - rbuf.len() < 16 * 1024 {
+                            rbuf.reserve(64 * 1024);
+                        }
+                        match io.read_now(&mut rbuf) {
+                            Ok(0) => return Ok(()),
+                            Ok(_) => {}
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                            Err(e) => return Err(SimError::Io(e)),
+                        }
                     }
-                    match stream.try_read_buf(&mut rbuf) {
-                        Ok(0) => return Ok(()),
-                        Ok(_) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                        Err(e) => return Err(SimError::Io(e)),
-                    }
+                    have_bytes = false;
                     let now = Instant::now();
                     let mut state = shared.state();
                     loop {

@@ -61,6 +61,7 @@ use crate::journal::{Applied, Change, Conflict, Journal, SafRecord, SentTo, TxSt
 use crate::net::{LinkError, Pool, PoolConfig, UnmatchedHandler};
 use crate::seal::SealAlgorithm;
 use crate::telemetry;
+use crate::tls::LinkTls;
 use crate::wallet::googlepay::{AuthMethod, GooglePayRecipient};
 use domain::CardBrand;
 use domain::ReversalReason;
@@ -117,6 +118,9 @@ pub struct AcquirerSetup {
     pub spec: Arc<Spec>,
     pub mapping: Arc<Mapping>,
     pub pool: PoolConfig,
+    /// The TLS material of `pool.tls`, loaded once (see
+    /// [`crate::tls::LinkTls::load`]); every shard's pool shares it.
+    pub tls: Option<LinkTls>,
     pub unmatched: UnmatchedHandler,
 }
 
@@ -126,6 +130,7 @@ impl fmt::Debug for AcquirerSetup {
             .field("name", &self.name)
             .field("dialect", &self.spec.name)
             .field("primary", &self.pool.primary)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -289,11 +294,12 @@ impl Switch {
                     .ok_or_else(|| bad("no STAN sequence (not recovered)".into()))?;
                 let mut cfg = s.pool.clone();
                 cfg.links = share;
-                let pool = Pool::start_with(
+                let pool = Pool::start_with_tls(
                     cfg,
                     Arc::clone(&s.spec),
                     Arc::clone(&s.unmatched),
                     Arc::clone(&stans.allocator),
+                    s.tls.clone(),
                 )
                 .map_err(|e| bad(e.to_string()))?;
                 (pool, true)

@@ -248,9 +248,13 @@ impl Serve {
     /// `acqswitch ARGS` (a `serve` command line).
     pub fn start_args(args: &[&str], env: &[(&str, &str)]) -> Serve {
         let (child, out) = spawn(args, env);
-        let addr = out
-            .wait_for("acqswitch listening on http://", Duration::from_secs(30))
-            .unwrap_or_else(|| panic!("serve did not start: {:?}", out.lines()))
+        let url = out
+            .wait_for("acqswitch listening on ", Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("serve did not start: {:?}", out.lines()));
+        let addr = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"))
+            .unwrap_or(&url)
             .parse()
             .unwrap();
         Serve { child, out, addr }
