@@ -81,6 +81,17 @@ fn merchant_of(
             "example-env-secret",
         ),
         "googlepay-merchant.toml" => (vec![], "011223344550002", "example-seal-secret-change-me"),
+        "two-acquirers-tls.toml" => (
+            vec![
+                ("SHOP_SEAL_SECRET", "example-env-secret"),
+                (
+                    "ACQSWITCH_JOURNAL_KEY",
+                    "4242424242424242424242424242424242424242424242424242424242424242",
+                ),
+            ],
+            "011223344550003",
+            "example-env-secret",
+        ),
         other => panic!("examples/{other}: add it to this test"),
     }
 }
@@ -110,11 +121,110 @@ fn every_example_passes_config_check_with_secrets_masked() {
     assert!(stderr.contains("SHOP_SEAL_SECRET"), "{stderr}");
 }
 
+/// A sealed POST over HTTPS with curl, trusting `ca`.
+fn curl_https(addr: std::net::SocketAddr, ca: &Path, path: &str, body: &Value) -> Value {
+    let out = Command::new("curl")
+        .args(["-s", "--cacert"])
+        .arg(ca)
+        .args(["-H", "content-type: application/json", "-d"])
+        .arg(body.to_string())
+        .arg(format!("https://{addr}{path}"))
+        .output()
+        .expect("curl");
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The examples with TLS: the two acquirers behind mutual TLS, the API
+/// over HTTPS; Visa to acquirer-b (iso87visa), Mastercard to acquirer-a.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tls_example_routes_by_brand_over_mutual_tls() {
+    let name = "two-acquirers-tls.toml";
+    let dir = tempfile::tempdir().unwrap();
+    copy_examples(dir.path());
+    let tls = dir.path().join("tls");
+    let file = |f: &str| tls.join(f).to_str().unwrap().to_owned();
+    let sim = |spec: &str, who: &str| {
+        Sim::start_spec(
+            spec,
+            None,
+            &[
+                "--tls-cert",
+                &file(&format!("{who}.pem")),
+                "--tls-key",
+                &file(&format!("{who}.key")),
+                "--tls-client-ca",
+                &file("ca.pem"),
+            ],
+            &[],
+        )
+    };
+    let (a, b) = (sim("cb2a", "acquirer-a"), sim("iso87visa", "acquirer-b"));
+    let config = dir.path().join(name);
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("127.0.0.1:9100", &a.addr.to_string())
+        .replace("127.0.0.1:9200", &b.addr.to_string())
+        .replace("127.0.0.1:8443", "127.0.0.1:0");
+    std::fs::write(&config, text).unwrap();
+    let (env, merchant, secret) = merchant_of(name);
+    let serve = Serve::start(&config, &env);
+    assert!(
+        serve.out.lines().iter().any(|l| l.contains("https://")),
+        "{:?}",
+        serve.out.lines()
+    );
+    let ca = tls.join("ca.pem");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let sealed = |mut body: Value| {
+        body["merchantId"] = json!(merchant);
+        body["interfaceVersion"] = json!("IR_WS_2.55");
+        seal_request(body, 1, &Secret::new(secret))
+    };
+    // Ready once both acquirers have a link up.
+    loop {
+        let ready = Command::new("curl")
+            .args(["-sf", "--cacert"])
+            .arg(&ca)
+            .arg(format!("https://{}/readyz", serve.addr))
+            .output()
+            .unwrap();
+        if ready.status.success() {
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "{:?}", serve.out.lines());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let visa = curl_https(
+        serve.addr,
+        &ca,
+        CARD_ORDER,
+        &sealed(dpan_order(&format!("TLSV{}", procs::now_ms()), 1000)),
+    );
+    assert_eq!(visa["responseCode"], "00", "{visa}");
+    let mut mc = dpan_order(&format!("TLSM{}", procs::now_ms()), 1000);
+    mc["cardNumber"] = json!(procs::FPAN);
+    mc["authenticationResult"]["googlePay"]["eci"] = json!("02");
+    let mc = curl_https(serve.addr, &ca, CARD_ORDER, &sealed(mc));
+    assert_eq!(mc["responseCode"], "00", "{mc}");
+    // Each acquirer got the card of its brand.
+    let (la, lb) = (a.ledger().await, b.ledger().await);
+    assert_eq!((la.len(), lb.len()), (1, 1), "{la:?} {lb:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_example_starts_serve_and_authorizes() {
     let sim = Sim::start(None, &[]);
     for file in example_files() {
         let name = file.file_name().unwrap().to_str().unwrap().to_owned();
+        if name == "two-acquirers-tls.toml" {
+            // Its own test: two acquirers behind TLS.
+            continue;
+        }
         let dir = tempfile::tempdir().unwrap();
         copy_examples(dir.path());
         let config = dir.path().join(&name);

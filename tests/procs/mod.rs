@@ -113,6 +113,16 @@ impl Sim {
 
     /// The same with environment variables set.
     pub fn start_env(listen: Option<SocketAddr>, extra: &[&str], env: &[(&str, &str)]) -> Sim {
+        Sim::start_spec("cb2a", listen, extra, env)
+    }
+
+    /// A simulator of dialect `spec`.
+    pub fn start_spec(
+        spec: &str,
+        listen: Option<SocketAddr>,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Sim {
         let listen = listen.map_or("127.0.0.1:0".to_owned(), |a| a.to_string());
         let mut args = vec![
             "sim",
@@ -121,7 +131,7 @@ impl Sim {
             "--admin",
             "127.0.0.1:0",
             "--spec",
-            "cb2a",
+            spec,
         ];
         args.extend_from_slice(extra);
         let (child, out) = spawn(&args, env);
