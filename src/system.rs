@@ -353,6 +353,7 @@ fn acquirer_setups(
         let mapping =
             Mapping::load(&cfg.resolve_name(&a.mapping), &spec).map_err(|e| bad(e.to_string()))?;
         let mut pool = a.pool.clone();
+        pool.name = a.name.clone();
         if pool.links == 0 {
             return Err(bad("pool.links must be at least 1".into()));
         }

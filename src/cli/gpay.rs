@@ -200,7 +200,8 @@ fn fail(code: &str, error: &str) -> ExitCode {
 fn decrypt(args: DecryptArgs) -> ExitCode {
     let mut private_keys = Vec::new();
     for path in &args.private_key {
-        let key = MerchantPrivateKey::from_file(path).map_err(|e| e.to_string());
+        let key =
+            MerchantPrivateKey::from_file(path).map_err(|e| format!("{}: {e}", path.display()));
         match key {
             Ok(k) => private_keys.push(k),
             Err(e) => return fail("03", &e),
@@ -211,7 +212,15 @@ fn decrypt(args: DecryptArgs) -> ExitCode {
             Ok(k) => k,
             Err(e) => return fail("03", &e.to_string()),
         },
-        Err(_) => return fail("03", "cannot read root keys file"),
+        Err(e) => {
+            return fail(
+                "03",
+                &format!(
+                    "cannot read root keys file {}: {e}",
+                    args.root_keys.display()
+                ),
+            )
+        }
     };
     let recipient = match GooglePayRecipient::new(RecipientConfig {
         recipient_id: args.recipient_id,

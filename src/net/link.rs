@@ -92,6 +92,8 @@ pub struct ConnectConfig {
     /// TLS on every connection (the handshake bounded by `connect_timeout`
     /// too); plain TCP when absent.
     pub tls: Option<LinkTls>,
+    /// The acquirer's name, for log lines.
+    pub name: String,
 }
 
 /// A message no caller was waiting for. The reliability layer uses `Late`
@@ -127,10 +129,17 @@ pub type UnmatchedHandler = Arc<dyn Fn(Unmatched) + Send + Sync>;
 /// the handler.
 pub fn log_unmatched() -> UnmatchedHandler {
     Arc::new(|u: Unmatched| {
-        let mti = u
+        let ascii = u
             .body
             .first_chunk::<4>()
             .and_then(|d| Mti::parse(std::str::from_utf8(d).ok()?));
+        // A BCD MTI: two bytes, four decimal digits.
+        let bcd = || {
+            let d = u.body.first_chunk::<2>()?;
+            let text = format!("{:02x}{:02x}", d[0], d[1]);
+            Mti::parse(&text)
+        };
+        let mti = ascii.or_else(bcd);
         match mti {
             Some(mti) => {
                 tracing::warn!(link = u.link, kind = ?u.kind, len = u.body.len(), %mti, "unmatched message")
@@ -140,6 +149,45 @@ pub fn log_unmatched() -> UnmatchedHandler {
             }
         }
     })
+}
+
+/// How long a repeated warning stays quiet.
+const REPEAT_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A warning that repeats: logged the first time (and when its text
+/// changes), then at most once per window, saying how many times it
+/// happened in between.
+#[derive(Debug)]
+struct Repeats {
+    window: std::time::Duration,
+    last: Option<(String, std::time::Instant)>,
+    since: u64,
+}
+
+impl Repeats {
+    fn new(window: std::time::Duration) -> Repeats {
+        Repeats {
+            window,
+            last: None,
+            since: 0,
+        }
+    }
+
+    /// One more occurrence of `what` at `now`: `Some(n)` when it is to be
+    /// logged (`n` occurrences were kept quiet since the last line).
+    fn note(&mut self, what: &str, now: std::time::Instant) -> Option<u64> {
+        match &self.last {
+            Some((text, at)) if text == what && now.duration_since(*at) < self.window => {
+                self.since += 1;
+                None
+            }
+            _ => {
+                let quiet = std::mem::take(&mut self.since);
+                self.last = Some((what.to_owned(), now));
+                Some(quiet)
+            }
+        }
+    }
 }
 
 macro_rules! metrics {
@@ -354,8 +402,14 @@ impl Link {
     ) -> (Link, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(ctx.proto.cfg.max_in_flight.max(1));
         let shared = Arc::new(LinkShared::new(id));
-        // Every log line of the task, the protocol's included, names the link.
-        let span = tracing::info_span!("link", id);
+        // Every log line of the task, the protocol's included, names the
+        // acquirer, the link and (once connected) the endpoint.
+        let span = tracing::info_span!(
+            "link",
+            acquirer = %ctx.connect.name,
+            id,
+            endpoint = tracing::field::Empty
+        );
         let task = tokio::spawn(
             supervise(Arc::clone(&ctx), Arc::clone(&shared), rx, shutdown).instrument(span),
         );
@@ -536,11 +590,13 @@ async fn supervise(
         Some(seed) => StdRng::seed_from_u64(seed.wrapping_add(shared.id as u64)),
         None => StdRng::from_entropy(),
     };
+    let mut down_warnings = Repeats::new(REPEAT_WINDOW);
     loop {
         if is_shutdown(&shutdown) {
             break;
         }
         set_state(&ctx, &shared, LinkState::Connecting);
+        let mut was_ready = false;
         let ended = match refusing(connect(cfg, &shared), &mut rx).await {
             Ok(conn) => {
                 LinkMetrics::inc(&shared.metrics.connects);
@@ -560,6 +616,7 @@ async fn supervise(
                     }
                 };
                 LinkMetrics::inc(&shared.metrics.disconnects);
+                was_ready = driver.epoch != 0;
                 ended
             }
             Err(e) => Ended::Connect(e),
@@ -587,10 +644,27 @@ async fn supervise(
             }
             _ => {}
         }
-        let reason = ended.to_string();
+        let early = matches!(
+            ended,
+            Ended::PeerClosed
+                | Ended::Proto(DownReason::SignOnTimeout | DownReason::CorruptFrame(_))
+        );
+        let reason = if early && !was_ready {
+            // What a framing or dialect mismatch looks like from here.
+            format!(
+                "{ended} before the link was ready (check that the framing and the dialect \
+                 are the acquirer's)"
+            )
+        } else {
+            ended.to_string()
+        };
         shared.set_last_error(reason.clone());
         let delay = backoff.next_delay(&mut rng);
-        tracing::warn!(link = shared.id, %reason, ?delay, "link down, reconnecting");
+        // Once per reason and minute, with how often it happened meanwhile
+        // (a dead endpoint retried every few seconds is one line a minute).
+        if let Some(repeated) = down_warnings.note(&reason, std::time::Instant::now()) {
+            tracing::warn!(link = shared.id, %reason, ?delay, repeated, "link down, reconnecting");
+        }
         // Wait out the backoff; whatever is queued meanwhile gets an answer now.
         let sleep = tokio::time::sleep(delay);
         tokio::pin!(sleep);
@@ -621,6 +695,7 @@ async fn connect(cfg: &ConnectConfig, shared: &LinkShared) -> Result<Connected, 
         match connect_to(cfg, ep).await {
             Ok(conn) => {
                 shared.endpoint.store(i as u8, Ordering::Relaxed);
+                tracing::Span::current().record("endpoint", ep.as_str());
                 if i > 0 {
                     tracing::warn!(link = shared.id, endpoint = %ep, "connected to secondary endpoint");
                 }
@@ -686,6 +761,8 @@ struct Driver<'a> {
     stats: ConnectionStats,
     /// Set by the protocol's last event.
     down: Option<DownReason>,
+    /// Timeouts, logged once per window with their count.
+    timeouts: Repeats,
 }
 
 impl<'a> Driver<'a> {
@@ -701,6 +778,7 @@ impl<'a> Driver<'a> {
             epoch: 0,
             stats: ConnectionStats::default(),
             down: None,
+            timeouts: Repeats::new(REPEAT_WINDOW),
         }
     }
 
@@ -892,7 +970,17 @@ impl<'a> Driver<'a> {
                 }
                 Event::Failed { token, failure } => {
                     match failure {
-                        Failure::Timeout => LinkMetrics::inc(&m.timeouts),
+                        Failure::Timeout => {
+                            LinkMetrics::inc(&m.timeouts);
+                            let now = std::time::Instant::now();
+                            if let Some(repeated) = self.timeouts.note("timeout", now) {
+                                tracing::warn!(
+                                    link = self.shared.id,
+                                    repeated,
+                                    "request timed out (no answer within the request timeout)"
+                                );
+                            }
+                        }
                         Failure::Disconnected => LinkMetrics::inc(&m.failed_in_flight),
                         Failure::NotSent => {}
                     }
@@ -983,6 +1071,27 @@ impl<'a> Driver<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeated_warnings_once_per_window_with_their_count() {
+        let t0 = std::time::Instant::now();
+        let s = std::time::Duration::from_secs;
+        let mut r = Repeats::new(s(60));
+        assert_eq!(r.note("refused", t0), Some(0), "the first is logged");
+        assert_eq!(r.note("refused", t0 + s(5)), None);
+        assert_eq!(r.note("refused", t0 + s(10)), None);
+        assert_eq!(
+            r.note("refused", t0 + s(61)),
+            Some(2),
+            "then with the count"
+        );
+        assert_eq!(
+            r.note("timed out", t0 + s(62)),
+            Some(0),
+            "a new text at once"
+        );
+        assert_eq!(r.note("timed out", t0 + s(63)), None);
+    }
     use crate::iso8583::Spec;
     use crate::net::framing::FramingConfig;
     use crate::net::proto::LinkConfig;
@@ -1007,6 +1116,7 @@ mod tests {
                 backoff: BackoffConfig::default(),
                 seed: Some(1),
                 tls: None,
+                name: "test".into(),
             },
             unmatched: log_unmatched(),
             state_changed: Notify::new(),

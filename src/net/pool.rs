@@ -97,6 +97,10 @@ pub struct PoolConfig {
     pub seed: Option<u64>,
     /// TLS on every link; plain TCP when absent.
     pub tls: Option<LinkTlsConfig>,
+    /// The acquirer's name, on every log line of its links (set by the
+    /// switch from the acquirer's, not configured here).
+    #[serde(skip)]
+    pub name: String,
 }
 
 impl Default for PoolConfig {
@@ -118,6 +122,7 @@ impl Default for PoolConfig {
             remember_finished: 4096,
             seed: None,
             tls: None,
+            name: String::new(),
         }
     }
 }
@@ -157,6 +162,7 @@ impl PoolConfig {
             backoff: self.backoff.clone(),
             seed: self.seed,
             tls,
+            name: self.name.clone(),
         }
     }
 }

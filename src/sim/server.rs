@@ -144,7 +144,11 @@ impl Simulator {
         cfg: SimConfig,
     ) -> Result<(SimHandle, std::net::TcpListener, watch::Receiver<bool>), SimError> {
         let codec = cfg.framing.codec()?;
-        let listener = std::net::TcpListener::bind(cfg.listen)?;
+        let listener =
+            std::net::TcpListener::bind(cfg.listen).map_err(|source| SimError::Listen {
+                addr: cfg.listen,
+                source,
+            })?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
@@ -207,6 +211,11 @@ impl FaultsRequest {
 pub enum SimError {
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    #[error("listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("framing: {0}")]
     Framing(#[from] FramingError),
     #[error("encode: {0}")]
@@ -426,6 +435,7 @@ async fn accept_loop(
                     }
                     let _ = stream.set_nodelay(true);
                     shared.accepted.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(%peer, "sim: connection accepted");
                     let (tx, rx) = mpsc::unbounded_channel();
                     shared.conns.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
                     let shared = Arc::clone(&shared);
@@ -450,8 +460,15 @@ async fn accept_loop(
                             }
                         };
                         match served {
-                            Ok(()) => tracing::debug!(%peer, "sim connection closed"),
-                            Err(e) => tracing::debug!(%peer, error = %e, "sim connection ended"),
+                            Ok(()) => tracing::info!(%peer, "sim: connection closed"),
+                            // A framing mismatch shows here first: say so.
+                            Err(SimError::Framing(e)) => tracing::warn!(
+                                %peer,
+                                error = %e,
+                                "sim: connection closed on a frame that does not read (is the \
+                                 switch's framing the simulator's?)"
+                            ),
+                            Err(e) => tracing::warn!(%peer, error = %e, "sim: connection ended"),
                         }
                         shared.progress.notify_waiters();
                     }));
@@ -557,6 +574,11 @@ async fn serve<T: Transport>(
                                 continue;
                             }
                         };
+                        tracing::debug!(
+                            mti = %msg.mti(),
+                            stan = %shared.spec.text(&msg, 11).unwrap_or_default(),
+                            "sim: request"
+                        );
                         for action in respond(&shared.spec, &msg, &mut state) {
                             let (frame, delay) = match action {
                                 Action::Reply { msg, delay } if delay.is_zero() => {
