@@ -47,9 +47,9 @@ pub const SIMULATOR: &str = "simulator";
 pub const DEFAULT_TOML: &str = r#"
 [server]
 listen = "127.0.0.1:8080"
-# One shard per core: each a single-threaded runtime with its own acquirer
-# links (`links` per acquirer per shard); one accept loop deals connections
-# to the shards in turn (tokio's work-stealing runtime cost three times the
+# One shard per core: each a single-threaded runtime with its share of the
+# acquirer links (`links` counts an acquirer's links in all); one accept
+# loop deals connections to the shards in turn (tokio's work-stealing runtime cost three times the
 # CPU per cardOrder here).
 threads = 0
 

@@ -65,7 +65,7 @@ fn main() -> ExitCode {
         Command::Serve(_) | Command::Sim(_) | Command::Soak(_) => "info",
         _ => "warn",
     };
-    telemetry::init_logs(args.log_format, default_filter);
+    let _logs = telemetry::init_logs(args.log_format, default_filter);
     match args.command {
         Command::Iso(cmd) => cli::iso::run(cmd),
         Command::Config(cmd) => cli::config::run(cmd),

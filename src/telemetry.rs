@@ -78,16 +78,31 @@ pub fn log_filter(default: &str) -> String {
         .unwrap_or_else(|_| default.to_owned())
 }
 
+/// Keeps the log writer running; dropping it writes out what is
+/// buffered. Hold it until the process ends.
+#[must_use = "logs written after this is dropped are lost"]
+pub struct LogGuard {
+    _worker: Option<tracing_appender::non_blocking::WorkerGuard>,
+}
+
 /// Starts logging to stderr (once per process; later calls do nothing).
-pub fn init_logs(format: LogFormat, default_filter: &str) {
+///
+/// Lines are formatted where they happen and written by a thread of their
+/// own (`tracing-appender`): a shard never waits on stderr. The writer
+/// blocks rather than drops when its queue is full, so no line is lost.
+pub fn init_logs(format: LogFormat, default_filter: &str) -> LogGuard {
     let filter = tracing_subscriber::EnvFilter::try_new(log_filter(default_filter))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let ansi = std::io::stderr().is_terminal();
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("acqswitch-log")
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(ansi);
-    let _ = match format {
+    let installed = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder
             .json()
@@ -95,6 +110,9 @@ pub fn init_logs(format: LogFormat, default_filter: &str) {
             .with_span_list(false)
             .try_init(),
     };
+    LogGuard {
+        _worker: installed.ok().map(|()| guard),
+    }
 }
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();

@@ -103,19 +103,34 @@ async fn metrics_text(State(api): State<Arc<Api>>) -> Response {
         .into_response()
 }
 
+/// The API's metric handles, registered once (after the recorder is
+/// installed: the first request comes after `system::start`).
+struct FrontMetrics {
+    in_flight: metrics::Gauge,
+    card_order: metrics::Histogram,
+}
+
+fn front_metrics() -> &'static FrontMetrics {
+    static M: std::sync::OnceLock<FrontMetrics> = std::sync::OnceLock::new();
+    M.get_or_init(|| FrontMetrics {
+        in_flight: metrics::gauge!(telemetry::HTTP_IN_FLIGHT),
+        card_order: metrics::histogram!(telemetry::CARD_ORDER_SECONDS),
+    })
+}
+
 /// Counts a request in `acqswitch_http_requests_in_flight` while it lives.
 struct InFlight;
 
 impl InFlight {
     fn enter() -> InFlight {
-        metrics::gauge!(telemetry::HTTP_IN_FLIGHT).increment(1.0);
+        front_metrics().in_flight.increment(1.0);
         InFlight
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        metrics::gauge!(telemetry::HTTP_IN_FLIGHT).decrement(1.0);
+        front_metrics().in_flight.decrement(1.0);
     }
 }
 
@@ -308,7 +323,7 @@ async fn card_order(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body)
     let _in_flight = InFlight::enter();
     let started = Instant::now();
     let response = card_order_response(&api, &headers, body).await;
-    metrics::histogram!(telemetry::CARD_ORDER_SECONDS).record(started.elapsed());
+    front_metrics().card_order.record(started.elapsed());
     response
 }
 

@@ -146,6 +146,41 @@ pub struct Acquirer {
     /// Whether this shard started the pool (with fewer links than shards,
     /// a shard sends on links another shard runs, and does not close them).
     owned: bool,
+    metrics: Arc<AcquirerMetrics>,
+}
+
+/// An acquirer's metric handles, this shard's: registered once, not
+/// looked up (and their labels allocated) per order.
+#[derive(Debug)]
+struct AcquirerMetrics {
+    latency: metrics::Histogram,
+    by_code: Mutex<HashMap<ResponseCode, metrics::Counter>>,
+}
+
+impl AcquirerMetrics {
+    fn new(acquirer: &str) -> AcquirerMetrics {
+        AcquirerMetrics {
+            latency: metrics::histogram!(telemetry::ACQUIRER_SECONDS, "acquirer" => acquirer.to_owned()),
+            by_code: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn authorization(&self, acquirer: &str, code: ResponseCode) {
+        let counter = self
+            .by_code
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(code)
+            .or_insert_with(|| {
+                metrics::counter!(
+                    telemetry::AUTHORIZATIONS,
+                    "acquirer" => acquirer.to_owned(),
+                    "response_code" => code.as_str().to_owned()
+                )
+            })
+            .clone();
+        counter.increment(1);
+    }
 }
 
 /// Why the switch could not start its links.
@@ -312,6 +347,7 @@ impl Switch {
                     mapping: Arc::clone(&s.mapping),
                     pool,
                     owned,
+                    metrics: Arc::new(AcquirerMetrics::new(&s.name)),
                 },
             );
         }
@@ -665,7 +701,7 @@ impl Switch {
             if let Err(e) = self.shared.journal.commit(batch).await {
                 tracing::error!(error = %e, "journal: unsent order not recorded");
             }
-            authorized(&acq.name, &p, None, &told, started);
+            authorized(acq, &p, None, &told, started);
             return Ok(told);
         }
         let Some(book) = core.stans(&acq.name) else {
@@ -731,8 +767,7 @@ impl Switch {
         let sending = Instant::now();
         let result = acq.pool.send_prepared(&msg, Some(lease)).await;
         if result.is_ok() {
-            metrics::histogram!(telemetry::ACQUIRER_SECONDS, "acquirer" => acq.name.clone())
-                .record(sending.elapsed());
+            acq.metrics.latency.record(sending.elapsed());
         }
         let outcome = match result {
             Ok(resp) => {
@@ -777,7 +812,7 @@ impl Switch {
                 return Err(refusal(ResponseCode::TechnicalProblem));
             }
         }
-        authorized(&acq.name, &p, Some(&sent_to), &told, started);
+        authorized(acq, &p, Some(&sent_to), &told, started);
         Ok(told)
     }
 
@@ -819,19 +854,15 @@ fn links_of_shard(links: usize, shards: usize, index: usize) -> usize {
 /// Counts an authorization decided with `acquirer` and writes its log line
 /// (identifiers and codes; never card data).
 fn authorized(
-    acquirer: &str,
+    acq: &Acquirer,
     p: &Prepared,
     sent: Option<&SentTo>,
     told: &OrderAnswer,
     started: Instant,
 ) {
     let code = told.response_code;
-    metrics::counter!(
-        telemetry::AUTHORIZATIONS,
-        "acquirer" => acquirer.to_owned(),
-        "response_code" => code.as_str().to_owned()
-    )
-    .increment(1);
+    let acquirer = acq.name.as_str();
+    acq.metrics.authorization(acquirer, code);
     tracing::info!(
         merchant = %p.merchant.id,
         reference = %p.request.transaction_reference,
