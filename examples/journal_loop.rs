@@ -76,6 +76,9 @@ fn main() {
                         }),
                         answer: None,
                         reversal: ReversalState::None,
+                        capture_mode: "AUTHOR_CAPTURE".into(),
+                        capture_day: 20_000,
+                        settlement: None,
                     })),
                 ]
             })

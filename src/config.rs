@@ -88,6 +88,8 @@ pub struct Config {
     pub store_and_forward: StoreAndForwardConfig,
     #[serde(default)]
     pub limits: LimitsConfig,
+    #[serde(default)]
+    pub capture: CaptureConfig,
     pub simulator: Option<SimulatorConfig>,
     pub acquirers: Vec<AcquirerConfig>,
     #[serde(default)]
@@ -198,6 +200,30 @@ impl Default for ServerConfig {
             max_connections: 4096,
             threads: 0,
             tls: None,
+        }
+    }
+}
+
+/// The daily cut-off that captures transactions (and expires unvalidated
+/// `VALIDATION` ones) whose capture day has come.
+///
+/// ```toml
+/// [capture]
+/// cut_off = "22:00"              # local time in time_zone
+/// time_zone = "Europe/Paris"     # an IANA name; summer time followed
+/// ```
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaptureConfig {
+    pub cut_off: String,
+    pub time_zone: String,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            cut_off: "22:00".into(),
+            time_zone: "Europe/Paris".into(),
         }
     }
 }

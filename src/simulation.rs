@@ -283,6 +283,7 @@ fn merchant() -> Arc<Merchant> {
 
 fn setup(cfg: &SimulationConfig, merchant: &Arc<Merchant>) -> CoreSetup {
     CoreSetup {
+        cut_off: crate::switch::cutoff::CutOff::paris(),
         merchants: [(MERCHANT.to_owned(), Arc::clone(merchant))]
             .into_iter()
             .collect(),
@@ -442,6 +443,7 @@ impl World<'_> {
         self.orders[i].waiting = true;
         let now_ms = self.wall_ms();
         let order = CardOrder {
+            capture: crate::switch::Capture::default(),
             transaction_reference: self.orders[i].reference.clone(),
             amount: self.orders[i].amount,
             currency: Currency::parse("978").unwrap_or_else(|| unreachable!()),

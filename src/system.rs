@@ -34,6 +34,7 @@ use crate::journal::{Backend, CardKey, Journal};
 use crate::net::link::log_unmatched;
 use crate::seal::SealAlgorithm;
 use crate::sim::{SimConfig, SimHandle, Simulator};
+use crate::switch::cutoff::CutOff;
 use crate::switch::saf::SafConfig;
 use crate::switch::{
     AcquirerSetup, Core, CoreSetup, Fault, Limits, Mapping, Merchant, RecoveryReport, Route, Switch,
@@ -409,6 +410,12 @@ fn merchants(cfg: &Config) -> Result<HashMap<String, Arc<Merchant>>, StartError>
     Ok(merchants)
 }
 
+/// The daily cut-off of `[capture]`.
+fn cut_off(cfg: &Config) -> Result<CutOff, StartError> {
+    CutOff::new(&cfg.capture.time_zone, &cfg.capture.cut_off)
+        .map_err(|e| StartError::Config(format!("capture: {e}")))
+}
+
 /// Checks everything `serve` would check of `cfg` without starting
 /// anything (no listener, no link, no journal opened): dialects and
 /// mappings load, merchants' secrets and Google Pay keys read, contracts
@@ -427,6 +434,7 @@ pub fn check(cfg: &Config) -> Result<Vec<String>, StartError> {
             reason: "not an IP address and port".into(),
         })?;
     api_tls(cfg)?;
+    cut_off(cfg)?;
     acquirer_setups(cfg, None)?;
     let merchants = merchants(cfg)?;
     for (id, m) in &merchants {
@@ -546,6 +554,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let journal = Arc::new(journal);
     let (core, startup, recovery) = Core::recover(
         CoreSetup {
+            cut_off: cut_off(&cfg)?,
             merchants,
             codes: cfg.response_codes.clone(),
             key,

@@ -16,9 +16,10 @@ use crate::switch::domain::{
     Authentication, CardBrand, Cryptogram, Currency, Eci, HolderAuthentProgram, OrderChannel,
     PanEntryMode, Wallet,
 };
+use crate::switch::lifecycle::{applied_capture_day, CaptureMode};
 use crate::switch::windows::VAULT_PREFIX;
 use crate::switch::{
-    CardInput, CardOrder, OrderAnswer, Refusal, ResponseCode, TokenCheck, TokenMode,
+    Capture, CardInput, CardOrder, OrderAnswer, Refusal, ResponseCode, TokenCheck, TokenMode,
 };
 
 /// Every request field the API reads, as `errorFieldName` names it.
@@ -209,6 +210,22 @@ pub struct CardOrderRequest<'a> {
     pub authentication_result: Option<AuthenticationResult<'a>>,
     #[serde(borrow)]
     pub scheme_token_data: Option<SchemeTokenData<'a>>,
+    #[serde(borrow)]
+    pub capture_mode: Option<&'a str>,
+    pub capture_day: Option<Amount>,
+}
+
+/// `captureMode` (default `AUTHOR_CAPTURE`) and `captureDay` (default 0;
+/// above 6 applied as 6, the response says what was applied).
+pub fn capture(mode: Option<&str>, day: Option<Amount>) -> Result<Capture, Refusal> {
+    let mode =
+        parsed(mode, "captureMode", CaptureMode::parse)?.unwrap_or(CaptureMode::AuthorCapture);
+    let days = match day {
+        None => 0,
+        Some(Amount::Minor(d)) => applied_capture_day(d),
+        Some(_) => return Err(Refusal::invalid("captureDay")),
+    };
+    Ok(Capture { mode, days })
 }
 
 fn required<T>(v: Option<T>, name: &'static str) -> Result<T, Refusal> {
@@ -304,6 +321,7 @@ impl CardOrderRequest<'_> {
             )?,
             wallet,
             authentication,
+            capture: capture(self.capture_mode, self.capture_day)?,
         })
     }
 }
@@ -398,6 +416,9 @@ pub struct CardOrderResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payment_mean_data_provider: Option<&'static str>,
     pub pan_entry_mode: &'static str,
+    pub capture_mode: &'static str,
+    /// As applied (a value above 6 asked is 6).
+    pub capture_day: u8,
 }
 
 impl From<OrderAnswer> for CardOrderResponse {
@@ -412,6 +433,8 @@ impl From<OrderAnswer> for CardOrderResponse {
             payment_mean_brand: a.brand.as_str(),
             payment_mean_data_provider: a.wallet.map(Wallet::as_str),
             pan_entry_mode: a.pan_entry_mode.as_str(),
+            capture_mode: a.capture.mode.as_str(),
+            capture_day: a.capture.days,
         }
     }
 }

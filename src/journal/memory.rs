@@ -9,9 +9,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::{
-    claim_of, Applied, Backend, Batch, Change, Conflict, JournalError, Recovered, RecoverySpan,
-    ReferenceRecord, ReversalState, SafRecord, SafState, TokenIdRecord, TxRecord, TxState,
-    VaultRecord,
+    claim_of, due_at, Applied, Backend, Batch, Change, Conflict, JournalError, OperationRecord,
+    Recovered, RecoverySpan, ReferenceRecord, ReversalState, SafKind, SafRecord, SafState,
+    TokenIdRecord, TxRecord, TxState, VaultRecord,
 };
 
 /// See the module documentation.
@@ -23,6 +23,7 @@ pub struct MemoryBackend {
     vault: HashMap<String, VaultRecord>,
     counters: BTreeMap<String, u64>,
     saf: BTreeMap<u64, SafRecord>,
+    operations: BTreeMap<u64, OperationRecord>,
     /// Commits applied (each one durable transaction).
     pub commits: u64,
 }
@@ -155,11 +156,17 @@ impl MemoryBackend {
             }
             Change::QueueSaf(q) => {
                 self.saf.insert(q.id, (**q).clone());
-                if let Some(t) = self.tx.get_mut(&q.tx_id) {
-                    t.reversal = ReversalState::Queued;
+                if q.kind == SafKind::Reversal {
+                    if let Some(t) = self.tx.get_mut(&q.tx_id) {
+                        t.reversal = ReversalState::Queued;
+                    }
                 }
             }
             Change::UpdateSaf(u) => {
+                let is_reversal = self
+                    .saf
+                    .get(&u.id)
+                    .is_some_and(|q| q.kind == SafKind::Reversal);
                 if let Some(q) = self.saf.get_mut(&u.id) {
                     q.state = u.state;
                     q.stan = u.stan.clone();
@@ -174,9 +181,18 @@ impl MemoryBackend {
                     SafState::Acknowledged => Some(ReversalState::Acknowledged),
                     SafState::Expired => Some(ReversalState::Expired),
                 };
-                if let (Some(r), Some(t)) = (reversal, self.tx.get_mut(&u.tx_id)) {
+                if let (true, Some(r), Some(t)) = (is_reversal, reversal, self.tx.get_mut(&u.tx_id))
+                {
                     t.reversal = r;
                 }
+            }
+            Change::Settle { tx_id, settlement } => {
+                if let Some(t) = self.tx.get_mut(tx_id) {
+                    t.settlement = Some(settlement.clone());
+                }
+            }
+            Change::InsertOperation(o) => {
+                self.operations.insert(o.id, (**o).clone());
             }
             Change::PutVault(v) => {
                 self.vault.insert(v.reference.clone(), v.clone());
@@ -302,6 +318,39 @@ impl Backend for MemoryBackend {
             .collect();
         v.sort_by_key(|t| (t.created_ms, t.id));
         Ok(v)
+    }
+
+    fn operations(&mut self, tx_id: u64) -> Result<Vec<OperationRecord>, JournalError> {
+        Ok(self
+            .operations
+            .values()
+            .filter(|o| o.tx_id == tx_id)
+            .cloned()
+            .collect())
+    }
+
+    fn operations_between(
+        &mut self,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Vec<OperationRecord>, JournalError> {
+        let mut v: Vec<OperationRecord> = self
+            .operations
+            .values()
+            .filter(|o| (from_ms..to_ms).contains(&o.created_ms))
+            .cloned()
+            .collect();
+        v.sort_by_key(|o| (o.created_ms, o.id));
+        Ok(v)
+    }
+
+    fn due_for_cut_off(&mut self, day: i32, since_ms: u64) -> Result<Vec<TxRecord>, JournalError> {
+        Ok(self
+            .tx
+            .values()
+            .filter(|t| t.created_ms >= since_ms && due_at(t, day))
+            .cloned()
+            .collect())
     }
 }
 

@@ -154,6 +154,47 @@ pub struct TxRecord {
     pub answer: Option<Answer>,
     /// Whether the authorization was reversed.
     pub reversal: ReversalState,
+    /// `captureMode` (`AUTHOR_CAPTURE`, `VALIDATION`).
+    pub capture_mode: String,
+    /// The business day (days since 1970-01-01 in the cut-off's time
+    /// zone) whose cut-off captures it, or expires it unvalidated.
+    pub capture_day: i32,
+    /// Where it stands after its authorization, once an operation or a
+    /// cut-off changed it (`None`: as its authorization left it).
+    pub settlement: Option<Settlement>,
+}
+
+/// A transaction's status and amounts after an operation or a cut-off
+/// (the switch's `lifecycle` names; the journal keeps them as text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    pub status: String,
+    /// Left to capture (authorized less cancelled, or validated).
+    pub remaining: u64,
+    pub captured: u64,
+    pub refunded: u64,
+    pub capture_day: i32,
+    pub updated_ms: u64,
+}
+
+/// One cash-management operation (or a cut-off's capture or expiry) on a
+/// transaction, and what it answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationRecord {
+    pub id: u64,
+    pub tx_id: u64,
+    /// `cancel`, `validate`, `refund`, `capture`, `expire`.
+    pub kind: String,
+    pub amount: u64,
+    /// The merchant's id for the operation: a retry with the same one gets
+    /// the recorded answer.
+    pub operation_reference: Option<String>,
+    pub response_code: String,
+    pub new_status: String,
+    pub new_amount: u64,
+    pub created_ms: u64,
+    /// The message it queued for the acquirer, if any.
+    pub saf_id: Option<u64>,
 }
 
 /// A transaction's reversal, as the journal keeps it.
@@ -194,19 +235,29 @@ impl ReversalState {
 /// What a store-and-forward message is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SafKind {
-    /// A full reversal of the authorization.
+    /// A full reversal of an authorization that was not answered (at most
+    /// one per transaction).
     Reversal,
+    /// A merchant's cancellation: a reversal, full or partial (what stays
+    /// authorized in `replacement`).
+    Cancel,
+    /// A refund of `amount`.
+    Refund,
 }
 
 impl SafKind {
+    pub const ALL: [SafKind; 3] = [SafKind::Reversal, SafKind::Cancel, SafKind::Refund];
+
     pub fn as_str(self) -> &'static str {
         match self {
             SafKind::Reversal => "reversal",
+            SafKind::Cancel => "cancel",
+            SafKind::Refund => "refund",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        (s == "reversal").then_some(SafKind::Reversal)
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -259,6 +310,9 @@ pub struct SafRecord {
     pub expires_ms: u64,
     /// The acquirer's answer to it.
     pub response_code: Option<String>,
+    /// A cancellation's replacement amount: what stays authorized (0 for
+    /// a full one). `None` for the other kinds.
+    pub replacement: Option<u64>,
 }
 
 /// A change of a store-and-forward message (and of its transaction's
@@ -369,6 +423,13 @@ pub enum Change {
     /// reversal state follows).
     UpdateSaf(SafUpdate),
     PutVault(VaultRecord),
+    /// A transaction's new status and amounts.
+    Settle {
+        tx_id: u64,
+        settlement: Settlement,
+    },
+    /// Records an operation.
+    InsertOperation(Box<OperationRecord>),
     /// Raises counter `name`'s reservation to `upto` (never lowers it).
     Reserve {
         name: String,
@@ -500,6 +561,31 @@ pub trait Backend: Send {
         from_ms: u64,
         to_ms: u64,
     ) -> Result<Vec<TxRecord>, JournalError>;
+
+    /// The operations of transaction `tx_id`, oldest first.
+    fn operations(&mut self, tx_id: u64) -> Result<Vec<OperationRecord>, JournalError>;
+
+    /// Operations recorded in `[from_ms, to_ms)`, oldest first.
+    fn operations_between(
+        &mut self,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Vec<OperationRecord>, JournalError>;
+
+    /// Transactions created since `since_ms` that a cut-off closing
+    /// business day `day` must capture or expire: approved, due by `day`
+    /// (`capture_day`, or their settlement's), and still `TO_CAPTURE` or
+    /// `TO_VALIDATE` (no settlement yet counts as such). Oldest first.
+    fn due_for_cut_off(&mut self, day: i32, since_ms: u64) -> Result<Vec<TxRecord>, JournalError>;
+}
+
+/// Whether a transaction is due at the cut-off closing `day` (see
+/// [`Backend::due_for_cut_off`]).
+pub fn due_at(t: &TxRecord, day: i32) -> bool {
+    match &t.settlement {
+        Some(s) => s.capture_day <= day && (s.status == "TO_CAPTURE" || s.status == "TO_VALIDATE"),
+        None => t.state == TxState::Approved && t.capture_day <= day,
+    }
 }
 
 /// The claim of a batch, if any (at most one, and first).
@@ -551,6 +637,9 @@ pub(crate) mod tests {
             }),
             answer: None,
             reversal: ReversalState::None,
+            capture_mode: "AUTHOR_CAPTURE".into(),
+            capture_day: 19_675,
+            settlement: None,
         }
     }
 
@@ -758,6 +847,7 @@ pub(crate) mod tests {
             updated_ms: t0 + 50,
             expires_ms: t0 + 86_400_000,
             response_code: None,
+            replacement: None,
         };
         b.commit(&[vec![Change::QueueSaf(Box::new(saf.clone()))]])
             .unwrap();
@@ -803,6 +893,89 @@ pub(crate) mod tests {
         // Listing by creation time.
         let all = b.transactions_between(t0, t0 + 1).unwrap();
         assert_eq!(all.iter().map(|t| t.id).collect::<Vec<_>>(), vec![1, 3, 20]);
+
+        // Settlement and operations: a cancel queued for the acquirer does
+        // not touch the automatic reversal state.
+        let cancel = SafRecord {
+            id: 101,
+            tx_id: 1,
+            kind: SafKind::Cancel,
+            replacement: Some(600),
+            ..saf.clone()
+        };
+        let op = OperationRecord {
+            id: 500,
+            tx_id: 1,
+            kind: "cancel".into(),
+            amount: 400,
+            operation_reference: Some("op-1".into()),
+            response_code: "00".into(),
+            new_status: "TO_CAPTURE".into(),
+            new_amount: 600,
+            created_ms: t0 + 80,
+            saf_id: Some(101),
+        };
+        let settled = Settlement {
+            status: "TO_CAPTURE".into(),
+            remaining: 600,
+            captured: 0,
+            refunded: 0,
+            capture_day: 19_675,
+            updated_ms: t0 + 80,
+        };
+        let tx1 = b.transaction_by_id(1).unwrap().unwrap();
+        assert!(due_at(&tx1, 19_675) && !due_at(&tx1, 19_674));
+        b.commit(&[vec![
+            Change::Settle {
+                tx_id: 1,
+                settlement: settled.clone(),
+            },
+            Change::InsertOperation(Box::new(op.clone())),
+            Change::QueueSaf(Box::new(cancel.clone())),
+        ]])
+        .unwrap();
+        let tx1 = b.transaction_by_id(1).unwrap().unwrap();
+        assert_eq!(tx1.settlement.as_ref(), Some(&settled));
+        assert_eq!(tx1.reversal, ReversalState::None);
+        assert_eq!(b.operations(1).unwrap(), vec![op.clone()]);
+        assert!(b.operations(3).unwrap().is_empty());
+        assert_eq!(b.operations_between(t0, t0 + 81).unwrap(), vec![op.clone()]);
+        assert!(b.operations_between(t0 + 81, t0 + 90).unwrap().is_empty());
+        b.commit(&[vec![Change::UpdateSaf(SafUpdate {
+            id: 101,
+            tx_id: 1,
+            state: SafState::Acknowledged,
+            stan: "000779".into(),
+            attempts: 1,
+            updated_ms: t0 + 90,
+            response_code: Some("00".into()),
+        })]])
+        .unwrap();
+        assert_eq!(
+            b.transaction_by_id(1).unwrap().unwrap().reversal,
+            ReversalState::None
+        );
+        assert_eq!(b.saf_all().unwrap()[1].replacement, Some(600));
+        // Due at the cut-off: 1 (settled TO_CAPTURE, due), not 3 (never
+        // approved) nor 20 (not sent).
+        let due: Vec<u64> = b
+            .due_for_cut_off(19_675, t0)
+            .unwrap()
+            .iter()
+            .map(|t| t.id)
+            .collect();
+        assert_eq!(due, vec![1]);
+        assert!(b.due_for_cut_off(19_674, t0).unwrap().is_empty());
+        b.commit(&[vec![Change::Settle {
+            tx_id: 1,
+            settlement: Settlement {
+                status: "CAPTURED".into(),
+                captured: 600,
+                ..settled.clone()
+            },
+        }]])
+        .unwrap();
+        assert!(b.due_for_cut_off(19_700, t0).unwrap().is_empty());
 
         // Prune forgets token ids and vault, keeps transactions.
         b.commit(&[vec![Change::Prune {

@@ -24,13 +24,14 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
 use super::{
-    claim_of, Answer, Applied, Backend, Batch, Change, Conflict, JournalError, Recovered,
-    RecoverySpan, ReversalState, SafKind, SafRecord, SafState, SentTo, TokenIdRecord, TxRecord,
-    TxState, TxUpdate, VaultRecord,
+    claim_of, Answer, Applied, Backend, Batch, Change, Conflict, JournalError, OperationRecord,
+    Recovered, RecoverySpan, ReversalState, SafKind, SafRecord, SafState, SentTo, Settlement,
+    TokenIdRecord, TxRecord, TxState, TxUpdate, VaultRecord,
 };
 
 /// Schema steps; `user_version` = how many have been applied.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE tx (
     id                     INTEGER PRIMARY KEY,
     merchant_id            TEXT NOT NULL,
@@ -107,17 +108,49 @@ CREATE TABLE saf (
 CREATE INDEX saf_queued ON saf (state) WHERE state = 'queued';
 -- One reversal per authorization, whatever triggers it.
 CREATE UNIQUE INDEX saf_one_reversal ON saf (tx_id) WHERE kind = 'reversal';
-"#];
+"#,
+    r#"
+-- After the authorization: capture mode and day, the status and amounts
+-- once an operation or a cut-off changed them (NULL before), operations.
+ALTER TABLE tx ADD COLUMN capture_mode TEXT NOT NULL DEFAULT 'AUTHOR_CAPTURE';
+ALTER TABLE tx ADD COLUMN capture_day INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tx ADD COLUMN status TEXT;
+ALTER TABLE tx ADD COLUMN remaining INTEGER;
+ALTER TABLE tx ADD COLUMN captured INTEGER;
+ALTER TABLE tx ADD COLUMN refunded INTEGER;
+ALTER TABLE tx ADD COLUMN settle_day INTEGER;
+ALTER TABLE tx ADD COLUMN settled_ms INTEGER;
+ALTER TABLE saf ADD COLUMN replacement INTEGER;
+CREATE TABLE operations (
+    id                  INTEGER PRIMARY KEY,
+    tx_id               INTEGER NOT NULL,
+    kind                TEXT NOT NULL,
+    amount              INTEGER NOT NULL,
+    operation_reference TEXT,
+    response_code       TEXT NOT NULL,
+    new_status          TEXT NOT NULL,
+    new_amount          INTEGER NOT NULL,
+    created_ms          INTEGER NOT NULL,
+    saf_id              INTEGER
+);
+CREATE INDEX operations_by_tx ON operations (tx_id);
+"#,
+];
 
 /// The columns of `tx`, in [`tx_of_row`]'s order.
 const TX_COLUMNS: &str = "id, merchant_id, reference, state, created_ms, updated_ms, amount, \
     currency, masked_pan, brand, pan_entry_mode, wallet, order_channel, card, content_hash, \
     acquirer, terminal_id, acceptor_id, acquirer_id, merchant_category_code, stan, rrn, \
-    sent_ms, response_code, acquirer_response_code, authorisation_id, answered_ms, reversal";
+    sent_ms, response_code, acquirer_response_code, authorisation_id, answered_ms, reversal, \
+    capture_mode, capture_day, status, remaining, captured, refunded, settle_day, settled_ms";
 
 /// The columns of `saf`, in [`saf_of`]'s order.
 const SAF_COLUMNS: &str = "id, tx_id, kind, acquirer, reason, stan, amount, state, attempts, \
-    created_ms, updated_ms, expires_ms, response_code";
+    created_ms, updated_ms, expires_ms, response_code, replacement";
+
+/// The columns of `operations`, in [`operation_of`]'s order.
+const OPERATION_COLUMNS: &str = "id, tx_id, kind, amount, operation_reference, response_code, \
+    new_status, new_amount, created_ms, saf_id";
 
 /// A journal in one SQLite file.
 pub struct SqliteBackend {
@@ -284,6 +317,18 @@ fn tx_of_row(r: &Row<'_>) -> rusqlite::Result<TxRecord> {
             format!("unknown reversal state {reversal:?}").into(),
         )
     })?;
+    let status: Option<String> = r.get(30)?;
+    let settlement = match status {
+        Some(status) => Some(Settlement {
+            status,
+            remaining: u(r.get::<_, Option<i64>>(31)?.unwrap_or(0)),
+            captured: u(r.get::<_, Option<i64>>(32)?.unwrap_or(0)),
+            refunded: u(r.get::<_, Option<i64>>(33)?.unwrap_or(0)),
+            capture_day: r.get::<_, Option<i32>>(34)?.unwrap_or(0),
+            updated_ms: u(r.get::<_, Option<i64>>(35)?.unwrap_or(0)),
+        }),
+        None => None,
+    };
     Ok(TxRecord {
         id: u(r.get(0)?),
         merchant_id: r.get(1)?,
@@ -303,6 +348,24 @@ fn tx_of_row(r: &Row<'_>) -> rusqlite::Result<TxRecord> {
         sent_to,
         answer,
         reversal,
+        capture_mode: r.get(28)?,
+        capture_day: r.get(29)?,
+        settlement,
+    })
+}
+
+fn operation_of(r: &Row<'_>) -> rusqlite::Result<OperationRecord> {
+    Ok(OperationRecord {
+        id: u(r.get(0)?),
+        tx_id: u(r.get(1)?),
+        kind: r.get(2)?,
+        amount: u(r.get(3)?),
+        operation_reference: r.get(4)?,
+        response_code: r.get(5)?,
+        new_status: r.get(6)?,
+        new_amount: u(r.get(7)?),
+        created_ms: u(r.get(8)?),
+        saf_id: r.get::<_, Option<i64>>(9)?.map(u),
     })
 }
 
@@ -326,6 +389,7 @@ fn saf_of(r: &Row<'_>) -> rusqlite::Result<SafRecord> {
         updated_ms: u(r.get(10)?),
         expires_ms: u(r.get(11)?),
         response_code: r.get(12)?,
+        replacement: r.get::<_, Option<i64>>(13)?.map(u),
     })
 }
 
@@ -402,7 +466,8 @@ fn insert_tx(t: &Transaction<'_>, r: &TxRecord) -> rusqlite::Result<()> {
     let a = r.answer.as_ref();
     t.prepare_cached(&format!(
         "INSERT INTO tx ({TX_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
-         ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)"
+         ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, \
+         ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36)"
     ))?
     .execute(params![
         i(r.id),
@@ -433,6 +498,14 @@ fn insert_tx(t: &Transaction<'_>, r: &TxRecord) -> rusqlite::Result<()> {
         a.and_then(|a| a.authorisation_id.as_ref()),
         a.map(|a| i(a.answered_ms)),
         r.reversal.as_str(),
+        r.capture_mode,
+        r.capture_day,
+        r.settlement.as_ref().map(|s| &s.status),
+        r.settlement.as_ref().map(|s| i(s.remaining)),
+        r.settlement.as_ref().map(|s| i(s.captured)),
+        r.settlement.as_ref().map(|s| i(s.refunded)),
+        r.settlement.as_ref().map(|s| s.capture_day),
+        r.settlement.as_ref().map(|s| i(s.updated_ms)),
     ])?;
     Ok(())
 }
@@ -504,7 +577,7 @@ fn apply(t: &Transaction<'_>, c: &Change) -> rusqlite::Result<()> {
         Change::QueueSaf(q) => {
             t.prepare_cached(&format!(
                 "INSERT INTO saf ({SAF_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
-                 ?11, ?12, ?13)"
+                 ?11, ?12, ?13, ?14)"
             ))?
             .execute(params![
                 i(q.id),
@@ -520,9 +593,12 @@ fn apply(t: &Transaction<'_>, c: &Change) -> rusqlite::Result<()> {
                 i(q.updated_ms),
                 i(q.expires_ms),
                 q.response_code,
+                q.replacement.map(i),
             ])?;
-            t.prepare_cached("UPDATE tx SET reversal = 'queued' WHERE id = ?1")?
-                .execute([i(q.tx_id)])?;
+            if q.kind == SafKind::Reversal {
+                t.prepare_cached("UPDATE tx SET reversal = 'queued' WHERE id = ?1")?
+                    .execute([i(q.tx_id)])?;
+            }
         }
         Change::UpdateSaf(u) => {
             t.prepare_cached(
@@ -544,9 +620,46 @@ fn apply(t: &Transaction<'_>, c: &Change) -> rusqlite::Result<()> {
                 SafState::Expired => Some(ReversalState::Expired),
             };
             if let Some(r) = reversal {
-                t.prepare_cached("UPDATE tx SET reversal = ?2 WHERE id = ?1")?
-                    .execute(params![i(u.tx_id), r.as_str()])?;
+                t.prepare_cached(
+                    "UPDATE tx SET reversal = ?2 WHERE id = ?1
+                     AND EXISTS (SELECT 1 FROM saf WHERE id = ?3 AND kind = 'reversal')",
+                )?
+                .execute(params![i(u.tx_id), r.as_str(), i(u.id)])?;
             }
+        }
+        Change::Settle { tx_id, settlement } => {
+            t.prepare_cached(
+                "UPDATE tx SET status = ?2, remaining = ?3, captured = ?4, refunded = ?5,
+                    settle_day = ?6, settled_ms = ?7
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                i(*tx_id),
+                settlement.status,
+                i(settlement.remaining),
+                i(settlement.captured),
+                i(settlement.refunded),
+                settlement.capture_day,
+                i(settlement.updated_ms)
+            ])?;
+        }
+        Change::InsertOperation(o) => {
+            t.prepare_cached(&format!(
+                "INSERT INTO operations ({OPERATION_COLUMNS})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            ))?
+            .execute(params![
+                i(o.id),
+                i(o.tx_id),
+                o.kind,
+                i(o.amount),
+                o.operation_reference,
+                o.response_code,
+                o.new_status,
+                i(o.new_amount),
+                i(o.created_ms),
+                o.saf_id.map(i),
+            ])?;
         }
         Change::PutVault(v) => {
             t.prepare_cached(
@@ -783,6 +896,57 @@ impl Backend for SqliteBackend {
         out.sort_by_key(|t| (t.created_ms, t.id));
         Ok(out)
     }
+
+    fn operations(&mut self, tx_id: u64) -> Result<Vec<OperationRecord>, JournalError> {
+        let mut st = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {OPERATION_COLUMNS} FROM operations WHERE tx_id = ?1 ORDER BY id"
+            ))
+            .map_err(storage)?;
+        let rows = st.query_map([i(tx_id)], operation_of).map_err(storage)?;
+        rows.map(|r| r.map_err(|e| JournalError::Corrupt(e.to_string())))
+            .collect()
+    }
+
+    fn operations_between(
+        &mut self,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Vec<OperationRecord>, JournalError> {
+        // Few rows next to authorizations: a scan is fine for an export.
+        let mut st = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {OPERATION_COLUMNS} FROM operations
+                 WHERE created_ms >= ?1 AND created_ms < ?2 ORDER BY created_ms, id"
+            ))
+            .map_err(storage)?;
+        let rows = st
+            .query_map(params![i(from_ms), i(to_ms)], operation_of)
+            .map_err(storage)?;
+        rows.map(|r| r.map_err(|e| JournalError::Corrupt(e.to_string())))
+            .collect()
+    }
+
+    fn due_for_cut_off(&mut self, day: i32, since_ms: u64) -> Result<Vec<TxRecord>, JournalError> {
+        // No index: the ids since `since_ms` (a week or so), once a day.
+        let first = first_id_since(&self.conn, since_ms).map_err(storage)?;
+        let mut st = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {TX_COLUMNS} FROM tx WHERE id >= ?1 AND created_ms >= ?2 AND (
+                    (status IS NULL AND state = 'approved' AND capture_day <= ?3)
+                    OR (status IN ('TO_CAPTURE', 'TO_VALIDATE') AND settle_day <= ?3))
+                 ORDER BY id"
+            ))
+            .map_err(storage)?;
+        let rows = st
+            .query_map(params![i(first), i(since_ms), day], tx_of_row)
+            .map_err(storage)?;
+        rows.map(|r| r.map_err(|e| JournalError::Corrupt(e.to_string())))
+            .collect()
+    }
 }
 
 /// How far the creation times of transactions with neighbouring ids may
@@ -870,6 +1034,41 @@ mod tests {
             .map(|t| t.id)
             .collect();
         assert_eq!(got, vec![2, 7, 100_000]);
+    }
+
+    #[test]
+    fn a_first_version_file_is_brought_up_to_date_with_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        {
+            // A journal as the first schema wrote it, with one transaction.
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(MIGRATIONS[0]).unwrap();
+            c.execute_batch("PRAGMA user_version = 1").unwrap();
+            c.execute(
+                "INSERT INTO tx (id, merchant_id, reference, state, created_ms, updated_ms, amount,
+                    currency, masked_pan, brand, pan_entry_mode, order_channel, card, content_hash)
+                 VALUES (1, 'm', 'r', 'approved', 5, 5, 1000, '978', '489537******3478', 'VISA',
+                    'OEMPAY', 'INTERNET', x'01', ?1)",
+                [&[7u8; 32][..]],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO refs (merchant_id, reference, tx_id, content_hash, created_ms)
+                 VALUES ('m', 'r', 1, x'00', 5)",
+                [],
+            )
+            .unwrap();
+        }
+        let mut b = SqliteBackend::open(&path).unwrap();
+        assert_eq!(b.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        let t = b.transaction("m", "r").unwrap().unwrap();
+        assert_eq!(
+            (t.capture_mode.as_str(), t.capture_day),
+            ("AUTHOR_CAPTURE", 0)
+        );
+        assert_eq!(t.settlement, None);
+        assert!(b.operations(1).unwrap().is_empty());
     }
 
     #[test]

@@ -18,11 +18,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::codes::{ResponseCode, ResponseCodeTable};
+use super::cutoff::CutOff;
 use super::domain::{
     Authentication, AuthorizationRequest, CardBrand, Currency, HolderAuthentProgram, OrderChannel,
     PanEntryMode, ReversalReason, ReversalRequest, Wallet,
 };
-use super::operation::{CardOrder, OrderAnswer, Refusal};
+use super::lifecycle::{CaptureMode, MAX_CAPTURE_DAY};
+use super::operation::{Capture, CardOrder, OrderAnswer, Refusal};
 use super::routing::{self, Route};
 use super::saf::SafConfig;
 use super::sequence::{Exhausted, Reservation, Sequence};
@@ -143,6 +145,7 @@ pub struct Prepared {
     pub now_ms: u64,
     /// The reference's key in the in-memory window.
     ref_key: u128,
+    pub capture: Capture,
 }
 
 impl Prepared {
@@ -201,6 +204,7 @@ pub struct Core {
     limits: Limits,
     saf: SafConfig,
     fault: Option<Fault>,
+    cut_off: CutOff,
 }
 
 impl std::fmt::Debug for Core {
@@ -224,6 +228,8 @@ pub struct CoreSetup {
     pub acquirers: Vec<String>,
     pub saf: SafConfig,
     pub fault: Option<Fault>,
+    /// When business days end (capture days, the daily cut-off).
+    pub cut_off: CutOff,
 }
 
 fn reserved(rec: &Recovered, name: &str) -> Option<u64> {
@@ -291,6 +297,7 @@ impl Core {
             limits,
             saf: setup.saf,
             fault: setup.fault,
+            cut_off: setup.cut_off,
         };
         let mut report = RecoveryReport {
             saf: rec.saf.clone(),
@@ -437,6 +444,7 @@ impl Core {
             updated_ms: now_ms,
             expires_ms: now_ms.saturating_add(self.saf.expiry_ms),
             response_code: None,
+            replacement: None,
         }
     }
 
@@ -541,7 +549,7 @@ impl Core {
         request.check().map_err(|e| Refusal::invalid(e.field))?;
         let route = routing::route_index(&merchant.routes, brand, &request.card_number)
             .ok_or(Refusal::code(ResponseCode::InvalidMerchant))?;
-        let content_hash = self.content_hash(&request);
+        let content_hash = self.content_hash(&request, order.capture);
         let ref_key = self
             .references
             .key(&merchant.id, &request.transaction_reference);
@@ -552,14 +560,17 @@ impl Core {
             content_hash,
             now_ms,
             ref_key,
+            capture: order.capture,
         })
     }
 
     /// Keyed hash of what makes an authorization the same one: a retry
     /// must match it to be answered from the journal.
-    fn content_hash(&self, r: &AuthorizationRequest) -> [u8; 32] {
+    fn content_hash(&self, r: &AuthorizationRequest, capture: Capture) -> [u8; 32] {
         let auth = r.authentication.as_ref();
         self.key.keyed_hash(&[
+            capture.mode.as_str().as_bytes(),
+            &[capture.days],
             r.merchant_id.as_bytes(),
             r.transaction_reference.as_bytes(),
             &r.amount.to_be_bytes(),
@@ -656,6 +667,9 @@ impl Core {
             sent_to: None,
             answer: None,
             reversal: ReversalState::None,
+            capture_mode: p.capture.mode.as_str().into(),
+            capture_day: self.cut_off.business_day(p.now_ms) + i32::from(p.capture.days),
+            settlement: None,
         }
     }
 
@@ -772,6 +786,7 @@ impl Core {
             brand: p.request.brand,
             wallet: p.request.wallet,
             pan_entry_mode: p.request.pan_entry_mode,
+            capture: p.capture,
         };
         (state, batch, told)
     }
@@ -806,7 +821,23 @@ impl Core {
             brand: CardBrand::parse(&t.brand).unwrap_or(CardBrand::Other),
             wallet: t.wallet.as_deref().and_then(Wallet::parse),
             pan_entry_mode: PanEntryMode::parse(&t.pan_entry_mode).unwrap_or(PanEntryMode::Wallet),
+            capture: self.capture_of(t),
         }
+    }
+
+    /// How a recorded transaction is captured (its days counted from its
+    /// own business day).
+    pub fn capture_of(&self, t: &TxRecord) -> Capture {
+        let days = t.capture_day - self.cut_off.business_day(t.created_ms);
+        Capture {
+            mode: CaptureMode::parse(&t.capture_mode).unwrap_or(CaptureMode::AuthorCapture),
+            days: u8::try_from(days.clamp(0, i32::from(MAX_CAPTURE_DAY))).unwrap_or(0),
+        }
+    }
+
+    /// When business days end.
+    pub fn cut_off(&self) -> &CutOff {
+        &self.cut_off
     }
 
     /// A new vault entry for a PAN_ONLY card: its reference and record.
@@ -913,6 +944,7 @@ mod tests {
 
     fn setup(m: Arc<Merchant>) -> CoreSetup {
         CoreSetup {
+            cut_off: crate::switch::cutoff::CutOff::paris(),
             merchants: [(m.id.clone(), m)].into_iter().collect(),
             codes: ResponseCodeTable::default(),
             key: CardKey::from_text(&"11".repeat(32)).unwrap(),
@@ -932,6 +964,7 @@ mod tests {
 
     fn order(reference: &str, amount: u64) -> CardOrder {
         CardOrder {
+            capture: crate::switch::Capture::default(),
             transaction_reference: reference.into(),
             amount,
             currency: Currency::parse("978").unwrap(),

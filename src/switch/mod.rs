@@ -28,6 +28,7 @@
 pub mod codes;
 pub mod core;
 pub mod currency;
+pub mod cutoff;
 pub mod domain;
 pub mod lifecycle;
 pub mod mapping;
@@ -49,7 +50,7 @@ pub use self::core::{Core, CoreSetup, Fault, Limits, Outcome, RecoveryReport};
 pub use codes::{ResponseCode, ResponseCodeTable};
 pub use domain::AuthorizationRequest;
 pub use mapping::Mapping;
-pub use operation::{CardInput, CardOrder, OrderAnswer, Refusal, TokenCheck, TokenMode};
+pub use operation::{Capture, CardInput, CardOrder, OrderAnswer, Refusal, TokenCheck, TokenMode};
 pub use routing::{Contract, Route};
 
 use self::core::{ClaimError, Prepared};

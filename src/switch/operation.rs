@@ -7,6 +7,7 @@ use std::fmt;
 
 use super::codes::ResponseCode;
 use super::domain::{Authentication, CardBrand, Currency, OrderChannel, PanEntryMode, Wallet};
+use super::lifecycle::CaptureMode;
 use crate::card::{Expiry, Pan};
 use crate::wallet::googlepay::Cryptogram;
 
@@ -76,6 +77,25 @@ pub struct CardOrder {
     pub brand: Option<CardBrand>,
     pub wallet: Option<Wallet>,
     pub authentication: Option<Authentication>,
+    /// `captureMode` and `captureDay` (as applied: at most 6).
+    pub capture: Capture,
+}
+
+/// How an approved authorization is captured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capture {
+    pub mode: CaptureMode,
+    /// Business days after the authorization's (0-6).
+    pub days: u8,
+}
+
+impl Default for Capture {
+    fn default() -> Self {
+        Capture {
+            mode: CaptureMode::AuthorCapture,
+            days: 0,
+        }
+    }
 }
 
 /// What the merchant is told of an authorization (the same on a retry).
@@ -91,6 +111,7 @@ pub struct OrderAnswer {
     pub brand: CardBrand,
     pub wallet: Option<Wallet>,
     pub pan_entry_mode: PanEntryMode,
+    pub capture: Capture,
 }
 
 /// A decrypted Google Pay token, as the merchant gets it back.

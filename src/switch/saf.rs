@@ -313,6 +313,7 @@ mod tests {
             updated_ms: created_ms,
             expires_ms: created_ms + 100_000,
             response_code: None,
+            replacement: None,
         }
     }
 
