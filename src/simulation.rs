@@ -458,6 +458,7 @@ impl World<'_> {
                 program: HolderAuthentProgram::GooglePay,
                 eci: Eci::parse("05"),
                 cryptogram: Cryptogram::from_base64(TAVV),
+                three_ds: None,
             }),
         };
         let Some(node) = self.node.as_mut() else {

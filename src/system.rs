@@ -48,6 +48,10 @@ use crate::wallet::googlepay::{
 
 /// The environment variable that injects a fault (tests only).
 pub const FAULT_ENV: &str = "ACQSWITCH_FAULT";
+/// The environment variable that moves the switch's clock forward by a
+/// duration (`48h`): tests of the daily cut-off restart the switch "two
+/// days later". Never set in production.
+pub const CLOCK_ENV: &str = "ACQSWITCH_CLOCK_OFFSET";
 
 /// Why the switch could not start. Never carries a secret.
 #[derive(Debug, thiserror::Error)]
@@ -504,6 +508,15 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         }
         Err(_) => None,
     };
+    let clock_offset = match std::env::var(CLOCK_ENV) {
+        Ok(v) => {
+            let d = crate::net::duration_serde::parse(&v)
+                .map_err(|e| StartError::Config(format!("{CLOCK_ENV}: {e}")))?;
+            tracing::warn!(offset = %v, "the clock is moved forward: for tests only");
+            d
+        }
+        Err(_) => Duration::ZERO,
+    };
     // Files first: a bad one stops the start before anything runs.
     let api_tls = api_tls(&cfg)?;
     let simulator = start_simulator(&cfg)?;
@@ -513,7 +526,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     // The journal, and the state it gives back.
     let limits = limits(&cfg);
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    let now_ms = unix_ms(SystemTime::now());
+    let now_ms = unix_ms(SystemTime::now() + clock_offset);
     let (backend, location, key): (Box<dyn Backend>, String, CardKey) =
         match cfg.journal.backend.as_str() {
             "sqlite" => {
@@ -607,6 +620,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         setups,
         recovery.saf.clone(),
         threads,
+        clock_offset,
     )
     .map_err(|e| match e {
         crate::switch::SwitchError::Acquirer { acquirer, reason } => {

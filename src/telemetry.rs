@@ -27,6 +27,8 @@
 //! | `acqswitch_store_and_forward_depth` | gauge | |
 //! | `acqswitch_token_failures_total` | counter | `reason` |
 //! | `acqswitch_seal_failures_total` | counter | |
+//! | `acqswitch_operations_total` | counter | `kind` (cancel, validate, refund), `response_code` |
+//! | `acqswitch_cut_off_transactions_total` | counter | `result` (captured, expired) |
 
 use std::io::IsTerminal;
 use std::sync::OnceLock;
@@ -51,6 +53,8 @@ pub const REVERSALS_EXPIRED: &str = "acqswitch_reversals_expired_total";
 pub const SAF_DEPTH: &str = "acqswitch_store_and_forward_depth";
 pub const TOKEN_FAILURES: &str = "acqswitch_token_failures_total";
 pub const SEAL_FAILURES: &str = "acqswitch_seal_failures_total";
+pub const OPERATIONS: &str = "acqswitch_operations_total";
+pub const CUT_OFF: &str = "acqswitch_cut_off_transactions_total";
 
 /// Latency buckets, seconds.
 const SECONDS: [f64; 14] = [

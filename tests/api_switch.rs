@@ -345,11 +345,11 @@ async fn pan_only_keeps_the_pan_in_the_vault() {
     let m = last_0100(&r);
     assert!(spec.subfield_text(&m, 47, "02").is_none());
 
-    // Another merchant cannot use the reference.
+    // Another merchant cannot use the reference: to it, it is unknown (14).
     let mut o = order(&unique("R"), 2000);
     o["paymentToken"] = json!(reference);
     let v = api.call(PATH_CARD_ORDER, M2, o).await;
-    assert_eq!(v["responseCode"], "12", "{v}");
+    assert_eq!(v["responseCode"], "14", "{v}");
     assert_eq!(v["errorFieldName"], "paymentToken");
     r.shutdown().await;
 }

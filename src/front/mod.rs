@@ -11,6 +11,13 @@
 //!   Google Pay token ([`Switch::check_token`]).
 //! - `POST /rs-services/v2/checkout/cardOrder`: the authorization
 //!   ([`Switch::card_order`]).
+//! - `POST /rs-services/v2/checkout/cardValidateAuthenticationAndOrder`:
+//!   the authorization of a PAN_ONLY card kept in the vault, with the
+//!   merchant's 3-D Secure result ([`Switch::card_order`]).
+//! - `POST /rs-services/v2/cashManagement/{cancel,validate,refund}`
+//!   ([`Switch::operate`]).
+//! - `POST /rs-services/v2/diagnostic/getTransactionData`
+//!   ([`Switch::transaction_data`]).
 //! - `GET /healthz`, `GET /readyz` (a ready link to every acquirer).
 //! - `GET /metrics`: Prometheus's text format ([`crate::telemetry`]).
 //!
@@ -29,7 +36,7 @@ pub mod server;
 pub mod wire;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -42,14 +49,23 @@ use serde_json::{json, Map, Value};
 
 use crate::card::Secret;
 use crate::seal::{self, SealAlgorithm};
+use crate::switch::lifecycle::OperationKind;
 use crate::switch::{Merchant, Refusal, ResponseCode, Switch};
 use crate::telemetry;
 use wire::{
-    CardOrderRequest, CardOrderResponse, CheckRequest, CheckResponse, Envelope, RefusalResponse,
+    CardOrderRequest, CardOrderResponse, CashManagementRequest, CashManagementResponse,
+    CheckRequest, CheckResponse, Envelope, RefusalResponse, TransactionDataRequest,
+    TransactionDataResponse,
 };
 
 pub const PATH_CHECK: &str = "/rs-services/v2/checkout/paymentDataProviderCheck";
 pub const PATH_CARD_ORDER: &str = "/rs-services/v2/checkout/cardOrder";
+pub const PATH_VALIDATE_AND_ORDER: &str =
+    "/rs-services/v2/checkout/cardValidateAuthenticationAndOrder";
+pub const PATH_CANCEL: &str = "/rs-services/v2/cashManagement/cancel";
+pub const PATH_VALIDATE: &str = "/rs-services/v2/cashManagement/validate";
+pub const PATH_REFUND: &str = "/rs-services/v2/cashManagement/refund";
+pub const PATH_TRANSACTION_DATA: &str = "/rs-services/v2/diagnostic/getTransactionData";
 
 /// What one shard's handlers share: its view of the switch and the body
 /// limits.
@@ -65,6 +81,20 @@ pub fn router(api: Arc<Api>) -> Router {
     Router::new()
         .route(PATH_CHECK, post(payment_data_provider_check))
         .route(PATH_CARD_ORDER, post(card_order))
+        .route(PATH_VALIDATE_AND_ORDER, post(validate_and_order))
+        .route(
+            PATH_CANCEL,
+            post(|s, h, b| cash_management(s, h, b, OperationKind::Cancel)),
+        )
+        .route(
+            PATH_VALIDATE,
+            post(|s, h, b| cash_management(s, h, b, OperationKind::Validate)),
+        )
+        .route(
+            PATH_REFUND,
+            post(|s, h, b| cash_management(s, h, b, OperationKind::Refund)),
+        )
+        .route(PATH_TRANSACTION_DATA, post(transaction_data))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
@@ -311,7 +341,7 @@ async fn payment_data_provider_check(
     };
     match api
         .switch
-        .check_token(SystemTime::now(), req.merchant, token)
+        .check_token(api.switch.now(), req.merchant, token)
         .await
     {
         Ok(c) => sealed(StatusCode::OK, &CheckResponse::from(c), with),
@@ -327,7 +357,24 @@ async fn card_order(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body)
     response
 }
 
+async fn validate_and_order(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let _in_flight = InFlight::enter();
+    let started = Instant::now();
+    let response = order_response(&api, &headers, body, true).await;
+    front_metrics().card_order.record(started.elapsed());
+    response
+}
+
 async fn card_order_response(api: &Api, headers: &HeaderMap, body: Body) -> Response {
+    order_response(api, headers, body, false).await
+}
+
+/// cardOrder, or (`validated`) cardValidateAuthenticationAndOrder.
+async fn order_response(api: &Api, headers: &HeaderMap, body: Body, validated: bool) -> Response {
     let req = match receive(api, headers, body).await {
         Ok(r) => r,
         Err(refused) => return refused,
@@ -344,17 +391,83 @@ async fn card_order_response(api: &Api, headers: &HeaderMap, body: Body) -> Resp
         body.transaction_reference = echo.clone();
         sealed(StatusCode::OK, &body, with)
     };
-    let order =
-        match wire::typed_ref::<CardOrderRequest<'_>>(&req.body).and_then(|o| o.into_order()) {
-            Ok(o) => o,
-            Err(r) => return refuse(r),
-        };
+    let order = wire::typed_ref::<CardOrderRequest<'_>>(&req.body).and_then(|o| {
+        if validated {
+            o.into_validated_order()
+        } else {
+            o.into_order()
+        }
+    });
+    let order = match order {
+        Ok(o) => o,
+        Err(r) => return refuse(r),
+    };
     match api
         .switch
-        .card_order(SystemTime::now(), req.merchant, order)
+        .card_order(api.switch.now(), req.merchant, order)
         .await
     {
         Ok(a) => sealed(StatusCode::OK, &CardOrderResponse::from(a), with),
         Err(r) => refuse(r),
+    }
+}
+
+/// Refusals of an operation on a transaction echo its reference.
+fn refuse_echoing(req: &Sealed<'_>, r: Refusal) -> Response {
+    let mut body = RefusalResponse::of(r);
+    body.transaction_reference = req
+        .body
+        .get("transactionReference")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    sealed(StatusCode::OK, &body, req.with())
+}
+
+async fn cash_management(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    body: Body,
+    kind: OperationKind,
+) -> Response {
+    let _in_flight = InFlight::enter();
+    let req = match receive(&api, &headers, body).await {
+        Ok(r) => r,
+        Err(refused) => return refused,
+    };
+    let op = match wire::typed_ref::<CashManagementRequest<'_>>(&req.body)
+        .and_then(|r| r.into_request(kind))
+    {
+        Ok(o) => o,
+        Err(r) => return refuse_echoing(&req, r),
+    };
+    match api.switch.operate(api.switch.now(), req.merchant, op).await {
+        Ok(a) => sealed(StatusCode::OK, &CashManagementResponse::from(a), req.with()),
+        Err(r) => refuse_echoing(&req, r),
+    }
+}
+
+async fn transaction_data(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body) -> Response {
+    let _in_flight = InFlight::enter();
+    let req = match receive(&api, &headers, body).await {
+        Ok(r) => r,
+        Err(refused) => return refused,
+    };
+    let reference = match wire::typed_ref::<TransactionDataRequest<'_>>(&req.body)
+        .and_then(|r| wire::transaction_reference(r.transaction_reference))
+    {
+        Ok(r) => r,
+        Err(r) => return refuse_echoing(&req, r),
+    };
+    match api
+        .switch
+        .transaction_data(api.switch.now(), req.merchant, &reference)
+        .await
+    {
+        Ok(d) => sealed(
+            StatusCode::OK,
+            &TransactionDataResponse::from(d),
+            req.with(),
+        ),
+        Err(r) => refuse_echoing(&req, r),
     }
 }

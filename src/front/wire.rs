@@ -14,12 +14,13 @@ use serde_json::Value;
 use crate::card::{Expiry, Pan};
 use crate::switch::domain::{
     Authentication, CardBrand, Cryptogram, Currency, Eci, HolderAuthentProgram, OrderChannel,
-    PanEntryMode, Wallet,
+    PanEntryMode, ThreeDsResult, ThreeDsStatus, Wallet,
 };
-use crate::switch::lifecycle::{applied_capture_day, CaptureMode};
+use crate::switch::lifecycle::{applied_capture_day, CaptureMode, OperationKind};
 use crate::switch::windows::VAULT_PREFIX;
 use crate::switch::{
-    Capture, CardInput, CardOrder, OrderAnswer, Refusal, ResponseCode, TokenCheck, TokenMode,
+    Capture, CardInput, CardOrder, CashRequest, OperationAnswer, OrderAnswer, Refusal,
+    ResponseCode, TokenCheck, TokenMode, TransactionData,
 };
 
 /// Every request field the API reads, as `errorFieldName` names it.
@@ -50,6 +51,15 @@ const FIELDS: &[&str] = &[
     "schemeTokenData",
     "schemeTokenData.tavv",
     "schemeTokenData.eci",
+    "captureMode",
+    "captureDay",
+    "panType",
+    "walletType",
+    "authenticationResult.threeDSVersion",
+    "authenticationResult.dsTransactionId",
+    "authenticationResult.authenticationStatus",
+    "operationAmount",
+    "operationReference",
 ];
 
 /// The static name of the field at `path` (serde's `a.b.c`), for
@@ -171,6 +181,15 @@ pub struct AuthenticationResult<'a> {
     pub cavv: Option<&'a str>,
     #[serde(borrow)]
     pub eci: Option<&'a str>,
+    /// A 3-D Secure result's protocol version (`2.2.0`).
+    #[serde(borrow, rename = "threeDSVersion", alias = "threeDsVersion")]
+    pub three_ds_version: Option<&'a str>,
+    /// The directory server's transaction id.
+    #[serde(borrow, rename = "dsTransactionId", alias = "threeDSServerTransID")]
+    pub ds_transaction_id: Option<&'a str>,
+    /// EMV 3-D Secure `transStatus`: Y, A (go on), N, U, R (refused).
+    #[serde(borrow, alias = "transStatus")]
+    pub authentication_status: Option<&'a str>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -213,6 +232,13 @@ pub struct CardOrderRequest<'a> {
     #[serde(borrow)]
     pub capture_mode: Option<&'a str>,
     pub capture_day: Option<Amount>,
+    /// cardValidateAuthenticationAndOrder: `TOKEN_PAN` (the card number
+    /// is a vault reference).
+    #[serde(borrow)]
+    pub pan_type: Option<&'a str>,
+    /// cardValidateAuthenticationAndOrder: `GOOGLE_WALLET`.
+    #[serde(borrow)]
+    pub wallet_type: Option<&'a str>,
 }
 
 /// `captureMode` (default `AUTHOR_CAPTURE`) and `captureDay` (default 0;
@@ -326,6 +352,81 @@ impl CardOrderRequest<'_> {
     }
 }
 
+impl<'a> CardOrderRequest<'a> {
+    /// cardValidateAuthenticationAndOrder: a PAN_ONLY card kept in the
+    /// vault (`cardNumber` its reference, `panType` `TOKEN_PAN`,
+    /// `walletType` `GOOGLE_WALLET`, `panEntryMode` `WALLET` or absent)
+    /// and the result of the merchant's 3-D Secure authentication
+    /// (`authenticationResult`: `cavv`, `eci`, `threeDSVersion`,
+    /// `dsTransactionId`, `authenticationStatus`; the program is 3DS).
+    pub fn into_validated_order(mut self) -> Result<CardOrder, Refusal> {
+        match self.pan_type {
+            Some("TOKEN_PAN") => {}
+            Some(_) => return Err(Refusal::invalid("panType")),
+            None => return Err(Refusal::format("panType")),
+        }
+        match self.wallet_type {
+            Some("GOOGLE_WALLET") => {}
+            Some(_) => return Err(Refusal::invalid("walletType")),
+            None => return Err(Refusal::format("walletType")),
+        }
+        if self.pan_entry_mode.is_some_and(|m| m != "WALLET") {
+            return Err(Refusal::invalid("panEntryMode"));
+        }
+        if self.payment_token.is_some() {
+            return Err(Refusal::invalid("paymentToken"));
+        }
+        match self.card_number {
+            Some(n) if n.starts_with(VAULT_PREFIX) => {}
+            Some(_) => return Err(Refusal::invalid("cardNumber")),
+            None => return Err(Refusal::format("cardNumber")),
+        }
+        let status = self
+            .authentication_result
+            .as_ref()
+            .and_then(|r| r.authentication_status);
+        if status.is_none() {
+            return Err(Refusal::format("authenticationResult.authenticationStatus"));
+        }
+        if self.holder_authent_program.is_none() {
+            self.holder_authent_program = Some(HolderAuthentProgram::ThreeDs.as_str());
+        }
+        self.into_order()
+    }
+}
+
+/// The 3-D Secure result's identifiers and status, when a status is
+/// given (the version is then required).
+fn three_ds(result: Option<&AuthenticationResult<'_>>) -> Result<Option<ThreeDsResult>, Refusal> {
+    const STATUS: &str = "authenticationResult.authenticationStatus";
+    const VERSION: &str = "authenticationResult.threeDSVersion";
+    const DS_ID: &str = "authenticationResult.dsTransactionId";
+    let Some(r) = result else { return Ok(None) };
+    let Some(status) = r.authentication_status else {
+        return Ok(None);
+    };
+    let status = ThreeDsStatus::parse(status).ok_or(Refusal::invalid(STATUS))?;
+    let version = r.three_ds_version.ok_or(Refusal::format(VERSION))?;
+    let version_ok = (1..=8).contains(&version.len())
+        && version.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    if !version_ok {
+        return Err(Refusal::invalid(VERSION));
+    }
+    let ds_transaction_id = r
+        .ds_transaction_id
+        .map(|d| {
+            let ok = (1..=36).contains(&d.len())
+                && d.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+            ok.then(|| d.to_owned()).ok_or(Refusal::invalid(DS_ID))
+        })
+        .transpose()?;
+    Ok(Some(ThreeDsResult {
+        version: version.to_owned(),
+        ds_transaction_id,
+        status,
+    }))
+}
+
 /// The authentication data: `holderAuthentProgram`, the ECI and the
 /// cryptogram, from `authenticationResult` (and its `googlePay`/
 /// `googlepay`/`threeDS` sub-objects) and `schemeTokenData` (`tavv`,
@@ -367,15 +468,20 @@ pub fn authentication(
     let eci = eci
         .map(|e| Eci::parse(e).ok_or(Refusal::invalid("authenticationResult.eci")))
         .transpose()?;
+    let three_ds = three_ds(result)?;
     let program = match (program, &cryptogram) {
         (Some(p), _) => p,
-        (None, None) if eci.is_none() => return Ok(None),
+        (None, None) if eci.is_none() && three_ds.is_none() => return Ok(None),
         (None, _) => return Err(Refusal::format("holderAuthentProgram")),
     };
+    if three_ds.is_some() && program != HolderAuthentProgram::ThreeDs {
+        return Err(Refusal::invalid("holderAuthentProgram"));
+    }
     Ok(Some(Authentication {
         program,
         eci,
         cryptogram,
+        three_ds,
     }))
 }
 
@@ -415,6 +521,8 @@ pub struct CardOrderResponse {
     pub payment_mean_brand: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payment_mean_data_provider: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wallet_type: Option<&'static str>,
     pub pan_entry_mode: &'static str,
     pub capture_mode: &'static str,
     /// As applied (a value above 6 asked is 6).
@@ -423,6 +531,7 @@ pub struct CardOrderResponse {
 
 impl From<OrderAnswer> for CardOrderResponse {
     fn from(a: OrderAnswer) -> Self {
+        let (payment_mean_data_provider, wallet_type) = wallet_fields(a.wallet, a.pan_entry_mode);
         CardOrderResponse {
             response_code: a.response_code,
             acquirer_response_code: a.acquirer_response_code,
@@ -431,7 +540,8 @@ impl From<OrderAnswer> for CardOrderResponse {
             transaction_date_time: crate::civil::iso8601(a.transaction_ms / 1000),
             masked_pan: a.masked_pan,
             payment_mean_brand: a.brand.as_str(),
-            payment_mean_data_provider: a.wallet.map(Wallet::as_str),
+            payment_mean_data_provider,
+            wallet_type,
             pan_entry_mode: a.pan_entry_mode.as_str(),
             capture_mode: a.capture.mode.as_str(),
             capture_day: a.capture.days,
@@ -500,6 +610,190 @@ impl From<TokenCheck> for CheckResponse {
             pan_entry_mode: pan_entry_mode.as_str(),
             payment_token,
             authentication_result,
+        }
+    }
+}
+
+/// `cancel`, `validate`, `refund` (cashManagement).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CashManagementRequest<'a> {
+    #[serde(borrow)]
+    pub transaction_reference: Option<&'a str>,
+    pub operation_amount: Option<Amount>,
+    #[serde(borrow)]
+    pub currency_code: Option<&'a str>,
+    #[serde(borrow)]
+    pub operation_reference: Option<&'a str>,
+}
+
+impl CashManagementRequest<'_> {
+    pub fn into_request(self, kind: OperationKind) -> Result<CashRequest, Refusal> {
+        const AMOUNT: &str = "operationAmount";
+        let amount = match self.operation_amount {
+            None => return Err(Refusal::format(AMOUNT)),
+            Some(Amount::Minor(a)) if (1..=999_999_999_999).contains(&a) => a,
+            Some(_) => return Err(Refusal::invalid(AMOUNT)),
+        };
+        let operation_reference = self
+            .operation_reference
+            .map(|r| {
+                let ok =
+                    (1..=35).contains(&r.len()) && r.bytes().all(|b| b.is_ascii_alphanumeric());
+                ok.then(|| r.to_owned())
+                    .ok_or(Refusal::invalid("operationReference"))
+            })
+            .transpose()?;
+        Ok(CashRequest {
+            kind,
+            transaction_reference: transaction_reference(self.transaction_reference)?,
+            amount,
+            currency: parsed(self.currency_code, "currencyCode", Currency::parse)?,
+            operation_reference,
+        })
+    }
+}
+
+/// A cash-management operation's answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CashManagementResponse {
+    pub response_code: ResponseCode,
+    pub transaction_reference: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation_reference: Option<String>,
+    pub new_status: &'static str,
+    pub new_amount: u64,
+    pub operation_date_time: String,
+}
+
+impl From<OperationAnswer> for CashManagementResponse {
+    fn from(a: OperationAnswer) -> Self {
+        CashManagementResponse {
+            response_code: a.response_code,
+            transaction_reference: a.transaction_reference,
+            operation_reference: a.operation_reference,
+            new_status: a.new_status.as_str(),
+            new_amount: a.new_amount,
+            operation_date_time: crate::civil::iso8601(a.operation_ms / 1000),
+        }
+    }
+}
+
+/// `getTransactionData`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransactionDataRequest<'a> {
+    #[serde(borrow)]
+    pub transaction_reference: Option<&'a str>,
+}
+
+/// One operation in `getTransactionData`'s `operations`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationLine {
+    /// `cancel`, `validate`, `refund`, or the cut-off's `capture`,
+    /// `expire`.
+    pub operation_type: String,
+    pub operation_amount: u64,
+    pub operation_date_time: String,
+    pub response_code: String,
+    pub new_status: String,
+    pub new_amount: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation_reference: Option<String>,
+}
+
+/// `getTransactionData`'s answer: masked card data only.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransactionDataResponse {
+    pub response_code: ResponseCode,
+    pub transaction_reference: String,
+    pub transaction_date_time: String,
+    /// `PENDING` while the authorization waits for its answer.
+    pub transaction_status: &'static str,
+    pub original_amount: u64,
+    pub current_amount: u64,
+    pub captured_amount: u64,
+    pub refunded_amount: u64,
+    pub currency_code: String,
+    pub capture_mode: &'static str,
+    pub capture_day: u8,
+    pub capture_limit_date: String,
+    /// The authorization's answer, as the merchant was told it.
+    pub authorisation_response_code: ResponseCode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acquirer_response_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorisation_id: Option<String>,
+    /// Whether an authorization without an answer (90/99) was reversed at
+    /// the acquirer: `none`, `queued`, `acknowledged`, `expired`.
+    pub reversal_status: &'static str,
+    pub masked_pan: String,
+    pub payment_mean_brand: &'static str,
+    pub pan_entry_mode: &'static str,
+    /// `GOOGLEPAY` for a Google Pay CRYPTOGRAM_3DS payment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_mean_data_provider: Option<&'static str>,
+    /// `GOOGLE_WALLET` for a Google Pay PAN_ONLY payment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wallet_type: Option<&'static str>,
+    pub operations: Vec<OperationLine>,
+}
+
+/// How the Google Pay guide's logs name the wallet: the data provider for
+/// a network token (CRYPTOGRAM_3DS), the wallet type for a PAN_ONLY card.
+pub fn wallet_fields(
+    wallet: Option<Wallet>,
+    mode: PanEntryMode,
+) -> (Option<&'static str>, Option<&'static str>) {
+    match (wallet, mode) {
+        (Some(Wallet::GooglePay), PanEntryMode::OemPay) => (Some(Wallet::GooglePay.as_str()), None),
+        (Some(Wallet::GooglePay), PanEntryMode::Wallet) => (None, Some("GOOGLE_WALLET")),
+        _ => (None, None),
+    }
+}
+
+impl From<TransactionData> for TransactionDataResponse {
+    fn from(d: TransactionData) -> Self {
+        let o = d.order;
+        let (payment_mean_data_provider, wallet_type) = wallet_fields(o.wallet, o.pan_entry_mode);
+        TransactionDataResponse {
+            response_code: ResponseCode::Approved,
+            transaction_reference: d.transaction_reference,
+            transaction_date_time: crate::civil::iso8601(o.transaction_ms / 1000),
+            transaction_status: d.status.map_or("PENDING", |s| s.as_str()),
+            original_amount: d.original_amount,
+            current_amount: d.current_amount,
+            captured_amount: d.captured_amount,
+            refunded_amount: d.refunded_amount,
+            currency_code: d.currency,
+            capture_mode: d.capture.mode.as_str(),
+            capture_day: d.capture.days,
+            capture_limit_date: d.capture_limit_date,
+            authorisation_response_code: o.response_code,
+            acquirer_response_code: o.acquirer_response_code,
+            authorisation_id: o.authorisation_id,
+            reversal_status: d.reversal,
+            masked_pan: o.masked_pan,
+            payment_mean_brand: o.brand.as_str(),
+            pan_entry_mode: o.pan_entry_mode.as_str(),
+            payment_mean_data_provider,
+            wallet_type,
+            operations: d
+                .history
+                .into_iter()
+                .map(|h| OperationLine {
+                    operation_type: h.kind,
+                    operation_amount: h.amount,
+                    operation_date_time: crate::civil::iso8601(h.operation_ms / 1000),
+                    response_code: h.response_code,
+                    new_status: h.new_status,
+                    new_amount: h.new_amount,
+                    operation_reference: h.operation_reference,
+                })
+                .collect(),
         }
     }
 }

@@ -25,8 +25,8 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use super::{
-    Applied, Backend, Batch, JournalError, Recovered, RecoverySpan, SafRecord, TxRecord,
-    VaultRecord,
+    Applied, Backend, Batch, JournalError, OperationRecord, Recovered, RecoverySpan, SafRecord,
+    TxRecord, VaultRecord,
 };
 
 /// Most batches in one group commit.
@@ -34,6 +34,9 @@ pub const MAX_GROUP: usize = 4096;
 
 /// Group sizes are counted in these buckets (upper bounds, inclusive).
 pub const GROUP_BUCKETS: [u64; 9] = [1, 2, 4, 8, 16, 32, 64, 128, u64::MAX];
+
+/// A read run on the writer's thread.
+type ReadJob = Box<dyn FnOnce(&mut dyn Backend) + Send>;
 
 enum Request {
     Commit {
@@ -61,6 +64,9 @@ enum Request {
         to_ms: u64,
         done: oneshot::Sender<Result<Vec<TxRecord>, JournalError>>,
     },
+    /// Any other read, run on the writer's thread (it sends its own
+    /// answer).
+    Read(ReadJob),
     Stop,
 }
 
@@ -236,6 +242,61 @@ impl Journal {
         rx.await.unwrap_or(Err(JournalError::Stopped))
     }
 
+    /// The operations of transaction `tx_id`, oldest first.
+    pub async fn operations(&self, tx_id: u64) -> Result<Vec<OperationRecord>, JournalError> {
+        self.read(move |b| b.operations(tx_id)).await
+    }
+
+    /// Operations recorded in `[from_ms, to_ms)`, oldest first.
+    pub async fn operations_between(
+        &self,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Vec<OperationRecord>, JournalError> {
+        self.read(move |b| b.operations_between(from_ms, to_ms))
+            .await
+    }
+
+    /// What a cut-off closing business day `day` must capture or expire
+    /// (see [`Backend::due_for_cut_off`]).
+    pub async fn due_for_cut_off(
+        &self,
+        day: i32,
+        since_ms: u64,
+    ) -> Result<Vec<TxRecord>, JournalError> {
+        self.read(move |b| b.due_for_cut_off(day, since_ms)).await
+    }
+
+    /// The transactions of `ids` that exist, in that order.
+    pub async fn transactions_by_ids(&self, ids: Vec<u64>) -> Result<Vec<TxRecord>, JournalError> {
+        self.read(move |b| {
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(t) = b.transaction_by_id(id)? {
+                    out.push(t);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Runs `f` on the backend, on the writer's thread, after the commits
+    /// queued before it.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn Backend) -> Result<T, JournalError> + Send + 'static,
+    ) -> Result<T, JournalError> {
+        let (done, rx) = oneshot::channel();
+        let job = move |b: &mut dyn Backend| {
+            let _ = done.send(f(b));
+        };
+        self.tx
+            .send(Request::Read(Box::new(job)))
+            .map_err(|_| JournalError::Stopped)?;
+        rx.await.unwrap_or(Err(JournalError::Stopped))
+    }
+
     pub fn stats(&self) -> JournalStats {
         let s = &self.stats;
         JournalStats {
@@ -317,6 +378,7 @@ fn write_loop(mut backend: Box<dyn Backend>, rx: mpsc::Receiver<Request>, stats:
             }) => {
                 let _ = done.send(backend.transactions_between(from_ms, to_ms));
             }
+            Some(Request::Read(job)) => job(backend.as_mut()),
         }
     }
     // Stopped: whatever is still queued is committed first, so a shutdown

@@ -12,7 +12,12 @@
 //! | other | 00    | approved                                     |
 //!
 //! 0400/0420 reversals mark the original (found by DE 90's STAN, else DE 11,
-//! with DE 41) as reversed and are answered 00. 0800s are answered 0810 with
+//! with DE 41) as reversed and are answered 00; one with replacement
+//! amounts (DE 95, a partial cancellation) leaves the DE 95 amount
+//! authorized instead. A 0220/0221 with processing code 20 (DE 3) is a
+//! refund of its DE 4 amount, booked against the original the same way and
+//! answered 0230 with 00. A repeat (same own STAN) is counted, never
+//! applied twice. 0800s are answered 0810 with
 //! DE 39 = 00. Other requests are answered with DE 39 = 12.
 
 use std::collections::{HashMap, VecDeque};
@@ -107,10 +112,22 @@ pub struct LedgerEntry {
     /// Every 0400/0401 received for it.
     pub reversal_messages: u64,
     /// Distinct reversals applied (told apart by their own STAN; a 0401
-    /// repeats its 0400). More than one is a double reversal.
+    /// repeats its 0400), full or partial. More than one full reversal
+    /// is a double reversal.
     pub reversals_applied: u64,
+    /// What stays authorized: the amount approved, less what reversals
+    /// took back (0 once fully reversed, or not approved).
+    #[serde(serialize_with = "as_text")]
+    pub authorized_amount: u64,
+    /// The sum of the refunds applied to it.
+    #[serde(serialize_with = "as_text")]
+    pub refunded_amount: u64,
+    /// Every refund message (0220/0221) received for it.
+    pub refund_messages: u64,
     #[serde(skip)]
     reversal_stans: Vec<String>,
+    #[serde(skip)]
+    refund_stans: Vec<String>,
 }
 
 fn as_text<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
@@ -133,6 +150,8 @@ pub struct Ledger {
     capacity: usize,
     /// Reversals whose original was not found.
     pub unmatched_reversals: u64,
+    /// Refunds whose original was not found.
+    pub unmatched_refunds: u64,
 }
 
 impl Ledger {
@@ -189,8 +208,9 @@ impl Ledger {
         }
     }
 
-    /// A reversal (its own STAN `by`) of (terminal, stan).
-    fn reverse(&mut self, terminal: &str, stan: &str, by: &str) -> bool {
+    /// A reversal (its own STAN `by`) of (terminal, stan): full, or
+    /// leaving `replacement` authorized.
+    fn reverse(&mut self, terminal: &str, stan: &str, by: &str, replacement: Option<u64>) -> bool {
         match self
             .entries
             .get_mut(&(terminal.to_owned(), stan.to_owned()))
@@ -200,15 +220,44 @@ impl Ledger {
                 if !e.reversal_stans.iter().any(|s| s == by) {
                     e.reversal_stans.push(by.to_owned());
                     e.reversals_applied += 1;
-                }
-                if e.approved() {
-                    e.reversed = true;
-                    e.status = TxStatus::Reversed;
+                    if e.approved() {
+                        match replacement.filter(|&r| r > 0) {
+                            Some(r) => e.authorized_amount = r.min(e.authorized_amount),
+                            None => {
+                                e.authorized_amount = 0;
+                                e.reversed = true;
+                                e.status = TxStatus::Reversed;
+                            }
+                        }
+                    }
                 }
                 true
             }
             None => {
                 self.unmatched_reversals += 1;
+                false
+            }
+        }
+    }
+}
+
+impl Ledger {
+    /// A refund (its own STAN `by`) of `amount` against (terminal, stan).
+    fn refund(&mut self, terminal: &str, stan: &str, by: &str, amount: u64) -> bool {
+        match self
+            .entries
+            .get_mut(&(terminal.to_owned(), stan.to_owned()))
+        {
+            Some(e) => {
+                e.refund_messages += 1;
+                if !e.refund_stans.iter().any(|s| s == by) {
+                    e.refund_stans.push(by.to_owned());
+                    e.refunded_amount = e.refunded_amount.saturating_add(amount);
+                }
+                true
+            }
+            None => {
+                self.unmatched_refunds += 1;
                 false
             }
         }
@@ -223,6 +272,7 @@ pub struct SimCounts {
     pub refused: u64,
     pub failed: u64,
     pub reversals: u64,
+    pub refunds: u64,
     pub network: u64,
     pub responses_received: u64,
     pub no_response: u64,
@@ -342,8 +392,11 @@ pub fn respond<'a>(spec: &Spec, req: &Message<'a>, state: &mut SimState) -> Vec<
         return vec![Action::Garbage { delay }];
     }
 
+    let is_refund = class == b'2' && spec.text(req, 3).is_some_and(|p| p.starts_with("20"));
     let resp = if class == b'4' {
         reversal(spec, req, resp_mti, state)
+    } else if is_refund {
+        refund(spec, req, resp_mti, state)
     } else {
         authorization(spec, req, resp_mti, state)
     };
@@ -462,7 +515,15 @@ fn authorization<'a>(
         reversed: false,
         reversal_messages: 0,
         reversals_applied: 0,
+        authorized_amount: if rc == "00" {
+            amount.parse().unwrap_or(0)
+        } else {
+            0
+        },
+        refunded_amount: 0,
+        refund_messages: 0,
         reversal_stans: Vec::new(),
+        refund_stans: Vec::new(),
     });
     resp
 }
@@ -494,7 +555,24 @@ fn reversal<'a>(
         .unwrap_or_default();
     let terminal = text(41).unwrap_or_default();
     let own = text(11).unwrap_or_default();
-    state.ledger.reverse(&terminal, &stan, &own);
+    // DE 95: the transaction amount that stays (12 digits first).
+    let replacement = text(95).and_then(|d| d.get(..12).and_then(|a| a.parse().ok()));
+    state.ledger.reverse(&terminal, &stan, &own, replacement);
+    let mut resp = echo_fields(req, resp_mti);
+    let _ = spec.set_text(&mut resp, 39, "00");
+    resp
+}
+
+fn refund<'a>(spec: &Spec, req: &Message<'a>, resp_mti: Mti, state: &mut SimState) -> Message<'a> {
+    state.counts.refunds += 1;
+    let text = |n| spec.text(req, n).map(|t| t.into_owned());
+    let stan = text(90)
+        .and_then(|d| d.get(4..10).map(str::to_owned))
+        .unwrap_or_default();
+    let terminal = text(41).unwrap_or_default();
+    let own = text(11).unwrap_or_default();
+    let amount = text(4).and_then(|a| a.parse().ok()).unwrap_or(0);
+    state.ledger.refund(&terminal, &stan, &own, amount);
     let mut resp = echo_fields(req, resp_mti);
     let _ = spec.set_text(&mut resp, 39, "00");
     resp

@@ -82,6 +82,9 @@ response_codes! {
     FormatError = "30",
     /// Security: the seal or key version is wrong.
     SecurityError = "34",
+    /// Function not supported: the acquirer takes no such message (a
+    /// refund to an acquirer whose mapping has no `[refund]`).
+    NotSupported = "40",
     /// Card expired.
     CardExpired = "54",
     /// Technical problem, retry later.

@@ -476,6 +476,7 @@ impl Core {
             original_mti: crate::iso8583::Mti::AUTHORIZATION_REQUEST,
             original_sent: std::time::UNIX_EPOCH + std::time::Duration::from_millis(to.sent_ms),
             reason,
+            replacement: None,
         })
     }
 
@@ -507,6 +508,18 @@ impl Core {
         card: (Pan, Option<Expiry>, bool),
     ) -> Result<Prepared, Refusal> {
         let (pan, vault_expiry, from_vault) = card;
+        // A 3-D Secure result that is not a success: refused here, never
+        // sent (Sips answers 05 to a failed authentication).
+        let three_ds = order
+            .authentication
+            .as_ref()
+            .and_then(|a| a.three_ds.as_ref());
+        if three_ds.is_some_and(|t| !t.status.is_success()) {
+            return Err(Refusal {
+                code: ResponseCode::Refused,
+                field: Some("threeDSStatus"),
+            });
+        }
         let expiry = match (order.expiry, vault_expiry) {
             (Some(e), Some(v)) if e != v => return Err(Refusal::invalid("cardExpiryDate")),
             (Some(e), _) | (None, Some(e)) => e,
@@ -541,9 +554,11 @@ impl Core {
             card_number: pan,
             expiry,
             brand,
+            // The vault keeps Google Pay's PAN_ONLY cards only.
             wallet: order
                 .wallet
-                .or((pan_entry_mode == PanEntryMode::OemPay).then_some(Wallet::GooglePay)),
+                .or((pan_entry_mode == PanEntryMode::OemPay || from_vault)
+                    .then_some(Wallet::GooglePay)),
             authentication: order.authentication,
         };
         request.check().map_err(|e| Refusal::invalid(e.field))?;
@@ -979,6 +994,7 @@ mod tests {
                 program: HolderAuthentProgram::GooglePay,
                 eci: Eci::parse("05"),
                 cryptogram: Cryptogram::from_base64("AgAAAAAABk4DWZ4C28yUQAAAAAA="),
+                three_ds: None,
             }),
         }
     }

@@ -204,6 +204,65 @@ pub struct Authentication {
     pub program: HolderAuthentProgram,
     pub eci: Option<Eci>,
     pub cryptogram: Option<Cryptogram>,
+    /// The 3-D Secure result's identifiers, when the merchant ran 3-D
+    /// Secure (PAN_ONLY).
+    pub three_ds: Option<ThreeDsResult>,
+}
+
+/// What a 3-D Secure authentication done by the merchant says, besides its
+/// ECI and authentication value (the 3-D Secure server itself is not the
+/// switch's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreeDsResult {
+    /// The protocol version (`2.2.0`).
+    pub version: String,
+    /// The directory server's transaction id (a UUID).
+    pub ds_transaction_id: Option<String>,
+    pub status: ThreeDsStatus,
+}
+
+/// EMV 3-D Secure `transStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ThreeDsStatus {
+    /// Authenticated.
+    Y,
+    /// Attempted: the issuer or the scheme vouches for it.
+    A,
+    /// Not authenticated.
+    N,
+    /// Could not be performed.
+    U,
+    /// Rejected by the issuer.
+    R,
+}
+
+impl ThreeDsStatus {
+    pub const ALL: [ThreeDsStatus; 5] = [
+        ThreeDsStatus::Y,
+        ThreeDsStatus::A,
+        ThreeDsStatus::N,
+        ThreeDsStatus::U,
+        ThreeDsStatus::R,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThreeDsStatus::Y => "Y",
+            ThreeDsStatus::A => "A",
+            ThreeDsStatus::N => "N",
+            ThreeDsStatus::U => "U",
+            ThreeDsStatus::R => "R",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ThreeDsStatus> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// Whether an authorization may go on: authenticated or attempted.
+    pub fn is_success(self) -> bool {
+        matches!(self, ThreeDsStatus::Y | ThreeDsStatus::A)
+    }
 }
 
 pub use super::currency::Currency;
@@ -337,6 +396,9 @@ pub struct ReversalRequest {
     pub original_mti: crate::iso8583::Mti,
     pub original_sent: std::time::SystemTime,
     pub reason: ReversalReason,
+    /// A partial reversal: what stays authorized (DE 95 where the dialect
+    /// carries it). `None`: a full reversal.
+    pub replacement: Option<u64>,
 }
 
 impl ReversalRequest {
@@ -366,6 +428,7 @@ impl ReversalRequest {
             original_mti: crate::iso8583::Mti::AUTHORIZATION_REQUEST,
             original_sent: ctx.now,
             reason,
+            replacement: None,
         }
     }
 }
@@ -423,6 +486,7 @@ mod tests {
             program: HolderAuthentProgram::GooglePay,
             eci: Eci::parse("05"),
             cryptogram: Cryptogram::from_base64("AgAAAAAABk4DWZ4C28yUQAAAAAA="),
+            three_ds: None,
         });
         assert!(r.check().is_ok());
         let with_eci = |r: &mut AuthorizationRequest, brand, eci| {

@@ -30,7 +30,7 @@ use zeroize::Zeroizing;
 
 use super::domain::{
     AuthorizationRequest, CardBrand, HolderAuthentProgram, OrderChannel, PanEntryMode,
-    ReversalReason, ReversalRequest, Wallet,
+    ReversalReason, ReversalRequest, ThreeDsStatus, Wallet,
 };
 use crate::iso8583::{Class, DataEncoding, Message, Mti, Spec, SubValue, Subfields, ValueError};
 
@@ -48,6 +48,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
 pub enum MessageKind {
     Request,
     Reversal,
+    Refund,
 }
 
 impl MessageKind {
@@ -55,6 +56,7 @@ impl MessageKind {
         match self {
             MessageKind::Request => "request",
             MessageKind::Reversal => "reversal",
+            MessageKind::Refund => "refund",
         }
     }
 }
@@ -89,10 +91,14 @@ pub enum Source {
     OriginalTransmissionDatetime,
     OriginalDataElements,
     ReasonCode,
+    ReplacementAmounts,
+    ThreeDsVersion,
+    ThreeDsDsTransactionId,
+    ThreeDsStatus,
 }
 
 impl Source {
-    const NAMES: [(&'static str, Source); 27] = [
+    const NAMES: [(&'static str, Source); 31] = [
         ("card_number", Source::CardNumber),
         ("expiry_yymm", Source::ExpiryYymm),
         ("expiry_mmyy", Source::ExpiryMmyy),
@@ -123,6 +129,10 @@ impl Source {
         ),
         ("original_data_elements", Source::OriginalDataElements),
         ("reason_code", Source::ReasonCode),
+        ("replacement_amounts", Source::ReplacementAmounts),
+        ("threeds_version", Source::ThreeDsVersion),
+        ("threeds_ds_transaction_id", Source::ThreeDsDsTransactionId),
+        ("threeds_status", Source::ThreeDsStatus),
     ];
 
     fn parse(s: &str) -> Option<Source> {
@@ -136,12 +146,16 @@ impl Source {
     fn available_in(self, kind: MessageKind) -> bool {
         use Source::*;
         match self {
-            Eci | Cryptogram | HolderAuthentProgram => kind == MessageKind::Request,
-            OriginalMti
-            | OriginalStan
-            | OriginalTransmissionDatetime
-            | OriginalDataElements
-            | ReasonCode => kind == MessageKind::Reversal,
+            Eci
+            | Cryptogram
+            | HolderAuthentProgram
+            | ThreeDsVersion
+            | ThreeDsDsTransactionId
+            | ThreeDsStatus => kind == MessageKind::Request,
+            OriginalMti | OriginalStan | OriginalTransmissionDatetime | OriginalDataElements => {
+                kind != MessageKind::Request
+            }
+            ReasonCode | ReplacementAmounts => kind == MessageKind::Reversal,
             _ => true,
         }
     }
@@ -158,6 +172,7 @@ impl Source {
                 .collect(),
             Source::CardBrand => CardBrand::ALL.iter().map(|v| v.as_str()).collect(),
             Source::ReasonCode => ReversalReason::ALL.iter().map(|v| v.as_str()).collect(),
+            Source::ThreeDsStatus => ThreeDsStatus::ALL.iter().map(|v| v.as_str()).collect(),
             _ => return None,
         })
     }
@@ -202,6 +217,8 @@ struct RawMapping {
     dialect: String,
     request: RawMessage,
     reversal: RawMessage,
+    /// Optional: without it, refunds to this acquirer are refused.
+    refund: Option<RawMessage>,
     response: RawResponse,
 }
 
@@ -274,6 +291,7 @@ pub struct Mapping {
     pub dialect: String,
     request: MessageMap,
     reversal: MessageMap,
+    refund: Option<MessageMap>,
     response_code: u16,
     authorisation_id: Option<u16>,
 }
@@ -365,6 +383,7 @@ impl Values for RequestValues<'_> {
     fn free(&self, s: Source, pad_to: Option<usize>, binary: bool) -> Option<Val<'_>> {
         let req = self.req;
         let auth = req.authentication.as_ref();
+        let three_ds = auth.and_then(|a| a.three_ds.as_ref());
         match s {
             Source::CardNumber => Some(Val::B(req.card_number.reveal())),
             Source::ExpiryYymm => Some(Val::O(Zeroizing::new(req.expiry.yymm()))),
@@ -397,6 +416,10 @@ impl Values for RequestValues<'_> {
                 token_requestor_id(req.pan_entry_mode, req.wallet, req.brand)
             }
             Source::TransactionReference => Some(Val::B(&req.transaction_reference)),
+            Source::ThreeDsVersion => three_ds.map(|t| Val::B(&t.version)),
+            Source::ThreeDsDsTransactionId => three_ds
+                .and_then(|t| t.ds_transaction_id.as_deref())
+                .map(Val::B),
             _ => None,
         }
     }
@@ -409,6 +432,11 @@ impl Values for RequestValues<'_> {
             Source::Wallet => req.wallet.map(Wallet::as_str),
             Source::HolderAuthentProgram => req.authentication.as_ref().map(|a| a.program.as_str()),
             Source::CardBrand => Some(req.brand.as_str()),
+            Source::ThreeDsStatus => req
+                .authentication
+                .as_ref()
+                .and_then(|a| a.three_ds.as_ref())
+                .map(|t| t.status.as_str()),
             _ => None,
         }
     }
@@ -454,6 +482,12 @@ impl Values for ReversalValues<'_> {
             Source::OriginalMti => Some(Val::B(r.original_mti.as_str())),
             Source::OriginalStan => Some(Val::B(&r.original_stan)),
             Source::OriginalTransmissionDatetime => Some(Val::B(&self.original.datetime)),
+            // ISO 8583:1987 DE 95: the actual transaction and settlement
+            // amounts (12 digits each), then the two fees (sign and 8
+            // digits each, none here): 42 characters.
+            Source::ReplacementAmounts => r
+                .replacement
+                .map(|a| Val::O(Zeroizing::new(format!("{a:012}{a:012}C00000000C00000000")))),
             // ISO 8583:1987 DE 90: original MTI (4), STAN (6),
             // transmission date and time (10), acquiring institution (11)
             // and forwarding institution (11), zero-filled.
@@ -510,6 +544,10 @@ impl Mapping {
         }
         let request = message_map(raw.request, MessageKind::Request, spec)?;
         let reversal = message_map(raw.reversal, MessageKind::Reversal, spec)?;
+        let refund = raw
+            .refund
+            .map(|r| message_map(r, MessageKind::Refund, spec))
+            .transpose()?;
         let field_of = |key: &'static str, text: &str| -> Result<u16, MappingError> {
             let n: u16 = text.parse().map_err(|_| MappingError::Response {
                 key,
@@ -524,6 +562,7 @@ impl Mapping {
             dialect: raw.dialect,
             request,
             reversal,
+            refund,
             response_code: field_of("response_code", &raw.response.response_code)?,
             authorisation_id: raw
                 .response
@@ -573,6 +612,30 @@ impl Mapping {
             self.reversal.mti
         };
         build(&self.reversal, mti, spec, &values)
+    }
+
+    /// Builds the refund of `rev.amount` (of the authorization `rev`
+    /// describes) at `now`; `None` when the mapping has no `[refund]`.
+    pub fn build_refund(
+        &self,
+        spec: &Spec,
+        rev: &ReversalRequest,
+        now: SystemTime,
+        repeat: bool,
+    ) -> Option<Result<Message<'static>, ValueError>> {
+        let map = self.refund.as_ref()?;
+        let values = ReversalValues {
+            rev,
+            clock: Clock::of(now),
+            original: Clock::of(rev.original_sent),
+        };
+        let mti = if repeat { map.repeat_mti } else { map.mti };
+        Some(build(map, mti, spec, &values))
+    }
+
+    /// Whether refunds can be sent (the mapping has a `[refund]`).
+    pub fn has_refund(&self) -> bool {
+        self.refund.is_some()
     }
 
     /// The MTIs of the reversal: first, and repeat.
@@ -641,6 +704,19 @@ impl Mapping {
                     mode,
                     self.build_reversal(spec, &rev, ctx.now, true),
                 )?;
+            }
+            let mut partial =
+                ReversalRequest::of_request(&req, &ctx, "000042", ReversalReason::Cancellation);
+            partial.replacement = Some(req.amount / 2);
+            sample(
+                "reversal",
+                mode,
+                self.build_reversal(spec, &partial, ctx.now, false),
+            )?;
+            for repeat in [false, true] {
+                if let Some(r) = self.build_refund(spec, &partial, ctx.now, repeat) {
+                    sample("refund", mode, r)?;
+                }
             }
         }
         Ok(())
@@ -909,6 +985,7 @@ fn sample_requests() -> Vec<(&'static str, AuthorizationRequest)> {
             program: HolderAuthentProgram::GooglePay,
             eci: Eci::parse("05"),
             cryptogram: cryptogram.clone(),
+            three_ds: None,
         }),
     };
     let wallet_3ds = AuthorizationRequest {
@@ -920,6 +997,7 @@ fn sample_requests() -> Vec<(&'static str, AuthorizationRequest)> {
             program: HolderAuthentProgram::ThreeDs,
             eci: Eci::parse("02"),
             cryptogram,
+            three_ds: None,
         }),
         ..base.clone()
     };
@@ -964,6 +1042,7 @@ mod tests {
                 program: HolderAuthentProgram::GooglePay,
                 eci: Eci::parse("05"),
                 cryptogram: Cryptogram::from_base64("AgAAAAAABk4DWZ4C28yUQAAAAAA="),
+                three_ds: None,
             }),
         }
     }
@@ -1018,6 +1097,7 @@ mod tests {
             program: HolderAuthentProgram::ThreeDs,
             eci: Eci::parse("06"),
             cryptogram: Cryptogram::from_base64("AgAAAAAABk4DWZ4C28yUQAAAAAA="),
+            three_ds: None,
         });
         let msg = m.build_request(&spec, &req, &ctx()).unwrap();
         let wire = spec.encode_to_bytes(&msg).unwrap();
@@ -1118,7 +1198,88 @@ mod tests {
             );
             let msg = m.build_reversal(&spec, &c, later, false).unwrap();
             assert_eq!(spec.text(&msg, 39).unwrap(), "17");
+            assert!(
+                spec.text(&msg, 95).is_none(),
+                "a full reversal has no DE 95"
+            );
         }
+    }
+
+    #[test]
+    fn partial_reversals_carry_what_stays_and_refunds_go_as_0220() {
+        use crate::switch::domain::{ReversalReason, ReversalRequest};
+        for dialect in ["cb2a", "iso87visa"] {
+            let spec = spec(dialect);
+            let m = Mapping::load(dialect, &spec).unwrap();
+            let mut rev = ReversalRequest::of_request(
+                &request(),
+                &ctx(),
+                "000123",
+                ReversalReason::Cancellation,
+            );
+            rev.replacement = Some(700);
+            let later = ctx().now + std::time::Duration::from_secs(3);
+            let msg = m.build_reversal(&spec, &rev, later, false).unwrap();
+            let wire = spec.encode_to_bytes(&msg).unwrap();
+            let d = spec.decode(&wire).unwrap();
+            assert_eq!(
+                spec.text(&d, 4).unwrap(),
+                "000000001234",
+                "the original amount"
+            );
+            assert_eq!(
+                spec.text(&d, 95).unwrap(),
+                "000000000700000000000700C00000000C00000000",
+                "{dialect}"
+            );
+            rev.replacement = None;
+            rev.amount = 2500;
+            assert!(m.has_refund());
+            for (repeat, mti) in [(false, "0220"), (true, "0221")] {
+                let msg = m.build_refund(&spec, &rev, later, repeat).unwrap().unwrap();
+                let wire = spec.encode_to_bytes(&msg).unwrap();
+                let d = spec.decode(&wire).unwrap();
+                assert_eq!(d.mti().as_str(), mti);
+                assert_eq!(spec.text(&d, 3).unwrap(), "200000");
+                assert_eq!(
+                    spec.text(&d, 4).unwrap(),
+                    "000000002500",
+                    "the refund's amount"
+                );
+                assert_eq!(spec.text(&d, 37).unwrap(), "000000000042");
+                assert!(spec.text(&d, 90).unwrap().starts_with("0100000123"));
+                assert!(spec.text(&d, 39).is_none() && spec.text(&d, 95).is_none());
+            }
+        }
+    }
+
+    #[test]
+    fn cb2a_places_a_3ds_result_in_de47_tags_06_to_08() {
+        use crate::switch::domain::{ThreeDsResult, ThreeDsStatus};
+        let spec = spec("cb2a");
+        let m = Mapping::load("cb2a", &spec).unwrap();
+        let mut req = request();
+        req.pan_entry_mode = PanEntryMode::Wallet;
+        req.authentication = Some(Authentication {
+            program: HolderAuthentProgram::ThreeDs,
+            eci: crate::switch::domain::Eci::parse("05"),
+            cryptogram: Cryptogram::from_base64("AAABBEg0VhI0VniQEjRWAAAAAAA="),
+            three_ds: Some(ThreeDsResult {
+                version: "2.2.0".into(),
+                ds_transaction_id: Some("f25084f0-5b16-4c0a-ae5d-b24808a95e4b".into()),
+                status: ThreeDsStatus::A,
+            }),
+        });
+        let msg = m.build_request(&spec, &req, &ctx()).unwrap();
+        let wire = spec.encode_to_bytes(&msg).unwrap();
+        let d = spec.decode(&wire).unwrap();
+        assert_eq!(spec.subfield_text(&d, 47, "06").unwrap(), "2.2.0");
+        assert_eq!(
+            spec.subfield_text(&d, 47, "07").unwrap(),
+            "f25084f0-5b16-4c0a-ae5d-b24808a95e4b"
+        );
+        assert_eq!(spec.subfield_text(&d, 47, "08").unwrap(), "A");
+        assert_eq!(m.placement("threeds_status"), Some("47.08"));
     }
 
     #[test]

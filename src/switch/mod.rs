@@ -25,6 +25,7 @@
 //! - [`codes`]: [`ResponseCode`], and the acquirer DE 39 -> `responseCode` table.
 //! - [`routing`]: merchant contracts, card brand and BIN ranges -> acquirer (pure).
 
+pub mod cash;
 pub mod codes;
 pub mod core;
 pub mod currency;
@@ -43,6 +44,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
+use dashmap::DashMap;
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{watch, Notify};
 
@@ -50,7 +52,10 @@ pub use self::core::{Core, CoreSetup, Fault, Limits, Outcome, RecoveryReport};
 pub use codes::{ResponseCode, ResponseCodeTable};
 pub use domain::AuthorizationRequest;
 pub use mapping::Mapping;
-pub use operation::{Capture, CardInput, CardOrder, OrderAnswer, Refusal, TokenCheck, TokenMode};
+pub use operation::{
+    Capture, CardInput, CardOrder, CashRequest, HistoryLine, OperationAnswer, OrderAnswer, Refusal,
+    TokenCheck, TokenMode, TransactionData,
+};
 pub use routing::{Contract, Route};
 
 use self::core::{ClaimError, Prepared};
@@ -58,7 +63,7 @@ use crate::card::Secret;
 use crate::card::{Expiry, Pan};
 use crate::civil::unix_ms;
 use crate::iso8583::{Message, Spec, ValueError};
-use crate::journal::{Applied, Change, Conflict, Journal, SafRecord, SentTo, TxState};
+use crate::journal::{Applied, Change, Conflict, Journal, SafKind, SafRecord, SentTo, TxState};
 use crate::net::{LinkError, Pool, PoolConfig, UnmatchedHandler};
 use crate::seal::SealAlgorithm;
 use crate::telemetry;
@@ -213,6 +218,12 @@ struct Shared {
     saf: Mutex<Saf>,
     /// Wakes the store-and-forward drivers (something queued or done).
     saf_wake: Notify,
+    /// One lock per transaction under an operation or a cut-off:
+    /// operations on one transaction are serialized (shared by the
+    /// shards; an entry lives while someone holds or waits for it).
+    tx_locks: DashMap<(String, String), Arc<tokio::sync::Mutex<()>>>,
+    /// Added to the system clock (tests move time with it; 0 otherwise).
+    clock_offset: Duration,
 }
 
 impl Shared {
@@ -220,6 +231,39 @@ impl Shared {
         // The queue stays consistent across a panic elsewhere (each call
         // is a few map updates).
         self.saf.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn now(&self) -> SystemTime {
+        SystemTime::now() + self.clock_offset
+    }
+
+    /// Waits for transaction `(merchant, reference)`'s lock.
+    async fn lock_tx(self: &Arc<Self>, merchant: &str, reference: &str) -> TxLock {
+        let key = (merchant.to_owned(), reference.to_owned());
+        let mutex = Arc::clone(&self.tx_locks.entry(key.clone()).or_default());
+        let guard = mutex.lock_owned().await;
+        TxLock {
+            shared: Arc::clone(self),
+            key,
+            guard: Some(guard),
+        }
+    }
+}
+
+/// A transaction's operation lock; its map entry goes with the last
+/// holder.
+struct TxLock {
+    shared: Arc<Shared>,
+    key: (String, String),
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for TxLock {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        self.shared
+            .tx_locks
+            .remove_if(&self.key, |_, m| Arc::strong_count(m) == 1);
     }
 }
 
@@ -266,6 +310,7 @@ impl Switch {
         setups: Vec<AcquirerSetup>,
         queued: Vec<SafRecord>,
         shard_count: usize,
+        clock_offset: Duration,
     ) -> Result<Switch, SwitchError> {
         let mut saf = Saf::new(*core.saf_config());
         for q in queued {
@@ -279,6 +324,8 @@ impl Switch {
             shards: Mutex::new(Vec::new()),
             saf: Mutex::new(saf),
             saf_wake: Notify::new(),
+            tx_locks: DashMap::new(),
+            clock_offset,
         });
         let switch = Switch::start_shard(shared)?;
         let (stop, stop_rx) = watch::channel(false);
@@ -293,6 +340,10 @@ impl Switch {
                 ))
             })
             .collect();
+        tasks.push(tokio::spawn(cut_offs(
+            Arc::clone(&switch.shared),
+            stop_rx.clone(),
+        )));
         tasks.push(tokio::spawn(prune(Arc::clone(&switch.shared), stop_rx)));
         *switch.drivers.lock().unwrap_or_else(|p| p.into_inner()) =
             Some(SafDrivers { stop, tasks });
@@ -641,7 +692,11 @@ impl Switch {
             CardInput::Vault(r) => r,
         };
         let core = &self.shared.core;
-        let unknown = Refusal::invalid(order.card_field);
+        // Unknown, another merchant's or expired: 14 on the card field.
+        let unknown = Refusal {
+            code: ResponseCode::InvalidCard,
+            field: Some(order.card_field),
+        };
         let record = match core.vault.get(reference) {
             Some(r) => r,
             None => {
@@ -833,6 +888,149 @@ impl Switch {
         }
     }
 
+    /// The switch's clock: the system's, moved by the configured offset
+    /// (tests only). Operations take it as `now`.
+    pub fn now(&self) -> SystemTime {
+        self.shared.now()
+    }
+
+    /// cancel, validate, refund: applies `req` to `merchant`'s transaction
+    /// if its status allows it (see [`lifecycle`]); the new status, the
+    /// operation and the acquirer's message (a reversal, full or partial,
+    /// or a refund) are durable in one write before the answer, and the
+    /// message goes through the store-and-forward queue. Operations on one
+    /// transaction run one at a time; a retry with the same
+    /// `operationReference` gets the recorded answer.
+    pub async fn operate(
+        &self,
+        now: SystemTime,
+        merchant: &Arc<Merchant>,
+        req: CashRequest,
+    ) -> Result<OperationAnswer, Refusal> {
+        let result = self.operate_inner(now, merchant, &req).await;
+        let code = match &result {
+            Ok(a) => a.response_code,
+            Err(r) => r.code,
+        };
+        metrics::counter!(telemetry::OPERATIONS, "kind" => req.kind.as_str(), "response_code" => code.as_str().to_owned()).increment(1);
+        tracing::info!(
+            merchant = %merchant.id,
+            reference = %req.transaction_reference,
+            kind = req.kind.as_str(),
+            amount = req.amount,
+            response_code = %code,
+            new_status = %result.as_ref().map_or("", |a| a.new_status.as_str()),
+            "operation"
+        );
+        result
+    }
+
+    async fn operate_inner(
+        &self,
+        now: SystemTime,
+        merchant: &Arc<Merchant>,
+        req: &CashRequest,
+    ) -> Result<OperationAnswer, Refusal> {
+        let now_ms = unix_ms(now);
+        let core = &self.shared.core;
+        let journal = &self.shared.journal;
+        let technical = |e: crate::journal::JournalError| {
+            tracing::error!(error = %e, "journal: operation not read or recorded");
+            refusal(ResponseCode::TechnicalProblem)
+        };
+        let _lock = self
+            .shared
+            .lock_tx(&merchant.id, &req.transaction_reference)
+            .await;
+        let t = journal
+            .transaction(&merchant.id, &req.transaction_reference)
+            .await
+            .map_err(technical)?
+            .ok_or(refusal(ResponseCode::UnknownTransaction))?;
+        let ops = journal.operations(t.id).await.map_err(technical)?;
+        let today = core.cut_off().business_day(now_ms);
+        let (next, notice) = match cash::decide(&t, &ops, req, today)? {
+            cash::Decision::Repeat(a) => return Ok(a),
+            cash::Decision::Apply { next, notice } => (next, notice),
+        };
+        if let lifecycle::AcquirerNotice::Refund { .. } = notice {
+            let acquirer = t.sent_to.as_ref().map(|s| s.acquirer.as_str());
+            let takes_refunds = acquirer
+                .and_then(|a| self.acquirers.get(a))
+                .is_some_and(|a| a.mapping.has_refund());
+            if !takes_refunds {
+                return Err(refusal(ResponseCode::NotSupported));
+            }
+        }
+        let id = || {
+            core.next_id()
+                .map(|(id, grow)| {
+                    self.grow(grow);
+                    id
+                })
+                .map_err(|_| refusal(ResponseCode::TemporarilyUnavailable))
+        };
+        let ids = cash::NewIds {
+            operation: id()?,
+            message: id()?,
+        };
+        let (batch, message, answer) = cash::record(
+            &t,
+            req,
+            &next,
+            notice,
+            ids,
+            now_ms,
+            core.saf_config().expiry_ms,
+        );
+        journal.commit(batch).await.map_err(technical)?;
+        if let Some(m) = message {
+            self.shared.saf().push(m);
+            self.shared.saf_wake.notify_waiters();
+        }
+        Ok(answer)
+    }
+
+    /// getTransactionData: `merchant`'s transaction `reference`, its
+    /// status, amounts and history (25 when there is none).
+    pub async fn transaction_data(
+        &self,
+        now: SystemTime,
+        merchant: &Arc<Merchant>,
+        reference: &str,
+    ) -> Result<TransactionData, Refusal> {
+        let core = &self.shared.core;
+        let journal = &self.shared.journal;
+        let technical = |e: crate::journal::JournalError| {
+            tracing::error!(error = %e, "journal: transaction not read");
+            refusal(ResponseCode::TechnicalProblem)
+        };
+        let t = journal
+            .transaction(&merchant.id, reference)
+            .await
+            .map_err(technical)?
+            .ok_or(refusal(ResponseCode::UnknownTransaction))?;
+        let ops = journal.operations(t.id).await.map_err(technical)?;
+        let last_closed = core.cut_off().last_closed(unix_ms(now));
+        Ok(cash::transaction_data(
+            &t,
+            &ops,
+            core.answer_of(&t),
+            core.capture_of(&t),
+            last_closed,
+        ))
+    }
+
+    /// Runs the cut-off of the last business day closed at `now` (and of
+    /// any before it that did not run): captures what is due, expires what
+    /// was not validated. Idempotent. The count of each.
+    pub async fn run_cut_off(
+        &self,
+        now: SystemTime,
+    ) -> Result<CutOffRun, crate::journal::JournalError> {
+        cut_off_run(&self.shared, now).await
+    }
+
     /// The answer recorded for `(merchant, reference)`, for tests and
     /// tools.
     pub async fn recorded_state(&self, merchant: &str, reference: &str) -> Option<TxState> {
@@ -913,18 +1111,23 @@ pub fn order_message(
     Ok((msg, sent_to))
 }
 
-/// Why a reversal message could not be built.
+/// Why a store-and-forward message could not be built.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReversalBuildError {
     #[error("the card does not open with the journal key")]
     Card,
+    #[error("the acquirer's mapping has no [refund] message")]
+    NoRefund,
     #[error(transparent)]
     Value(#[from] ValueError),
 }
 
-/// The reversal message of an attempt, from the journal's record of the
-/// transaction: the first one (0400) or a repeat (0401), its own STAN.
+/// The message of a store-and-forward attempt, from the journal's record
+/// of its transaction, with its own STAN: a reversal (0400, a repeat
+/// 0401), full or (a partial cancellation) with the amount that stays
+/// authorized; or a refund of the record's amount (the mapping's
+/// `[refund]`, 0220/0221).
 pub fn reversal_message(
     core: &Core,
     spec: &Spec,
@@ -934,12 +1137,130 @@ pub fn reversal_message(
     now: SystemTime,
 ) -> Result<Message<'static>, ReversalBuildError> {
     let reason = ReversalReason::parse(&a.record.reason).unwrap_or(ReversalReason::Timeout);
-    let rev = core
+    let mut rev = core
         .reversal_request(tx, reason)
         .ok_or(ReversalBuildError::Card)?;
-    let mut msg = mapping.build_reversal(spec, &rev, now, a.repeat)?;
+    let mut msg = match a.record.kind {
+        SafKind::Reversal => mapping.build_reversal(spec, &rev, now, a.repeat)?,
+        SafKind::Cancel => {
+            rev.replacement = a.record.replacement.filter(|&r| r > 0);
+            mapping.build_reversal(spec, &rev, now, a.repeat)?
+        }
+        SafKind::Refund => {
+            rev.amount = a.record.amount;
+            mapping
+                .build_refund(spec, &rev, now, a.repeat)
+                .ok_or(ReversalBuildError::NoRefund)??
+        }
+    };
     spec.set_text(&mut msg, 11, &a.record.stan)?;
     Ok(msg)
+}
+
+/// What a cut-off did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CutOffRun {
+    /// The business day closed (days since 1970-01-01).
+    pub day: i32,
+    pub captured: usize,
+    pub expired: usize,
+}
+
+/// How far back a cut-off looks for transactions (created since): the
+/// latest capture day (6 business days) and a switch down for weeks.
+const CUT_OFF_LOOKBACK_MS: u64 = 45 * 24 * 3600 * 1000;
+/// Transactions per journal write at a cut-off.
+const CUT_OFF_CHUNK: usize = 256;
+
+/// See [`Switch::run_cut_off`]. Each chunk's transactions are locked
+/// against operations and read again under the lock before they change.
+async fn cut_off_run(
+    shared: &Arc<Shared>,
+    now: SystemTime,
+) -> Result<CutOffRun, crate::journal::JournalError> {
+    let now_ms = unix_ms(now);
+    let day = shared.core.cut_off().last_closed(now_ms);
+    let due = shared
+        .journal
+        .due_for_cut_off(day, now_ms.saturating_sub(CUT_OFF_LOOKBACK_MS))
+        .await?;
+    let mut run = CutOffRun {
+        day,
+        ..CutOffRun::default()
+    };
+    for chunk in due.chunks(CUT_OFF_CHUNK) {
+        let mut locks = Vec::with_capacity(chunk.len());
+        for t in chunk {
+            locks.push(shared.lock_tx(&t.merchant_id, &t.reference).await);
+        }
+        let fresh = shared
+            .journal
+            .transactions_by_ids(chunk.iter().map(|t| t.id).collect())
+            .await?;
+        let mut batch = Vec::new();
+        for t in &fresh {
+            let Ok((op_id, grow)) = shared.core.next_id() else {
+                break;
+            };
+            if let Some(Change::Reserve { name, upto }) = grow {
+                let c = Change::Reserve {
+                    name: name.clone(),
+                    upto,
+                };
+                shared.journal.commit(vec![c]).await?;
+                shared.core.confirm(&name, upto);
+            }
+            if let Some(changes) = cash::cut_off(t, day, op_id, now_ms) {
+                let captured = changes.iter().any(|c| {
+                    matches!(c, Change::Settle { settlement, .. } if settlement.status == lifecycle::Status::Captured.as_str())
+                });
+                if captured {
+                    run.captured += 1;
+                } else {
+                    run.expired += 1;
+                }
+                batch.extend(changes);
+            }
+        }
+        if !batch.is_empty() {
+            shared.journal.commit(batch).await?;
+        }
+        drop(locks);
+    }
+    metrics::counter!(telemetry::CUT_OFF, "result" => "captured").increment(run.captured as u64);
+    metrics::counter!(telemetry::CUT_OFF, "result" => "expired").increment(run.expired as u64);
+    if run.captured + run.expired > 0 {
+        tracing::info!(
+            day = %cutoff::date_text(day),
+            captured = run.captured,
+            expired = run.expired,
+            "cut-off"
+        );
+    }
+    Ok(run)
+}
+
+/// The daily cut-off (on shard 0): once at start for any day closed
+/// while the switch was down, then at each day's closing time.
+async fn cut_offs(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let now = shared.now();
+        if let Err(e) = cut_off_run(&shared, now).await {
+            tracing::error!(error = %e, "cut-off failed, tried again in a minute");
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(60)) => continue,
+                _ = stop.changed() => return,
+            }
+        }
+        let now_ms = unix_ms(shared.now());
+        let cut = shared.core.cut_off();
+        let next = cut.closes_at(cut.business_day(now_ms));
+        let wait = Duration::from_millis(next.saturating_sub(now_ms).max(1) + 1000);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// How often the journal forgets what is past its window.
@@ -1092,9 +1413,10 @@ async fn send_one(shared: Arc<Shared>, acq: Acquirer, a: Attempt) {
                 tx = tx.id,
                 reference = %tx.reference,
                 stan = %a.record.stan,
+                kind = %a.record.kind.as_str(),
                 repeat = a.repeat,
                 response_code = %code.as_deref().unwrap_or(""),
-                "reversal acknowledged"
+                "acquirer acknowledged"
             );
             let update = shared
                 .saf()

@@ -7,7 +7,7 @@ use std::fmt;
 
 use super::codes::ResponseCode;
 use super::domain::{Authentication, CardBrand, Currency, OrderChannel, PanEntryMode, Wallet};
-use super::lifecycle::CaptureMode;
+use super::lifecycle::{CaptureMode, OperationKind, Status};
 use crate::card::{Expiry, Pan};
 use crate::wallet::googlepay::Cryptogram;
 
@@ -135,4 +135,73 @@ pub enum TokenMode {
     },
     /// The PAN stays in the switch's vault; the merchant gets a reference.
     PanOnly { reference: String },
+}
+
+/// A cash-management operation as the front-end gives it (`cancel`,
+/// `validate`, `refund`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CashRequest {
+    pub kind: OperationKind,
+    pub transaction_reference: String,
+    /// `operationAmount`, minor units.
+    pub amount: u64,
+    /// `currencyCode`: when given, the transaction's.
+    pub currency: Option<Currency>,
+    /// The merchant's id for this operation (`operationReference`): a
+    /// retry with the same one gets the recorded answer, and changes
+    /// nothing. Without it, every request is a new operation.
+    pub operation_reference: Option<String>,
+}
+
+/// What the merchant is told of an operation (the same on a retry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationAnswer {
+    pub response_code: ResponseCode,
+    pub transaction_reference: String,
+    pub operation_reference: Option<String>,
+    pub new_status: Status,
+    /// What is left to capture before capture; captured less refunded
+    /// after.
+    pub new_amount: u64,
+    /// When the operation was recorded, Unix milliseconds.
+    pub operation_ms: u64,
+}
+
+/// One line of a transaction's history: an operation or a cut-off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryLine {
+    /// `cancel`, `validate`, `refund`, `capture`, `expire`.
+    pub kind: String,
+    pub amount: u64,
+    pub response_code: String,
+    pub new_status: String,
+    pub new_amount: u64,
+    pub operation_ms: u64,
+    pub operation_reference: Option<String>,
+}
+
+/// getTransactionData: where a transaction stands, and how it got there.
+/// Card data masked only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionData {
+    pub transaction_reference: String,
+    /// `None`: the authorization is still waiting for its answer.
+    pub status: Option<Status>,
+    pub original_amount: u64,
+    pub current_amount: u64,
+    pub captured_amount: u64,
+    pub refunded_amount: u64,
+    /// ISO 4217 numeric.
+    pub currency: String,
+    pub capture: Capture,
+    /// The date (`YYYY-MM-DD`, the cut-off's time zone) whose cut-off
+    /// captures it, or expires it unvalidated.
+    pub capture_limit_date: String,
+    /// The authorization's answer as the merchant was told it.
+    pub order: OrderAnswer,
+    /// Whether the switch reversed the authorization at the acquirer
+    /// because its answer never came (a 90/99): `none`, `queued`,
+    /// `acknowledged`, `expired`.
+    pub reversal: &'static str,
+    pub history: Vec<HistoryLine>,
 }

@@ -20,7 +20,7 @@
 //! a restart after that repeats the same message (0401, same STAN): the
 //! acquirer sees one reversal, however many times it is sent.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::journal::{SafRecord, SafState, SafUpdate};
 
@@ -198,10 +198,14 @@ impl Saf {
         if now_ms < lane.resume_at_ms {
             return Step::Idle(wake(Some(lane.resume_at_ms)));
         }
-        let next = lane
-            .queue
-            .values_mut()
-            .find(|r| !lane.in_flight.contains(&r.id));
+        // Oldest first; a transaction's messages one at a time, in order
+        // (a partial cancellation must not overtake the one before it).
+        let mut earlier = HashSet::new();
+        let next = lane.queue.values_mut().find(|r| {
+            let free = !lane.in_flight.contains(&r.id) && !earlier.contains(&r.tx_id);
+            earlier.insert(r.tx_id);
+            free
+        });
         let Some(r) = next else {
             return Step::Idle(wake(None));
         };
@@ -461,5 +465,32 @@ mod tests {
             saf.poll("a", 200_000, &mut || None),
             Step::Idle(Some(200_100))
         );
+    }
+
+    #[test]
+    fn one_transaction_s_messages_go_one_at_a_time_in_order() {
+        let mut saf = Saf::new(cfg());
+        let mut stan = stans();
+        // Two cancellations of transaction 7 (partial, then full) and a
+        // reversal of transaction 9.
+        for (id, tx) in [(10, 7), (11, 7), (12, 9)] {
+            saf.push(SafRecord {
+                tx_id: tx,
+                kind: SafKind::Cancel,
+                ..record(id, 0)
+            });
+        }
+        let sent = |step: Step| match step {
+            Step::Send(a) => a.record.id,
+            other => panic!("expected a send, got {other:?}"),
+        };
+        assert_eq!(sent(saf.poll("a", 1, &mut stan)), 10);
+        // 11 waits for 10 (same transaction): 12 goes in the window.
+        assert_eq!(sent(saf.poll("a", 1, &mut stan)), 12);
+        assert!(matches!(saf.poll("a", 1, &mut stan), Step::Idle(_)));
+        saf.acknowledged("a", 12, Some("00".into()), 2);
+        assert!(matches!(saf.poll("a", 2, &mut stan), Step::Idle(_)));
+        saf.acknowledged("a", 10, Some("00".into()), 3);
+        assert_eq!(sent(saf.poll("a", 3, &mut stan)), 11);
     }
 }

@@ -1,0 +1,396 @@
+//! After the authorization, end to end: `acqswitch sim` and `acqswitch
+//! serve` each in their own process, the sealed HTTP API on loopback.
+//! Cancellations (partial, full, refused after capture), validation in
+//! VALIDATION mode, the daily cut-off (the switch restarted with its clock
+//! moved three days on: it catches up the cut-offs it missed), refunds
+//! partial and above the original, captureDay 9 applied as 6, the
+//! PAN_ONLY 3-D Secure path approved and refused, getTransactionData after
+//! each step, and the simulator's ledger balanced with the journal.
+
+mod procs;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use procs::{dpan_order, journal_rows, token, Client, Serve, Sim, CARD_ORDER, CAVV, CHECK, FPAN};
+use serde_json::{json, Value};
+
+const CANCEL: &str = "/rs-services/v2/cashManagement/cancel";
+const VALIDATE: &str = "/rs-services/v2/cashManagement/validate";
+const REFUND: &str = "/rs-services/v2/cashManagement/refund";
+const DATA: &str = "/rs-services/v2/diagnostic/getTransactionData";
+const VALIDATE_AND_ORDER: &str = "/rs-services/v2/checkout/cardValidateAuthenticationAndOrder";
+
+fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{prefix}{}x{}",
+        procs::now_ms(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+async fn call(addr: std::net::SocketAddr, path: &str, body: Value) -> Value {
+    let mut c = Client::connect(addr).await;
+    c.call(path, body).await.expect("an answer")
+}
+
+async fn order(addr: std::net::SocketAddr, amount: u64, capture: Value) -> String {
+    let reference = unique("T");
+    let mut body = dpan_order(&reference, amount);
+    if let (Some(b), Some(c)) = (body.as_object_mut(), capture.as_object()) {
+        b.extend(c.clone());
+    }
+    let v = call(addr, CARD_ORDER, body).await;
+    assert_eq!(v["responseCode"], "00", "{v}");
+    reference
+}
+
+async fn op(addr: std::net::SocketAddr, path: &str, reference: &str, amount: u64) -> Value {
+    call(
+        addr,
+        path,
+        json!({"transactionReference": reference, "operationAmount": amount, "currencyCode": "978"}),
+    )
+    .await
+}
+
+async fn data(addr: std::net::SocketAddr, reference: &str) -> Value {
+    let v = call(addr, DATA, json!({"transactionReference": reference})).await;
+    assert_eq!(v["responseCode"], "00", "{v}");
+    v
+}
+
+fn status(v: &Value) -> (&str, u64) {
+    (
+        v["transactionStatus"]
+            .as_str()
+            .or(v["newStatus"].as_str())
+            .unwrap_or(""),
+        v["currentAmount"]
+            .as_u64()
+            .or(v["newAmount"].as_u64())
+            .unwrap_or(u64::MAX),
+    )
+}
+
+/// The simulator's ledger entry of each reference (through the journal's
+/// terminal and STAN), once `done` holds for all of them (the
+/// store-and-forward queue drains in the background).
+async fn ledger_of(
+    sim: &Sim,
+    db: &Path,
+    references: &[&str],
+    done: impl Fn(&HashMap<String, Value>) -> bool,
+) -> HashMap<String, Value> {
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let key_of: HashMap<String, (String, String)> = journal_rows(db)
+            .into_iter()
+            .map(|(t, s, r, _)| (r, (t, s)))
+            .collect();
+        let ledger = sim.ledger().await;
+        let mut out = HashMap::new();
+        for r in references {
+            let (t, s) = &key_of[*r];
+            if let Some(e) = ledger
+                .iter()
+                .find(|e| e["terminal"] == *t && e["stan"] == *s)
+            {
+                out.insert((*r).to_owned(), e.clone());
+            }
+        }
+        if out.len() == references.len() && done(&out) {
+            return out;
+        }
+        assert!(Instant::now() < until, "ledger not as expected: {out:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn amount(e: &Value, k: &str) -> u64 {
+    e[k].as_str()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+/// The acquirer's view balances with the switch's: what stays authorized
+/// is what the journal says is left (or was captured), and refunds add up.
+fn balanced(journal: &Value, ledger: &Value) {
+    let left = match journal["transactionStatus"].as_str() {
+        Some("CAPTURED" | "CREDITED") => journal["capturedAmount"].as_u64().unwrap(),
+        Some("CANCELLED") => 0,
+        _ => journal["currentAmount"].as_u64().unwrap(),
+    };
+    assert_eq!(
+        amount(ledger, "authorized_amount"),
+        left,
+        "{journal} {ledger}"
+    );
+    assert_eq!(
+        amount(ledger, "refunded_amount"),
+        journal["refundedAmount"].as_u64().unwrap(),
+        "{journal} {ledger}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_partial_then_full_and_nothing_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(None, &[]);
+    let config = procs::write_config(dir.path(), sim.addr, "");
+    let serve = Serve::start(&config, &[]);
+    serve.wait_ready().await;
+    let a = serve.addr;
+
+    let r = order(a, 1000, json!({"captureDay": 3})).await;
+    let d = data(a, &r).await;
+    assert_eq!(status(&d), ("TO_CAPTURE", 1000));
+    assert_eq!(
+        (d["captureMode"].as_str(), d["captureDay"].as_u64()),
+        (Some("AUTHOR_CAPTURE"), Some(3))
+    );
+    assert_eq!(d["paymentMeanDataProvider"], "GOOGLEPAY");
+    assert_eq!(d["maskedPan"], "489537******3478");
+    assert_eq!(d["authorisationResponseCode"], "00");
+    assert!(d["authorisationId"].is_string());
+
+    // Partial, with an operation reference: a retry answers the same.
+    let body =
+        json!({"transactionReference": r, "operationAmount": 300, "operationReference": "C1"});
+    let first = call(a, CANCEL, body.clone()).await;
+    assert_eq!(first["responseCode"], "00", "{first}");
+    assert_eq!(status(&first), ("TO_CAPTURE", 700));
+    let again = call(a, CANCEL, body).await;
+    assert_eq!(again, first);
+    let d = data(a, &r).await;
+    assert_eq!(status(&d), ("TO_CAPTURE", 700));
+    assert_eq!(d["operations"].as_array().unwrap().len(), 1, "{d}");
+    assert_eq!(d["operations"][0]["operationType"], "cancel");
+
+    // Above what is left, a wrong currency, an unknown reference.
+    let v = op(a, CANCEL, &r, 701).await;
+    assert_eq!(
+        (v["responseCode"].as_str(), v["errorFieldName"].as_str()),
+        (Some("12"), Some("operationAmount"))
+    );
+    let v = call(
+        a,
+        CANCEL,
+        json!({"transactionReference": r, "operationAmount": 1, "currencyCode": "840"}),
+    )
+    .await;
+    assert_eq!(v["errorFieldName"], "currencyCode");
+    let v = op(a, CANCEL, "NoSuchReference", 1).await;
+    assert_eq!(v["responseCode"], "25");
+    // Validate is for VALIDATION mode; refund is after capture.
+    assert_eq!(op(a, VALIDATE, &r, 100).await["responseCode"], "24");
+    assert_eq!(op(a, REFUND, &r, 100).await["responseCode"], "24");
+
+    // The rest: cancelled, and nothing is allowed any more.
+    let v = op(a, CANCEL, &r, 700).await;
+    assert_eq!(status(&v), ("CANCELLED", 0));
+    let d = data(a, &r).await;
+    assert_eq!(status(&d), ("CANCELLED", 0));
+    assert_eq!(d["operations"].as_array().unwrap().len(), 2);
+    for path in [CANCEL, VALIDATE, REFUND] {
+        assert_eq!(op(a, path, &r, 1).await["responseCode"], "24", "{path}");
+    }
+
+    // The acquirer got a partial reversal (DE 95: 700 stays) and a full one.
+    let db = dir.path().join("journal.db");
+    let l = ledger_of(&sim, &db, &[&r], |l| {
+        l.values().all(|e| e["reversed"] == true)
+    })
+    .await;
+    let e = &l[&r];
+    assert_eq!(e["reversals_applied"], 2, "{e}");
+    balanced(&d, e);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validation_cut_off_capture_expiry_and_refunds() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(None, &[]);
+    let config = procs::write_config(dir.path(), sim.addr, "");
+    let db = dir.path().join("journal.db");
+    let mut serve = Serve::start(&config, &[]);
+    serve.wait_ready().await;
+    let a = serve.addr;
+
+    let auto = order(a, 1000, json!({})).await;
+    let validated = order(
+        a,
+        2000,
+        json!({"captureMode": "VALIDATION", "captureDay": 1}),
+    )
+    .await;
+    let unvalidated = order(
+        a,
+        3000,
+        json!({"captureMode": "VALIDATION", "captureDay": 1}),
+    )
+    .await;
+    // captureDay 9: applied as 6, and the answer says so.
+    let reference = unique("T");
+    let mut body = dpan_order(&reference, 4000);
+    body["captureDay"] = json!(9);
+    let v = call(a, CARD_ORDER, body).await;
+    assert_eq!(
+        (v["responseCode"].as_str(), v["captureDay"].as_u64()),
+        (Some("00"), Some(6))
+    );
+    let late = reference;
+    assert_eq!(data(a, &late).await["captureDay"], 6);
+
+    assert_eq!(status(&data(a, &validated).await), ("TO_VALIDATE", 2000));
+    // Validate part of it: the rest is released at the acquirer.
+    let v = op(a, VALIDATE, &validated, 1500).await;
+    assert_eq!(status(&v), ("TO_CAPTURE", 1500), "{v}");
+    assert_eq!(
+        op(a, VALIDATE, &validated, 1500).await["responseCode"],
+        "24"
+    );
+    assert_eq!(op(a, VALIDATE, &auto, 1000).await["responseCode"], "24");
+    assert_eq!(op(a, REFUND, &auto, 10).await["responseCode"], "24");
+
+    // Three days later: the cut-offs missed while it was down run at start.
+    assert!(serve.terminate(Duration::from_secs(20)).success());
+    let serve = Serve::start(&config, &[("ACQSWITCH_CLOCK_OFFSET", "72h")]);
+    serve.wait_ready().await;
+    let a = serve.addr;
+    let d = data(a, &auto).await;
+    assert_eq!(status(&d), ("CAPTURED", 1000), "{d}");
+    assert_eq!(d["operations"][0]["operationType"], "capture");
+    assert_eq!(status(&data(a, &validated).await), ("CAPTURED", 1500));
+    let d = data(a, &unvalidated).await;
+    assert_eq!(d["transactionStatus"], "EXPIRED", "{d}");
+    assert_eq!(
+        op(a, VALIDATE, &unvalidated, 3000).await["responseCode"],
+        "24"
+    );
+    assert_eq!(status(&data(a, &late).await), ("TO_CAPTURE", 4000));
+
+    // Captured: no cancel; refunds, partial then above the original.
+    assert_eq!(op(a, CANCEL, &auto, 100).await["responseCode"], "24");
+    let v = op(a, REFUND, &auto, 400).await;
+    assert_eq!(status(&v), ("CREDITED", 600), "{v}");
+    let v = op(a, REFUND, &auto, 2000).await;
+    assert_eq!(status(&v), ("CREDITED", 0), "{v}");
+    let d = data(a, &auto).await;
+    assert_eq!(
+        (d["capturedAmount"].as_u64(), d["refundedAmount"].as_u64()),
+        (Some(1000), Some(2400))
+    );
+    assert_eq!(d["operations"].as_array().unwrap().len(), 3, "{d}");
+
+    // The acquirer's ledger balances with the journal, transaction by
+    // transaction.
+    let refs = [
+        auto.as_str(),
+        validated.as_str(),
+        unvalidated.as_str(),
+        late.as_str(),
+    ];
+    let l = ledger_of(&sim, &db, &refs, |l| {
+        l[&auto]["refund_messages"].as_u64() >= Some(2)
+            && l[&validated]["reversals_applied"].as_u64() >= Some(1)
+    })
+    .await;
+    for r in [&auto, &validated, &late] {
+        balanced(&data(a, r).await, &l[r.as_str()]);
+    }
+    // An expired authorization stays as it was at the acquirer (it is
+    // simply never captured).
+    assert_eq!(amount(&l[&unvalidated], "authorized_amount"), 3000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pan_only_with_3ds_approved_and_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(None, &[]);
+    let config = procs::write_config(dir.path(), sim.addr, "");
+    let serve = Serve::start(&config, &[]);
+    serve.wait_ready().await;
+    let a = serve.addr;
+
+    let check = |id: &str| json!({"paymentMeanDataProvider": "GOOGLEPAY", "paymentData": token(true, FPAN, id)});
+    let v = call(a, CHECK, check(&unique("msg"))).await;
+    let vault = v["paymentToken"].as_str().unwrap().to_owned();
+    assert!(vault.starts_with("vlt_"), "{v}");
+
+    let body = |reference: &str, card: &str, status: &str| {
+        json!({
+            "transactionReference": reference,
+            "amount": 1500,
+            "currencyCode": "978",
+            "orderChannel": "INTERNET",
+            "cardNumber": card,
+            "panType": "TOKEN_PAN",
+            "walletType": "GOOGLE_WALLET",
+            "panEntryMode": "WALLET",
+            "cardExpiryDate": "203012",
+            "captureMode": "VALIDATION",
+            "captureDay": 2,
+            "authenticationResult": {
+                "cavv": CAVV, "eci": "02", "threeDSVersion": "2.2.0",
+                "dsTransactionId": "f25084f0-5b16-4c0a-ae5d-b24808a95e4b",
+                "authenticationStatus": status,
+            },
+        })
+    };
+    let before = sim.ledger().await.len();
+
+    // Not authenticated: refused here, nothing sent.
+    let refused = unique("P");
+    let v = call(a, VALIDATE_AND_ORDER, body(&refused, &vault, "N")).await;
+    assert_eq!(
+        (v["responseCode"].as_str(), v["errorFieldName"].as_str()),
+        (Some("05"), Some("threeDSStatus")),
+        "{v}"
+    );
+    // An unknown reference: 14.
+    let v = call(
+        a,
+        VALIDATE_AND_ORDER,
+        body(&unique("P"), "vlt_00000000000000000000000000000000", "Y"),
+    )
+    .await;
+    assert_eq!(v["responseCode"], "14", "{v}");
+    // A card number that is not a reference.
+    let v = call(a, VALIDATE_AND_ORDER, body(&unique("P"), FPAN, "Y")).await;
+    assert_eq!(v["errorFieldName"], "cardNumber", "{v}");
+    // Without the status.
+    let mut b = body(&unique("P"), &vault, "Y");
+    b["authenticationResult"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authenticationStatus");
+    let v = call(a, VALIDATE_AND_ORDER, b).await;
+    assert_eq!(
+        v["errorFieldName"], "authenticationResult.authenticationStatus",
+        "{v}"
+    );
+    assert_eq!(sim.ledger().await.len(), before, "nothing was sent");
+
+    // Authenticated: approved.
+    let ok = unique("P");
+    let v = call(a, VALIDATE_AND_ORDER, body(&ok, &vault, "Y")).await;
+    assert_eq!(v["responseCode"], "00", "{v}");
+    assert_eq!(v["walletType"], "GOOGLE_WALLET");
+    assert_eq!(v["panEntryMode"], "WALLET");
+    assert_eq!(v["maskedPan"], "541333******0011");
+    assert_eq!(sim.ledger().await.len(), before + 1);
+    let d = data(a, &ok).await;
+    assert_eq!(status(&d), ("TO_VALIDATE", 1500));
+    assert_eq!(d["walletType"], "GOOGLE_WALLET");
+    assert!(d.get("paymentMeanDataProvider").is_none(), "{d}");
+    // The refused one left no transaction.
+    let v = call(a, DATA, json!({"transactionReference": refused})).await;
+    assert_eq!(v["responseCode"], "25");
+    // Attempted (A) goes on too.
+    let v = call(a, VALIDATE_AND_ORDER, body(&unique("P"), &vault, "A")).await;
+    assert_eq!(v["responseCode"], "00", "{v}");
+}
