@@ -50,6 +50,9 @@ enum Command {
     /// secrets masked.
     #[command(subcommand)]
     Config(cli::config::ConfigCommand),
+    /// The journal: the merchant's transaction and operations logs.
+    #[command(subcommand)]
+    Journal(cli::journal::JournalCommand),
     /// Runs the switch: HTTP API, acquirer pools (embedded default without --config).
     Serve(cli::serve::ServeArgs),
     /// Deterministic simulation of the switch under faults, many seeds.
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
     match args.command {
         Command::Iso(cmd) => cli::iso::run(cmd),
         Command::Config(cmd) => cli::config::run(cmd),
+        Command::Journal(cmd) => cli::journal::run(cmd),
         Command::Demo => cli::demo::run(),
         Command::Gpay(cmd) => cli::gpay::run(cmd),
         Command::Seal(cmd) => cli::seal::run(cmd),

@@ -305,6 +305,52 @@ async fn validation_cut_off_capture_expiry_and_refunds() {
     // An expired authorization stays as it was at the acquirer (it is
     // simply never captured).
     assert_eq!(amount(&l[&unvalidated], "authorized_amount"), 3000);
+
+    // The merchant's logs, from the journal while the switch runs.
+    let day = |offset_days: u64| {
+        acqswitch::civil::iso8601(procs::now_ms() / 1000 + offset_days * 86_400)[..10].to_owned()
+    };
+    let export = |format: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_acqswitch"))
+            .args(["journal", "export", "--config", config.to_str().unwrap()])
+            .args(["--from", &day(0), "--to", &day(4), "--format", format])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let json: Value = serde_json::from_str(&export("json")).unwrap();
+    let txs = json["transactions"].as_array().unwrap();
+    let line = |r: &str| {
+        txs.iter()
+            .find(|t| t["transactionReference"] == r)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(line(&auto)["transactionStatus"], "CREDITED");
+    assert_eq!(line(&auto)["refundedAmount"], 2400);
+    assert_eq!(line(&auto)["paymentMeanDataProvider"], "GOOGLEPAY");
+    assert_eq!(line(&unvalidated)["transactionStatus"], "EXPIRED");
+    assert_eq!(line(&late)["transactionStatus"], "TO_CAPTURE");
+    let ops = json["operations"].as_array().unwrap();
+    let kinds = |r: &str| -> Vec<String> {
+        ops.iter()
+            .filter(|o| o["transactionReference"] == r)
+            .map(|o| o["operationType"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(kinds(&auto), ["capture", "refund", "refund"]);
+    assert_eq!(kinds(&validated), ["validate", "capture"]);
+    assert_eq!(kinds(&unvalidated), ["expire"]);
+    let csv = export("csv");
+    assert!(csv.starts_with("merchantId,transactionReference,transactionDateTime,amount,"));
+    assert!(csv.contains("\n\nmerchantId,transactionReference,operationDateTime,operationType,"));
+    assert!(csv.contains(&format!("{auto},")) && csv.contains("489537******3478"));
+    assert!(!csv.contains(procs::DPAN) && !export("json").contains(procs::DPAN));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -393,4 +439,46 @@ async fn pan_only_with_3ds_approved_and_refused() {
     // Attempted (A) goes on too.
     let v = call(a, VALIDATE_AND_ORDER, body(&unique("P"), &vault, "A")).await;
     assert_eq!(v["responseCode"], "00", "{v}");
+}
+
+/// Operations on one transaction are serialized: twenty cancellations of
+/// 100 at once on an authorization of 1000 (from clients on both shards)
+/// leave exactly ten accepted, each seeing a different amount left (the
+/// other ten find it cancelled), and
+/// the acquirer gets the ten reversals in order (what stays going down to
+/// 0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_operations_on_one_transaction_are_serialized() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(None, &[]);
+    let config = procs::write_config(dir.path(), sim.addr, "");
+    let serve = Serve::start(&config, &[]);
+    serve.wait_ready().await;
+    let a = serve.addr;
+    let r = order(a, 1000, json!({})).await;
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let r = r.clone();
+            tokio::spawn(async move { op(a, CANCEL, &r, 100).await })
+        })
+        .collect();
+    let mut left = Vec::new();
+    let mut refused = 0;
+    for t in tasks {
+        let v = t.await.unwrap();
+        match v["responseCode"].as_str() {
+            Some("00") => left.push(v["newAmount"].as_u64().unwrap()),
+            // Nothing left: cancelled, no operation allowed.
+            Some("24") => refused += 1,
+            other => panic!("{other:?}: {v}"),
+        }
+    }
+    left.sort_unstable();
+    assert_eq!(left, (0..10).map(|i| i * 100).collect::<Vec<_>>());
+    assert_eq!(refused, 10);
+    let d = data(a, &r).await;
+    assert_eq!(status(&d), ("CANCELLED", 0));
+    let db = dir.path().join("journal.db");
+    let l = ledger_of(&sim, &db, &[&r], |l| l[&r]["reversals_applied"] == 10).await;
+    balanced(&d, &l[&r]);
 }

@@ -5,6 +5,7 @@ pub mod config;
 pub mod demo;
 pub mod gpay;
 pub mod iso;
+pub mod journal;
 pub mod load;
 pub mod load_api;
 pub mod seal;

@@ -531,7 +531,8 @@ pub struct CardOrderResponse {
 
 impl From<OrderAnswer> for CardOrderResponse {
     fn from(a: OrderAnswer) -> Self {
-        let (payment_mean_data_provider, wallet_type) = wallet_fields(a.wallet, a.pan_entry_mode);
+        let (payment_mean_data_provider, wallet_type) =
+            Wallet::log_fields(a.wallet, a.pan_entry_mode);
         CardOrderResponse {
             response_code: a.response_code,
             acquirer_response_code: a.acquirer_response_code,
@@ -742,23 +743,11 @@ pub struct TransactionDataResponse {
     pub operations: Vec<OperationLine>,
 }
 
-/// How the Google Pay guide's logs name the wallet: the data provider for
-/// a network token (CRYPTOGRAM_3DS), the wallet type for a PAN_ONLY card.
-pub fn wallet_fields(
-    wallet: Option<Wallet>,
-    mode: PanEntryMode,
-) -> (Option<&'static str>, Option<&'static str>) {
-    match (wallet, mode) {
-        (Some(Wallet::GooglePay), PanEntryMode::OemPay) => (Some(Wallet::GooglePay.as_str()), None),
-        (Some(Wallet::GooglePay), PanEntryMode::Wallet) => (None, Some("GOOGLE_WALLET")),
-        _ => (None, None),
-    }
-}
-
 impl From<TransactionData> for TransactionDataResponse {
     fn from(d: TransactionData) -> Self {
         let o = d.order;
-        let (payment_mean_data_provider, wallet_type) = wallet_fields(o.wallet, o.pan_entry_mode);
+        let (payment_mean_data_provider, wallet_type) =
+            Wallet::log_fields(o.wallet, o.pan_entry_mode);
         TransactionDataResponse {
             response_code: ResponseCode::Approved,
             transaction_reference: d.transaction_reference,

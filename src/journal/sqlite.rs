@@ -195,6 +195,34 @@ impl SqliteBackend {
         Self::setup(conn, shown)
     }
 
+    /// An existing journal, read only (exports and tools, while `serve`
+    /// runs: WAL readers never block the writer). Its schema must be this
+    /// build's.
+    pub fn open_read_only(path: &Path) -> Result<SqliteBackend, JournalError> {
+        let shown = path.display().to_string();
+        let open_err = |reason: String| JournalError::Open {
+            path: shown.clone(),
+            reason,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| open_err(e.to_string()))?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(|e| open_err(e.to_string()))?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| open_err(e.to_string()))?;
+        if usize::try_from(version).ok() != Some(MIGRATIONS.len()) {
+            return Err(open_err(format!(
+                "schema version {version}, this build reads {} (start serve on it once to bring it up to date)",
+                MIGRATIONS.len()
+            )));
+        }
+        Ok(SqliteBackend { conn, path: shown })
+    }
+
     /// A journal in memory (tests): same SQL, nothing on disk.
     pub fn in_memory() -> Result<SqliteBackend, JournalError> {
         let conn = Connection::open_in_memory().map_err(storage)?;

@@ -99,6 +99,22 @@ impl Wallet {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|v| v.as_str() == s)
     }
+
+    /// How the Google Pay guide's logs name the wallet:
+    /// `(paymentMeanDataProvider, walletType)`: `GOOGLEPAY` for a network
+    /// token (CRYPTOGRAM_3DS), `GOOGLE_WALLET` for a PAN_ONLY card.
+    pub fn log_fields(
+        wallet: Option<Wallet>,
+        mode: PanEntryMode,
+    ) -> (Option<&'static str>, Option<&'static str>) {
+        match (wallet, mode) {
+            (Some(Wallet::GooglePay), PanEntryMode::OemPay) => {
+                (Some(Wallet::GooglePay.as_str()), None)
+            }
+            (Some(Wallet::GooglePay), PanEntryMode::Wallet) => (None, Some("GOOGLE_WALLET")),
+            (None, _) => (None, None),
+        }
+    }
 }
 
 /// Card scheme (`paymentMeanBrand`).

@@ -31,6 +31,7 @@ pub mod core;
 pub mod currency;
 pub mod cutoff;
 pub mod domain;
+pub mod export;
 pub mod lifecycle;
 pub mod mapping;
 pub mod operation;
