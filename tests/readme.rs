@@ -12,15 +12,16 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_acqswitch");
 
-fn walkthrough() -> String {
+/// The `sh` block between `<!-- NAME -->` and `<!-- /NAME -->`.
+fn block(name: &str) -> String {
     let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
         .expect("README.md");
     let start = readme
-        .find("<!-- walkthrough -->")
-        .expect("the walkthrough marker");
+        .find(&format!("<!-- {name} -->"))
+        .unwrap_or_else(|| panic!("the {name} marker"));
     let end = readme
-        .find("<!-- /walkthrough -->")
-        .expect("the walkthrough end marker");
+        .find(&format!("<!-- /{name} -->"))
+        .unwrap_or_else(|| panic!("the {name} end marker"));
     let block = &readme[start..end];
     let body = block
         .split_once("```sh\n")
@@ -32,9 +33,23 @@ fn walkthrough() -> String {
     body.to_owned()
 }
 
+/// The walkthrough, then the "After the authorization" block in the same
+/// folder (cash management, PAN_ONLY with 3-D Secure, the cut-off, the
+/// export).
 #[test]
 fn the_readme_walkthrough_runs_as_written() {
-    let script = walkthrough();
+    let operations = block("operations");
+    for endpoint in [
+        "cardValidateAuthenticationAndOrder",
+        "cashManagement/cancel",
+        "cashManagement/validate",
+        "cashManagement/refund",
+        "diagnostic/getTransactionData",
+        "journal export",
+    ] {
+        assert!(operations.contains(endpoint), "{endpoint} has an example");
+    }
+    let script = format!("{}\n{operations}", block("walkthrough"));
     assert!(script.contains("acqswitch serve --config acqswitch.toml"));
     assert!(script.contains("curl"));
     let dir = tempfile::tempdir().unwrap();
@@ -56,14 +71,14 @@ fn the_readme_walkthrough_runs_as_written() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("bash");
-    let until = Instant::now() + Duration::from_secs(120);
+    let until = Instant::now() + Duration::from_secs(180);
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
         if Instant::now() > until {
             let _ = child.kill();
-            panic!("the walkthrough did not finish in 120 s");
+            panic!("the walkthrough did not finish in 180 s");
         }
         std::thread::sleep(Duration::from_millis(50));
     };
@@ -80,14 +95,22 @@ fn the_readme_walkthrough_runs_as_written() {
         logs("sim.log")
     );
     assert!(stdout.contains(r#""responseCode":"00""#), "{stdout}");
+    assert!(
+        stdout.contains(r#""transactionStatus":"CAPTURED""#),
+        "{stdout}"
+    );
+    let ledger = std::fs::read_to_string(dir.path().join("shop/ledger.json")).unwrap();
+    assert!(ledger.contains(r#""refund_messages":1"#), "{ledger}");
+    assert!(ledger.contains(r#""reversals_applied":1"#), "{ledger}");
     assert!(stdout.contains("valid"), "the answer's seal: {stdout}");
     // serve stopped cleanly on SIGTERM and wrote its journal where the
     // configuration said, relative to the file.
     assert!(dir.path().join("shop/data/journal.db").exists());
     assert!(dir.path().join("shop/data/journal.key").exists());
+    // The last serve's log: the cut-off it caught up at start, the refund.
+    let log = logs("serve.log");
     assert!(
-        logs("serve.log").contains("authorization"),
-        "{}",
-        logs("serve.log")
+        log.contains("cut-off") && log.contains("operation"),
+        "{log}"
     );
 }
