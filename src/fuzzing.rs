@@ -276,5 +276,23 @@ pub fn api_body(data: &[u8]) {
         Ok(_) => {}
         Err(r) => named(r),
     }
+    if let Err(r) =
+        wire::typed_ref::<wire::CardOrderRequest<'_>>(&value).and_then(|o| o.into_validated_order())
+    {
+        named(r);
+    }
+    for kind in crate::switch::lifecycle::OperationKind::ALL {
+        match wire::typed_ref::<wire::CashManagementRequest<'_>>(&value)
+            .and_then(|o| o.into_request(kind))
+        {
+            Ok(r) => assert!(r.amount > 0 && r.transaction_reference.len() <= 35),
+            Err(r) => named(r),
+        }
+    }
+    if let Err(r) = wire::typed_ref::<wire::TransactionDataRequest<'_>>(&value)
+        .and_then(|r| wire::transaction_reference(r.transaction_reference))
+    {
+        named(r);
+    }
     crate::seal::fuzz_seal(data);
 }

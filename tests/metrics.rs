@@ -103,13 +103,32 @@ async fn the_counters_and_histograms_of_an_end_to_end_run() {
     let mut c = Client::connect(serve.addr).await;
 
     // 4 approvals (cents 00), 2 refusals (cents 05).
+    let mut approved = Vec::new();
     for amount in [1000, 1000, 1000, 1000, 1005, 1005] {
+        let reference = unique("M");
         let v = c
-            .call(CARD_ORDER, dpan_order(&unique("M"), amount))
+            .call(CARD_ORDER, dpan_order(&reference, amount))
             .await
             .unwrap();
         let want = if amount == 1005 { "05" } else { "00" };
         assert_eq!(v["responseCode"], want, "{v}");
+        if want == "00" {
+            approved.push(reference);
+        }
+    }
+    // Operations: a partial cancel (a second store-and-forward message),
+    // and a validate its status does not allow (24).
+    let op = |path: &str, r: &str| {
+        (
+            path.to_owned(),
+            json!({"transactionReference": r, "operationAmount": 100}),
+        )
+    };
+    for (path, body) in [
+        op("/rs-services/v2/cashManagement/cancel", &approved[0]),
+        op("/rs-services/v2/cashManagement/validate", &approved[1]),
+    ] {
+        c.call(&path, body).await.unwrap();
     }
     // A refusal before the acquirer (Luhn): no authorization counted.
     let mut bad = dpan_order(&unique("M"), 1000);
@@ -162,7 +181,7 @@ async fn the_counters_and_histograms_of_an_end_to_end_run() {
     let until = Instant::now() + Duration::from_secs(15);
     let m = loop {
         let m = scrape(&serve).await;
-        if m.value("acqswitch_reversals_acknowledged_total", &[]) >= 1.0 {
+        if m.value("acqswitch_reversals_acknowledged_total", &[]) >= 2.0 {
             break m;
         }
         assert!(Instant::now() < until, "reversal not acknowledged");
@@ -235,9 +254,26 @@ async fn the_counters_and_histograms_of_an_end_to_end_run() {
     assert!(m.value("acqswitch_journal_commit_batches_sum", &[]) >= 2.0 * 7.0);
     assert_eq!(m.value("acqswitch_journal_commit_failures_total", &[]), 0.0);
     // Store and forward: one reversal, acknowledged, the queue empty.
-    assert_eq!(m.value("acqswitch_reversals_queued_total", &[]), 1.0);
-    assert!(m.value("acqswitch_reversals_sent_total", &[]) >= 1.0);
-    assert_eq!(m.value("acqswitch_reversals_acknowledged_total", &[]), 1.0);
+    // The timed-out order's reversal and the cancellation's.
+    assert_eq!(m.value("acqswitch_reversals_queued_total", &[]), 2.0);
+    assert!(m.value("acqswitch_reversals_sent_total", &[]) >= 2.0);
+    assert_eq!(m.value("acqswitch_reversals_acknowledged_total", &[]), 2.0);
+    let ops = |kind, code| {
+        m.value(
+            "acqswitch_operations_total",
+            &[("kind", kind), ("response_code", code)],
+        )
+    };
+    assert_eq!(ops("cancel", "00"), 1.0);
+    assert_eq!(ops("validate", "24"), 1.0);
+    assert_eq!(m.value("acqswitch_operations_total", &[]), 2.0);
+    // The cut-off ran at start (nothing due yet).
+    assert_eq!(
+        m.samples("acqswitch_cut_off_transactions_total").len(),
+        2,
+        "captured and expired"
+    );
+    assert_eq!(m.value("acqswitch_cut_off_transactions_total", &[]), 0.0);
     assert_eq!(m.value("acqswitch_reversals_expired_total", &[]), 0.0);
     assert_eq!(m.value("acqswitch_store_and_forward_depth", &[]), 0.0);
     // Token failures by reason, seal failures.

@@ -60,6 +60,7 @@ const FIELDS: &[&str] = &[
     "authenticationResult.authenticationStatus",
     "operationAmount",
     "operationReference",
+    "threeDSStatus",
 ];
 
 /// The static name of the field at `path` (serde's `a.b.c`), for
