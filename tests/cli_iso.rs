@@ -107,4 +107,28 @@ fn demo_runs_and_masks() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("2=489537******3478"), "{text}");
     assert!(!text.contains("4895370012003478"));
+    // Each row's answer is what its amount asks of the simulator, in
+    // both modes.
+    for mode in ["CRYPTOGRAM_3DS", "PAN_ONLY"] {
+        for (amount, rc, meaning) in [
+            ("10.00", "00", "approved"),
+            ("10.05", "05", "refused"),
+            ("10.99", "90", "technical failure"),
+        ] {
+            let row = text
+                .lines()
+                .find(|l| l.starts_with(mode) && l.contains(amount))
+                .unwrap_or_else(|| panic!("no {mode} {amount} row: {text}"));
+            let rc_col = row.split('|').nth(2).unwrap().split_whitespace().next();
+            assert_eq!(rc_col, Some(rc), "{row}");
+            assert!(row.ends_with(meaning), "{row}");
+        }
+    }
+    // After the authorization: the partial cancel, the cut-off, the refund.
+    assert!(
+        text.contains("responseCode 00 -> TO_CAPTURE 7.50"),
+        "{text}"
+    );
+    assert!(text.contains("2 captured, 0 expired"), "{text}");
+    assert!(text.contains("responseCode 00 -> CREDITED 4.50"), "{text}");
 }

@@ -110,6 +110,7 @@ async fn demo() -> Result<(), String> {
     );
     let _ = writeln!(out, "{}", "-".repeat(96));
     let mut last_0100 = None;
+    let mut approved_reference = None;
     for (mode, pan) in [
         ("CRYPTOGRAM_3DS", "4895370012003478"),
         ("PAN_ONLY", "5413330089020011"),
@@ -150,17 +151,19 @@ async fn demo() -> Result<(), String> {
                 Some(_) => "DPAN".to_owned(),
                 None => "-".to_owned(),
             };
+            let reference = format!("DEMO{now_ms}{}{amount}", &mode[..3]);
             let mut order = json!({
                 "merchantId": merchant, "interfaceVersion": "IR_WS_2.55",
-                "transactionReference": format!("DEMO{now_ms}{}{amount}", &mode[..3]),
+                "transactionReference": reference,
                 "amount": amount, "currencyCode": "978", "orderChannel": "INTERNET",
                 "paymentMeanDataProvider": "GOOGLEPAY",
                 "paymentToken": c["paymentToken"], "cardExpiryDate": c["cardExpiryDate"],
             });
             if mode == "PAN_ONLY" {
-                // 3-D Secure (simulated here) supplies the CAVV and ECI.
+                // 3-D Secure (simulated here) supplies the CAVV and ECI (02:
+                // Mastercard, fully authenticated).
                 order["authenticationResult"] = json!({"holderAuthentProgram": "3DS",
-                    "threeDS": {"eci": "05", "cavv": "AAABBEg0VhI0VniQEjRWAAAAAAA="}});
+                    "threeDS": {"eci": "02", "cavv": "AAABBEg0VhI0VniQEjRWAAAAAAA="}});
             } else {
                 order["authenticationResult"] = c["authenticationResult"].clone();
             }
@@ -182,6 +185,7 @@ async fn demo() -> Result<(), String> {
                 meaning
             );
             if mode == "CRYPTOGRAM_3DS" && amount == 1000 {
+                approved_reference = Some(reference.clone());
                 last_0100 = sim
                     .records()
                     .into_iter()
@@ -196,6 +200,18 @@ async fn demo() -> Result<(), String> {
         println!("  {}", a.spec.display(msg));
     }
     println!("\nresponse codes: 00 approved; 05 refused; 90 technical, retry later (acquirer 90-98); 99 unreachable/timeout");
+
+    if let Some(reference) = approved_reference {
+        after_the_authorization(
+            &running,
+            &mut client,
+            &merchant,
+            version,
+            &secret,
+            &reference,
+        )
+        .await?;
+    }
 
     println!("\nload: {LOAD_REQUESTS} cardOrder requests through the HTTP API (64 connections, at most 5 s)");
     let progress = Arc::new(Progress::default());
@@ -249,5 +265,76 @@ async fn demo() -> Result<(), String> {
     );
     running.shutdown().await;
     drop(data);
+    Ok(())
+}
+
+/// Cash management on the approved CRYPTOGRAM_3DS order: a partial
+/// cancel, the cut-off (run here with the clock three days on), a refund,
+/// and the transaction's history.
+async fn after_the_authorization(
+    running: &crate::system::Running,
+    client: &mut ApiClient,
+    merchant: &str,
+    version: u32,
+    secret: &Secret,
+    reference: &str,
+) -> Result<(), String> {
+    use crate::front::{PATH_CANCEL, PATH_REFUND, PATH_TRANSACTION_DATA};
+    println!("\nafter the authorization ({reference}):");
+    let sealed = |body: Value| {
+        let mut body = body;
+        body["merchantId"] = json!(merchant);
+        body["interfaceVersion"] = json!("IR_WS_2.55");
+        body["transactionReference"] = json!(reference);
+        seal_request(body, version, secret)
+    };
+    let line = |what: &str, v: &Value| {
+        let status = v["newStatus"].as_str().or(v["transactionStatus"].as_str());
+        let amount = v["newAmount"].as_u64().or(v["currentAmount"].as_u64());
+        println!(
+            "  {what:<44} responseCode {} -> {} {}",
+            v["responseCode"].as_str().unwrap_or("-"),
+            status.unwrap_or("-"),
+            amount.map_or("-".to_owned(), |a| format!("{}.{:02}", a / 100, a % 100))
+        );
+    };
+    let v = client
+        .post_json(PATH_CANCEL, &sealed(json!({"operationAmount": 250})))
+        .await
+        .map_err(s)?
+        .1;
+    line("cancel 2.50 (a partial reversal, DE 95)", &v);
+    let v = client
+        .post_json(PATH_REFUND, &sealed(json!({"operationAmount": 300})))
+        .await
+        .map_err(s)?
+        .1;
+    line("refund 3.00 before capture (refused)", &v);
+    let later = running.switch().now() + std::time::Duration::from_secs(3 * 86_400);
+    let cut = running.switch().run_cut_off(later).await.map_err(s)?;
+    println!(
+        "  the cut-off, three days on: {} captured, {} expired",
+        cut.captured, cut.expired
+    );
+    let v = client
+        .post_json(PATH_REFUND, &sealed(json!({"operationAmount": 300})))
+        .await
+        .map_err(s)?
+        .1;
+    line("refund 3.00 (a 0220 advice)", &v);
+    let v = client
+        .post_json(PATH_TRANSACTION_DATA, &sealed(json!({})))
+        .await
+        .map_err(s)?
+        .1;
+    line("getTransactionData", &v);
+    for op in v["operations"].as_array().into_iter().flatten() {
+        println!(
+            "    {:<8} {:>6} -> {}",
+            op["operationType"].as_str().unwrap_or("-"),
+            op["operationAmount"].as_u64().unwrap_or(0),
+            op["newStatus"].as_str().unwrap_or("-")
+        );
+    }
     Ok(())
 }
