@@ -269,6 +269,30 @@ async fn print_examples(
     println!("{}", curl(PATH_CHECK, &check));
     println!("\ncardOrder on a vault reference (amount 1000: approved; run it again: the same answer, from the journal):");
     println!("{}", curl(PATH_CARD_ORDER, &order));
+    let about = |extra: Value| {
+        let mut body = json!({
+            "merchantId": merchant_id,
+            "interfaceVersion": "IR_WS_2.55",
+            "transactionReference": format!("SERVE{now_ms}"),
+        });
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        seal_request(body, version, secret)
+    };
+    println!("\nthen cancel 2.50 of it (TO_CAPTURE, 7.50 left; once more: the recorded answer):");
+    println!(
+        "{}",
+        curl(
+            crate::front::PATH_CANCEL,
+            &about(json!({"operationAmount": 250, "operationReference": "C1"}))
+        )
+    );
+    println!("\nand read its status, amounts and operations:");
+    println!(
+        "{}",
+        curl(crate::front::PATH_TRANSACTION_DATA, &about(json!({})))
+    );
     println!("\nload through the API: acqswitch load --api {base} --requests 200000 --concurrency 128 --threads 1\n");
     Ok(())
 }
