@@ -344,11 +344,12 @@ impl Backend for MemoryBackend {
         Ok(v)
     }
 
-    fn due_for_cut_off(&mut self, day: i32, since_ms: u64) -> Result<Vec<TxRecord>, JournalError> {
+    fn due_for_cut_off(&mut self, day: i32, limit: usize) -> Result<Vec<TxRecord>, JournalError> {
         Ok(self
             .tx
             .values()
-            .filter(|t| t.created_ms >= since_ms && due_at(t, day))
+            .filter(|t| due_at(t, day))
+            .take(limit)
             .cloned()
             .collect())
     }

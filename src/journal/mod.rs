@@ -572,11 +572,14 @@ pub trait Backend: Send {
         to_ms: u64,
     ) -> Result<Vec<OperationRecord>, JournalError>;
 
-    /// Transactions created since `since_ms` that a cut-off closing
-    /// business day `day` must capture or expire: approved, due by `day`
-    /// (`capture_day`, or their settlement's), and still `TO_CAPTURE` or
-    /// `TO_VALIDATE` (no settlement yet counts as such). Oldest first.
-    fn due_for_cut_off(&mut self, day: i32, since_ms: u64) -> Result<Vec<TxRecord>, JournalError>;
+    /// At most `limit` transactions that a cut-off closing business day
+    /// `day` must capture or expire ([`due_at`]): approved and not
+    /// reversed, due by `day` (`capture_day`, or their settlement's), and
+    /// still `TO_CAPTURE` or `TO_VALIDATE` (no settlement yet counts as
+    /// such). Once settled they are no longer due: the next call gives the
+    /// next ones. Read through an index of the open ones only, so the
+    /// daily cut-off never scans the transaction history.
+    fn due_for_cut_off(&mut self, day: i32, limit: usize) -> Result<Vec<TxRecord>, JournalError>;
 }
 
 /// Whether a transaction is due at the cut-off closing `day` (see
@@ -584,7 +587,11 @@ pub trait Backend: Send {
 pub fn due_at(t: &TxRecord, day: i32) -> bool {
     match &t.settlement {
         Some(s) => s.capture_day <= day && (s.status == "TO_CAPTURE" || s.status == "TO_VALIDATE"),
-        None => t.state == TxState::Approved && t.capture_day <= day,
+        None => {
+            t.state == TxState::Approved
+                && t.reversal == ReversalState::None
+                && t.capture_day <= day
+        }
     }
 }
 
@@ -959,13 +966,13 @@ pub(crate) mod tests {
         // Due at the cut-off: 1 (settled TO_CAPTURE, due), not 3 (never
         // approved) nor 20 (not sent).
         let due: Vec<u64> = b
-            .due_for_cut_off(19_675, t0)
+            .due_for_cut_off(19_675, 100)
             .unwrap()
             .iter()
             .map(|t| t.id)
             .collect();
         assert_eq!(due, vec![1]);
-        assert!(b.due_for_cut_off(19_674, t0).unwrap().is_empty());
+        assert!(b.due_for_cut_off(19_674, 100).unwrap().is_empty());
         b.commit(&[vec![Change::Settle {
             tx_id: 1,
             settlement: Settlement {
@@ -975,7 +982,7 @@ pub(crate) mod tests {
             },
         }]])
         .unwrap();
-        assert!(b.due_for_cut_off(19_700, t0).unwrap().is_empty());
+        assert!(b.due_for_cut_off(19_700, 100).unwrap().is_empty());
 
         // Prune forgets token ids and vault, keeps transactions.
         b.commit(&[vec![Change::Prune {

@@ -135,6 +135,14 @@ CREATE TABLE operations (
 );
 CREATE INDEX operations_by_tx ON operations (tx_id);
 "#,
+    r#"
+-- The daily cut-off reads the open transactions through this index only:
+-- approved and not reversed, not settled yet, or settled to capture or to
+-- validate; keyed by the business day they are due.
+CREATE INDEX tx_due ON tx ((CASE WHEN status IS NULL THEN capture_day ELSE settle_day END))
+  WHERE (status IS NULL AND state = 'approved' AND reversal = 'none')
+     OR status IN ('TO_CAPTURE', 'TO_VALIDATE');
+"#,
 ];
 
 /// The columns of `tx`, in [`tx_of_row`]'s order.
@@ -957,25 +965,28 @@ impl Backend for SqliteBackend {
             .collect()
     }
 
-    fn due_for_cut_off(&mut self, day: i32, since_ms: u64) -> Result<Vec<TxRecord>, JournalError> {
-        // No index: the ids since `since_ms` (a week or so), once a day.
-        let first = first_id_since(&self.conn, since_ms).map_err(storage)?;
+    fn due_for_cut_off(&mut self, day: i32, limit: usize) -> Result<Vec<TxRecord>, JournalError> {
+        // The partial index tx_due holds the open ones only; this WHERE
+        // repeats its terms so that SQLite uses it (no ORDER BY: the
+        // index's order, or SQLite would rather scan the rowids).
         let mut st = self
             .conn
             .prepare_cached(&format!(
-                "SELECT {TX_COLUMNS} FROM tx WHERE id >= ?1 AND created_ms >= ?2 AND (
-                    (status IS NULL AND state = 'approved' AND capture_day <= ?3)
-                    OR (status IN ('TO_CAPTURE', 'TO_VALIDATE') AND settle_day <= ?3))
-                 ORDER BY id"
+                "SELECT {TX_COLUMNS} FROM tx WHERE {DUE_OPEN} AND {DUE_DAY} <= ?1 LIMIT ?2"
             ))
             .map_err(storage)?;
         let rows = st
-            .query_map(params![i(first), i(since_ms), day], tx_of_row)
+            .query_map(params![day, i(limit as u64)], tx_of_row)
             .map_err(storage)?;
         rows.map(|r| r.map_err(|e| JournalError::Corrupt(e.to_string())))
             .collect()
     }
 }
+
+/// The terms of the `tx_due` index, repeated in its query.
+const DUE_OPEN: &str = "((status IS NULL AND state = 'approved' AND reversal = 'none') \
+     OR status IN ('TO_CAPTURE', 'TO_VALIDATE'))";
+const DUE_DAY: &str = "(CASE WHEN status IS NULL THEN capture_day ELSE settle_day END)";
 
 /// How far the creation times of transactions with neighbouring ids may
 /// disagree (concurrent requests take their id and their time apart).
@@ -1097,6 +1108,27 @@ mod tests {
         );
         assert_eq!(t.settlement, None);
         assert!(b.operations(1).unwrap().is_empty());
+    }
+
+    /// The cut-off reads through the partial index of open transactions,
+    /// never a scan of the history.
+    #[test]
+    fn the_cut_off_query_uses_the_index_of_open_transactions() {
+        let b = SqliteBackend::in_memory().unwrap();
+        let plan: Vec<String> = b
+            .conn
+            .prepare(&format!(
+                "EXPLAIN QUERY PLAN SELECT {TX_COLUMNS} FROM tx WHERE {DUE_OPEN} AND {DUE_DAY} <= ?1 LIMIT ?2"
+            ))
+            .unwrap()
+            .query_map(params![20_000, 256], |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert!(
+            plan.iter().any(|p| p.contains("USING INDEX tx_due")),
+            "{plan:?}"
+        );
     }
 
     #[test]

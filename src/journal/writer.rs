@@ -262,9 +262,9 @@ impl Journal {
     pub async fn due_for_cut_off(
         &self,
         day: i32,
-        since_ms: u64,
+        limit: usize,
     ) -> Result<Vec<TxRecord>, JournalError> {
-        self.read(move |b| b.due_for_cut_off(day, since_ms)).await
+        self.read(move |b| b.due_for_cut_off(day, limit)).await
     }
 
     /// The transactions of `ids` that exist, in that order.

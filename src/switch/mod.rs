@@ -1167,38 +1167,38 @@ pub struct CutOffRun {
     pub expired: usize,
 }
 
-/// How far back a cut-off looks for transactions (created since): the
-/// latest capture day (6 business days) and a switch down for weeks.
-const CUT_OFF_LOOKBACK_MS: u64 = 45 * 24 * 3600 * 1000;
-/// Transactions per journal write at a cut-off.
+/// Transactions per journal read and write at a cut-off.
 const CUT_OFF_CHUNK: usize = 256;
 
-/// See [`Switch::run_cut_off`]. Each chunk's transactions are locked
-/// against operations and read again under the lock before they change.
+/// See [`Switch::run_cut_off`]. Page by page through the journal's index
+/// of open transactions: each page's transactions are locked against
+/// operations and read again under the lock before they change; a settled
+/// one leaves the index, so the next page is the next ones.
 async fn cut_off_run(
     shared: &Arc<Shared>,
     now: SystemTime,
 ) -> Result<CutOffRun, crate::journal::JournalError> {
     let now_ms = unix_ms(now);
     let day = shared.core.cut_off().last_closed(now_ms);
-    let due = shared
-        .journal
-        .due_for_cut_off(day, now_ms.saturating_sub(CUT_OFF_LOOKBACK_MS))
-        .await?;
     let mut run = CutOffRun {
         day,
         ..CutOffRun::default()
     };
-    for chunk in due.chunks(CUT_OFF_CHUNK) {
-        let mut locks = Vec::with_capacity(chunk.len());
-        for t in chunk {
+    loop {
+        let due = shared.journal.due_for_cut_off(day, CUT_OFF_CHUNK).await?;
+        if due.is_empty() {
+            break;
+        }
+        let mut locks = Vec::with_capacity(due.len());
+        for t in &due {
             locks.push(shared.lock_tx(&t.merchant_id, &t.reference).await);
         }
         let fresh = shared
             .journal
-            .transactions_by_ids(chunk.iter().map(|t| t.id).collect())
+            .transactions_by_ids(due.iter().map(|t| t.id).collect())
             .await?;
         let mut batch = Vec::new();
+        let mut changed = 0;
         for t in &fresh {
             let Ok((op_id, grow)) = shared.core.next_id() else {
                 break;
@@ -1220,6 +1220,7 @@ async fn cut_off_run(
                 } else {
                     run.expired += 1;
                 }
+                changed += 1;
                 batch.extend(changes);
             }
         }
@@ -1227,6 +1228,16 @@ async fn cut_off_run(
             shared.journal.commit(batch).await?;
         }
         drop(locks);
+        if changed == 0 {
+            // What the index calls due the lifecycle does not: never
+            // loop on it.
+            tracing::error!(
+                day = %cutoff::date_text(day),
+                count = due.len(),
+                "cut-off: transactions due that cannot be captured or expired"
+            );
+            break;
+        }
     }
     metrics::counter!(telemetry::CUT_OFF, "result" => "captured").increment(run.captured as u64);
     metrics::counter!(telemetry::CUT_OFF, "result" => "expired").increment(run.expired as u64);
