@@ -482,3 +482,32 @@ async fn concurrent_operations_on_one_transaction_are_serialized() {
     let l = ledger_of(&sim, &db, &[&r], |l| l[&r]["reversals_applied"] == 10).await;
     balanced(&d, &l[&r]);
 }
+
+/// A cancellation's reversal is durable with the cancel: queued while the
+/// acquirer is down, the switch killed (SIGKILL) and restarted, it reaches
+/// the acquirer once it is back, as the partial reversal it was (DE 95).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancellation_survives_a_kill_while_the_acquirer_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(None, &[]);
+    let config = procs::write_config(dir.path(), sim.addr, "");
+    let db = dir.path().join("journal.db");
+    let mut serve = Serve::start(&config, &[]);
+    serve.wait_ready().await;
+    let r = order(serve.addr, 1000, json!({"captureDay": 2})).await;
+    sim.admin("/down", json!({})).await;
+    let v = op(serve.addr, CANCEL, &r, 400).await;
+    assert_eq!(status(&v), ("TO_CAPTURE", 600), "{v}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let l = ledger_of(&sim, &db, &[&r], |_| true).await;
+    assert_eq!(l[&r]["reversal_messages"], 0, "the acquirer is down");
+    serve.kill9();
+
+    sim.admin("/up", json!({})).await;
+    let serve = Serve::start(&config, &[]);
+    serve.wait_ready().await;
+    let l = ledger_of(&sim, &db, &[&r], |l| l[&r]["reversals_applied"] == 1).await;
+    assert_eq!(amount(&l[&r], "authorized_amount"), 600, "{}", l[&r]);
+    assert_eq!(l[&r]["reversed"], false, "a partial reversal");
+    balanced(&data(serve.addr, &r).await, &l[&r]);
+}
