@@ -9,6 +9,8 @@
 
 mod procs;
 
+use procs::unique;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -22,14 +24,13 @@ const REFUND: &str = "/rs-services/v2/cashManagement/refund";
 const DATA: &str = "/rs-services/v2/diagnostic/getTransactionData";
 const VALIDATE_AND_ORDER: &str = "/rs-services/v2/checkout/cardValidateAuthenticationAndOrder";
 
-fn unique(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{prefix}{}x{}",
-        procs::now_ms(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+/// The simulator in its own process, and a configuration for `serve`
+/// against it in a temporary folder (the journal there too).
+fn started() -> (tempfile::TempDir, Sim, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(None, &[]);
+    let config = procs::write_config(dir.path(), sim.addr, "");
+    (dir, sim, config)
 }
 
 async fn call(addr: std::net::SocketAddr, path: &str, body: Value) -> Value {
@@ -138,9 +139,7 @@ fn balanced(journal: &Value, ledger: &Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_partial_then_full_and_nothing_after() {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = Sim::start(None, &[]);
-    let config = procs::write_config(dir.path(), sim.addr, "");
+    let (dir, sim, config) = started();
     let serve = Serve::start(&config, &[]);
     serve.wait_ready().await;
     let a = serve.addr;
@@ -212,9 +211,7 @@ async fn cancel_partial_then_full_and_nothing_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validation_cut_off_capture_expiry_and_refunds() {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = Sim::start(None, &[]);
-    let config = procs::write_config(dir.path(), sim.addr, "");
+    let (dir, sim, config) = started();
     let db = dir.path().join("journal.db");
     let mut serve = Serve::start(&config, &[]);
     serve.wait_ready().await;
@@ -355,9 +352,7 @@ async fn validation_cut_off_capture_expiry_and_refunds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pan_only_with_3ds_approved_and_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = Sim::start(None, &[]);
-    let config = procs::write_config(dir.path(), sim.addr, "");
+    let (_dir, sim, config) = started();
     let serve = Serve::start(&config, &[]);
     serve.wait_ready().await;
     let a = serve.addr;
@@ -449,9 +444,7 @@ async fn pan_only_with_3ds_approved_and_refused() {
 /// 0).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_operations_on_one_transaction_are_serialized() {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = Sim::start(None, &[]);
-    let config = procs::write_config(dir.path(), sim.addr, "");
+    let (dir, sim, config) = started();
     let serve = Serve::start(&config, &[]);
     serve.wait_ready().await;
     let a = serve.addr;
@@ -488,9 +481,7 @@ async fn concurrent_operations_on_one_transaction_are_serialized() {
 /// the acquirer once it is back, as the partial reversal it was (DE 95).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancellation_survives_a_kill_while_the_acquirer_is_down() {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = Sim::start(None, &[]);
-    let config = procs::write_config(dir.path(), sim.addr, "");
+    let (dir, sim, config) = started();
     let db = dir.path().join("journal.db");
     let mut serve = Serve::start(&config, &[]);
     serve.wait_ready().await;

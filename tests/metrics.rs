@@ -5,6 +5,8 @@
 
 mod procs;
 
+use procs::unique;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -81,16 +83,6 @@ async fn scrape(serve: &Serve) -> Scrape {
         .unwrap();
     assert_eq!(status, 200);
     Scrape(parse(std::str::from_utf8(&body).unwrap()))
-}
-
-fn unique(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{prefix}{}x{}",
-        procs::now_ms(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,22 +6,14 @@
 
 mod procs;
 
+use procs::unique;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use procs::{dpan_order, journal_rows, journal_saf, Client, Serve, Sim, CARD_ORDER};
 use serde_json::{json, Value};
-
-fn unique(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{prefix}{}x{}",
-        procs::now_ms(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 /// What the front-end was told, by reference.
 type Told = HashMap<String, Value>;

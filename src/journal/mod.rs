@@ -315,6 +315,40 @@ pub struct SafRecord {
     pub replacement: Option<u64>,
 }
 
+impl SafRecord {
+    /// A message queued at `now_ms`, before its first attempt (no STAN
+    /// yet), given up at `expires_ms`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn queued(
+        id: u64,
+        tx_id: u64,
+        kind: SafKind,
+        acquirer: String,
+        reason: &str,
+        amount: u64,
+        replacement: Option<u64>,
+        now_ms: u64,
+        expires_ms: u64,
+    ) -> SafRecord {
+        SafRecord {
+            id,
+            tx_id,
+            kind,
+            acquirer,
+            reason: reason.into(),
+            stan: String::new(),
+            amount,
+            state: SafState::Queued,
+            attempts: 0,
+            created_ms: now_ms,
+            updated_ms: now_ms,
+            expires_ms,
+            response_code: None,
+            replacement,
+        }
+    }
+}
+
 /// A change of a store-and-forward message (and of its transaction's
 /// reversal state).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,8 +15,8 @@ use super::operation::{
     Capture, CashRequest, HistoryLine, OperationAnswer, OrderAnswer, Refusal, TransactionData,
 };
 use crate::journal::{
-    Batch, Change, OperationRecord, ReversalState, SafKind, SafRecord, SafState, Settlement,
-    TxRecord, TxState,
+    Batch, Change, OperationRecord, ReversalState, SafKind, SafRecord, Settlement, TxRecord,
+    TxState,
 };
 
 /// Where a journaled transaction stands: its settlement once an operation
@@ -147,22 +147,17 @@ pub fn record(
                 // authorized goes as the replacement.
                 _ => (SafKind::Cancel, t.amount, Some(next.remaining)),
             };
-            Some(SafRecord {
-                id: ids.message,
-                tx_id: t.id,
+            Some(SafRecord::queued(
+                ids.message,
+                t.id,
                 kind,
                 acquirer,
-                reason: ReversalReason::Cancellation.as_str().into(),
-                stan: String::new(),
+                ReversalReason::Cancellation.as_str(),
                 amount,
-                state: SafState::Queued,
-                attempts: 0,
-                created_ms: now_ms,
-                updated_ms: now_ms,
-                expires_ms: now_ms.saturating_add(saf_expiry_ms),
-                response_code: None,
                 replacement,
-            })
+                now_ms,
+                now_ms.saturating_add(saf_expiry_ms),
+            ))
         }
     };
     let op = OperationRecord {

@@ -34,7 +34,7 @@ use crate::card::{Expiry, Pan};
 use crate::journal::crypto::SealDomain;
 use crate::journal::{
     Answer, Batch, CardKey, Change, Recovered, RecoverySpan, ReversalState, SafKind, SafRecord,
-    SafState, SentTo, TxRecord, TxState, TxUpdate, VaultRecord,
+    SentTo, TxRecord, TxState, TxUpdate, VaultRecord,
 };
 use crate::net::StanAllocator;
 
@@ -430,22 +430,17 @@ impl Core {
         reason: ReversalReason,
         now_ms: u64,
     ) -> SafRecord {
-        SafRecord {
-            id: tx_id,
+        SafRecord::queued(
             tx_id,
-            kind: SafKind::Reversal,
-            acquirer: acquirer.into(),
-            reason: reason.as_str().into(),
-            stan: String::new(),
+            tx_id,
+            SafKind::Reversal,
+            acquirer.into(),
+            reason.as_str(),
             amount,
-            state: SafState::Queued,
-            attempts: 0,
-            created_ms: now_ms,
-            updated_ms: now_ms,
-            expires_ms: now_ms.saturating_add(self.saf.expiry_ms),
-            response_code: None,
-            replacement: None,
-        }
+            None,
+            now_ms,
+            now_ms.saturating_add(self.saf.expiry_ms),
+        )
     }
 
     /// The reversal message's content for a journaled transaction (its

@@ -313,6 +313,13 @@ impl Drop for Serve {
     }
 }
 
+/// A reference no other test run uses: `prefix`, the time, a counter.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!("{prefix}{}x{}", now_ms(), N.fetch_add(1, Ordering::Relaxed))
+}
+
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
