@@ -234,11 +234,17 @@ impl Backend for MemoryBackend {
     }
 
     fn recover(&mut self, span: &RecoverySpan) -> Result<Recovered, JournalError> {
-        let mut references: Vec<TxRecord> = self
+        let mut references: Vec<ReferenceRecord> = self
             .tx
             .values()
             .filter(|t| t.created_ms >= span.references_since_ms && t.state != TxState::NotSent)
-            .cloned()
+            .map(|t| ReferenceRecord {
+                merchant_id: t.merchant_id.clone(),
+                reference: t.reference.clone(),
+                tx_id: t.id,
+                content_hash: t.content_hash,
+                created_ms: t.created_ms,
+            })
             .collect();
         let skip = references.len().saturating_sub(span.references_max);
         let mut token_ids: Vec<TokenIdRecord> = self

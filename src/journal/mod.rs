@@ -536,9 +536,11 @@ pub struct Recovered {
     pub counters: Vec<(String, u64)>,
     /// Transactions still `sent`: their outcome is unknown.
     pub open: Vec<TxRecord>,
-    /// Transactions created within the duplicate window that hold their
-    /// reference (every state but `not_sent`), newest last.
-    pub references: Vec<TxRecord>,
+    /// The references of the transactions created within the duplicate
+    /// window that hold them (every state but `not_sent`), newest last:
+    /// only what the window needs, not the whole records (a busy hour is
+    /// hundreds of thousands of them).
+    pub references: Vec<ReferenceRecord>,
     pub token_ids: Vec<TokenIdRecord>,
     pub vault: Vec<VaultRecord>,
     /// Store-and-forward messages still queued, oldest first.
@@ -867,7 +869,7 @@ pub(crate) mod tests {
         assert_eq!(open, vec![3]);
         // The transactions holding references within the window (1 and 3:
         // 2 conflicted, 4 and 5 were claims without a record).
-        let held: Vec<u64> = rec.references.iter().map(|t| t.id).collect();
+        let held: Vec<u64> = rec.references.iter().map(|t| t.tx_id).collect();
         assert_eq!(held, vec![1, 3]);
         assert_eq!(rec.token_ids.len(), 1);
         assert_eq!(rec.vault, vec![v]);

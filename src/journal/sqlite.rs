@@ -25,8 +25,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
 use super::{
     claim_of, Answer, Applied, Backend, Batch, Change, Conflict, JournalError, OperationRecord,
-    Recovered, RecoverySpan, ReversalState, SafKind, SafRecord, SafState, SentTo, Settlement,
-    TokenIdRecord, TxRecord, TxState, TxUpdate, VaultRecord,
+    Recovered, RecoverySpan, ReferenceRecord, ReversalState, SafKind, SafRecord, SafState, SentTo,
+    Settlement, TokenIdRecord, TxRecord, TxState, TxUpdate, VaultRecord,
 };
 
 /// Schema steps; `user_version` = how many have been applied.
@@ -791,18 +791,37 @@ impl Backend for SqliteBackend {
             // from the first one created in it (no index on the time).
             let first = first_id_since(&t, span.references_since_ms).map_err(storage)?;
             let mut st = t
-                .prepare(&format!(
-                    "SELECT {TX_COLUMNS} FROM tx WHERE id >= ?1 AND state <> 'not_sent'
-                     ORDER BY id DESC LIMIT ?2"
-                ))
+                .prepare(
+                    "SELECT merchant_id, reference, id, content_hash, created_ms FROM tx
+                     WHERE id >= ?1 AND state <> 'not_sent' ORDER BY id DESC LIMIT ?2",
+                )
                 .map_err(storage)?;
             let rows = st
-                .query_map(params![i(first), span.references_max as i64], tx_of_row)
+                .query_map(params![i(first), span.references_max as i64], |r| {
+                    let hash: Vec<u8> = r.get(3)?;
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        hash,
+                        r.get::<_, i64>(4)?,
+                    ))
+                })
                 .map_err(storage)?;
             for r in rows {
-                let tx = r.map_err(|e| JournalError::Corrupt(e.to_string()))?;
-                if tx.created_ms >= span.references_since_ms {
-                    rec.references.push(tx);
+                let (merchant_id, reference, id, hash, created) =
+                    r.map_err(|e| JournalError::Corrupt(e.to_string()))?;
+                let corrupt =
+                    || JournalError::Corrupt(format!("transaction {id}: bad id, time or hash"));
+                let created_ms = u64::try_from(created).map_err(|_| corrupt())?;
+                if created_ms >= span.references_since_ms {
+                    rec.references.push(ReferenceRecord {
+                        merchant_id,
+                        reference,
+                        tx_id: u64::try_from(id).map_err(|_| corrupt())?,
+                        content_hash: hash.try_into().map_err(|_| corrupt())?,
+                        created_ms,
+                    });
                 }
             }
             rec.references.reverse();

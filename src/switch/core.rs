@@ -330,7 +330,7 @@ impl Core {
                 &t.merchant_id,
                 &t.reference,
                 RefEntry {
-                    tx_id: t.id,
+                    tx_id: t.tx_id,
                     content: content_key(&t.content_hash),
                     created_ms: t.created_ms,
                     status: RefStatus::Final,
