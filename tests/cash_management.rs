@@ -502,3 +502,69 @@ async fn a_cancellation_survives_a_kill_while_the_acquirer_is_down() {
     assert_eq!(l[&r]["reversed"], false, "a partial reversal");
     balanced(&data(serve.addr, &r).await, &l[&r]);
 }
+
+/// A refused authorization and one that got no answer (99, reversed at the
+/// acquirer) are REFUSED: no operation is allowed on them, and
+/// getTransactionData tells the merchant the fate of the 99. A cancel on
+/// a transaction to validate leaves it to validate, for less.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_and_the_fate_of_a_99() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(None, &[]);
+    let config = procs::write_config_with(dir.path(), sim.addr, "300ms", "");
+    let serve = Serve::start(&config, &[]);
+    serve.wait_ready().await;
+    let a = serve.addr;
+
+    let refused = unique("T");
+    let v = call(a, CARD_ORDER, dpan_order(&refused, 1005)).await;
+    assert_eq!(v["responseCode"], "05", "{v}");
+    sim.admin("/faults", json!({"no_response_every": 1})).await;
+    let lost = unique("T");
+    let v = call(a, CARD_ORDER, dpan_order(&lost, 1000)).await;
+    assert_eq!(v["responseCode"], "99", "{v}");
+    sim.admin("/faults", json!({})).await;
+    for r in [&refused, &lost] {
+        for path in [CANCEL, VALIDATE, REFUND] {
+            assert_eq!(op(a, path, r, 100).await["responseCode"], "24", "{path}");
+        }
+    }
+    let d = data(a, &refused).await;
+    assert_eq!(
+        (
+            d["transactionStatus"].as_str(),
+            d["authorisationResponseCode"].as_str()
+        ),
+        (Some("REFUSED"), Some("05"))
+    );
+    assert_eq!(d["reversalStatus"], "none");
+    // The 99: approved at the acquirer, reversed there once it answers.
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let d = data(a, &lost).await;
+        assert_eq!(d["transactionStatus"], "REFUSED", "{d}");
+        assert_eq!(d["authorisationResponseCode"], "99", "{d}");
+        if d["reversalStatus"] == "acknowledged" {
+            assert_eq!(d["currentAmount"], 0);
+            break;
+        }
+        assert_eq!(d["reversalStatus"], "queued", "{d}");
+        assert!(Instant::now() < until, "not reversed: {d}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let v = order(
+        a,
+        2000,
+        json!({"captureMode": "VALIDATION", "captureDay": 3}),
+    )
+    .await;
+    let c = op(a, CANCEL, &v, 500).await;
+    assert_eq!(status(&c), ("TO_VALIDATE", 1500), "{c}");
+    let c = op(a, VALIDATE, &v, 1501).await;
+    assert_eq!(c["errorFieldName"], "operationAmount", "{c}");
+    assert_eq!(
+        status(&op(a, VALIDATE, &v, 1500).await),
+        ("TO_CAPTURE", 1500)
+    );
+}
