@@ -724,6 +724,7 @@ async fn bad_bodies_and_slow_clients_do_not_harm_others() {
     let (status, v) = api.client.get_json("/readyz").await.unwrap();
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["readyLinks"]["main"], 1);
+    assert!(v.get("lastErrors").is_none(), "{v}");
     r.shutdown().await;
 }
 
@@ -739,6 +740,17 @@ async fn acquirer_down_is_99_and_not_ready() {
     let mut api = Api::new(&r).await;
     let (status, v) = api.client.get_json("/readyz").await.unwrap();
     assert_eq!((status, v["ready"].as_bool()), (503, Some(false)));
+    // Once a connection attempt has failed, readiness says why.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, v) = api.client.get_json("/readyz").await.unwrap();
+        if let Some(why) = v["lastErrors"]["main"].as_str() {
+            assert!(why.contains(&addr.to_string()), "{v}");
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "no lastErrors: {v}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let v = api
         .call(PATH_CARD_ORDER, M1, dpan_order(&unique("U"), 1000))
         .await;

@@ -107,7 +107,8 @@ async fn healthz() -> Response {
 }
 
 /// Ready when every acquirer has a ready link in every shard; the counts
-/// are summed over the shards.
+/// are summed over the shards; an acquirer with none says why its last
+/// connection failed (`lastErrors`).
 async fn readyz(State(api): State<Arc<Api>>) -> Response {
     let r = api.switch.readiness();
     let links: Map<String, Value> = r.links.into_iter().map(|(k, n)| (k, json!(n))).collect();
@@ -116,10 +117,12 @@ async fn readyz(State(api): State<Arc<Api>>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    json_response(
-        status,
-        &json!({"ready": r.ready, "readyLinks": Value::Object(links)}),
-    )
+    let mut body = json!({"ready": r.ready, "readyLinks": Value::Object(links)});
+    if !r.errors.is_empty() {
+        let errors: Map<String, Value> = r.errors.into_iter().map(|(k, e)| (k, json!(e))).collect();
+        body["lastErrors"] = Value::Object(errors);
+    }
+    json_response(status, &body)
 }
 
 /// Prometheus's text format (see [`crate::telemetry`] for the metrics).

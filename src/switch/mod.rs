@@ -204,6 +204,9 @@ pub struct Readiness {
     /// Every acquirer has a ready link in every shard.
     pub ready: bool,
     pub links: Vec<(String, usize)>,
+    /// For an acquirer with no ready link: why its last connection, or
+    /// attempt at one, failed (endpoint and reason), if one did.
+    pub errors: Vec<(String, String)>,
 }
 
 struct Shared {
@@ -460,7 +463,24 @@ impl Switch {
         let ready = shards
             .iter()
             .all(|sh| sh.values().all(|p| p.ready_links() > 0));
-        Readiness { ready, links }
+        let mut errors: Vec<(String, String)> = links
+            .iter()
+            .filter(|(_, n)| *n == 0)
+            .filter_map(|(name, _)| {
+                let why = shards
+                    .iter()
+                    .filter_map(|sh| sh.get(name))
+                    .flat_map(|p| p.links().iter().filter_map(|l| l.last_error()))
+                    .next()?;
+                Some((name.clone(), why))
+            })
+            .collect();
+        errors.sort();
+        Readiness {
+            ready,
+            links,
+            errors,
+        }
     }
 
     /// Waits until this shard has a ready link to every acquirer (bound
