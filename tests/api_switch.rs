@@ -886,3 +886,32 @@ async fn shutdown_answers_requests_in_flight_on_every_shard() {
         assert_eq!(v["responseCode"], "00", "{v}");
     }
 }
+
+/// The cut-off goes through more due transactions than one page (256),
+/// through SQLite's index of open transactions, captures each once, and a
+/// second run finds nothing left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cut_off_pages_through_everything_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&cb2a_acquirer("simulator"), true);
+    cfg.journal.backend = "sqlite".into();
+    cfg.journal.path = dir.path().join("journal.db");
+    let r = system::start(cfg).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), r.wait_ready())
+        .await
+        .unwrap();
+    let mut api = Api::new(&r).await;
+    let n = 600;
+    for _ in 0..n {
+        let v = api
+            .call(PATH_CARD_ORDER, M1, dpan_order(&unique("C"), 1000))
+            .await;
+        assert_eq!(v["responseCode"], "00", "{v}");
+    }
+    let later = r.switch().now() + Duration::from_secs(2 * 86_400);
+    let run = r.switch().run_cut_off(later).await.unwrap();
+    assert_eq!((run.captured, run.expired), (n, 0));
+    let again = r.switch().run_cut_off(later).await.unwrap();
+    assert_eq!((again.captured, again.expired), (0, 0));
+    r.shutdown().await;
+}
