@@ -121,6 +121,18 @@ impl StanAllocator {
         None
     }
 
+    /// A lease on `stan` itself, if it is not in flight: a message that
+    /// keeps its STAN across retransmissions and restarts (a queued
+    /// reversal) holds it so that no new request takes it meanwhile.
+    pub fn lease(self: &Arc<Self>, stan: Stan) -> Option<StanLease> {
+        let n = stan.0 - 1;
+        let (word, bit) = ((n / 64) as usize, 1u64 << (n % 64));
+        (self.in_flight[word].fetch_or(bit, Ordering::AcqRel) & bit == 0).then(|| StanLease {
+            alloc: Arc::clone(self),
+            stan,
+        })
+    }
+
     /// Number of STANs currently leased (a linear scan; for metrics and tests).
     pub fn in_flight(&self) -> usize {
         self.in_flight
@@ -169,6 +181,17 @@ mod tests {
         assert_eq!(a.in_flight(), 2);
         drop(s1);
         assert_eq!(a.in_flight(), 1);
+    }
+
+    #[test]
+    fn a_given_stan_is_leased_once_and_then_skipped() {
+        let a = StanAllocator::new();
+        let held = a.lease(Stan::new(2).unwrap()).unwrap();
+        assert!(a.lease(Stan::new(2).unwrap()).is_none(), "already held");
+        assert_eq!(a.allocate().unwrap().stan().get(), 1);
+        assert_eq!(a.allocate().unwrap().stan().get(), 3, "2 is skipped");
+        drop(held);
+        assert!(a.lease(Stan::new(2).unwrap()).is_some());
     }
 
     #[test]

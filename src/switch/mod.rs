@@ -65,7 +65,7 @@ use crate::card::{Expiry, Pan};
 use crate::civil::unix_ms;
 use crate::iso8583::{Message, Spec, ValueError};
 use crate::journal::{Applied, Change, Conflict, Journal, SafKind, SafRecord, SentTo, TxState};
-use crate::net::{LinkError, Pool, PoolConfig, UnmatchedHandler};
+use crate::net::{LinkError, Pool, PoolConfig, Stan, StanLease, UnmatchedHandler};
 use crate::seal::SealAlgorithm;
 use crate::telemetry;
 use crate::tls::LinkTls;
@@ -1322,6 +1322,14 @@ async fn prune(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
 /// only while a link is ready; each attempt durable before it is written.
 async fn drive_saf(shared: Arc<Shared>, acq: Acquirer, mut stop: watch::Receiver<bool>) {
     let mut in_flight = FuturesUnordered::new();
+    // Each queued message's STAN, held from its first attempt until it is
+    // acknowledged or expires: no new request takes it meanwhile, however
+    // long the retries last (a recovered message leases its STAN again).
+    let mut leases: HashMap<u64, StanLease> = HashMap::new();
+    let allocator = shared
+        .core
+        .stans(&acq.name)
+        .map(|b| Arc::clone(&b.allocator));
     loop {
         let stopping = *stop.borrow();
         if stopping && in_flight.is_empty() {
@@ -1331,20 +1339,40 @@ async fn drive_saf(shared: Arc<Shared>, acq: Acquirer, mut stop: watch::Receiver
         if !stopping && acq.pool.ready_links() > 0 {
             loop {
                 let now_ms = unix_ms(SystemTime::now());
+                let mut fresh: Option<StanLease> = None;
                 let step = {
-                    let core = &shared.core;
                     // A first attempt's STAN (its reservation is grown in
-                    // send_one); the lease is not kept: the STAN stays the
-                    // message's through the journal.
+                    // send_one); the journal keeps it the message's.
                     let mut stan = || {
-                        let book = core.stans(&acq.name)?;
-                        book.allocator.allocate().map(|l| l.stan().to_string())
+                        let lease = allocator.as_ref()?.allocate()?;
+                        let text = lease.stan().to_string();
+                        fresh = Some(lease);
+                        Some(text)
                     };
                     shared.saf().poll(&acq.name, now_ms, &mut stan)
                 };
                 match step {
-                    Step::Send(a) => in_flight.push(send_one(Arc::clone(&shared), acq.clone(), a)),
+                    Step::Send(a) => {
+                        let id = a.record.id;
+                        match fresh.take() {
+                            Some(l) => {
+                                leases.insert(id, l);
+                            }
+                            None if !leases.contains_key(&id) => {
+                                let own = a.record.stan.parse().ok().and_then(Stan::new);
+                                if let Some(l) = own
+                                    .zip(allocator.as_ref())
+                                    .and_then(|(s, alloc)| alloc.lease(s))
+                                {
+                                    leases.insert(id, l);
+                                }
+                            }
+                            None => {}
+                        }
+                        in_flight.push(send_one(Arc::clone(&shared), acq.clone(), a));
+                    }
                     Step::Expire(r, u) => {
+                        leases.remove(&r.id);
                         tracing::error!(
                             acquirer = %acq.name,
                             tx = r.tx_id,
@@ -1370,7 +1398,11 @@ async fn drive_saf(shared: Arc<Shared>, acq: Acquirer, mut stop: watch::Receiver
         });
         let notified = shared.saf_wake.notified();
         tokio::select! {
-            Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+            Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                if let Some(id) = done {
+                    leases.remove(&id);
+                }
+            }
             _ = notified => {}
             _ = tokio::time::sleep(until) => {}
             _ = stop.changed(), if !stopping => {}
@@ -1379,14 +1411,16 @@ async fn drive_saf(shared: Arc<Shared>, acq: Acquirer, mut stop: watch::Receiver
 }
 
 /// One attempt: durable, then built from the journal's record and sent;
-/// the answer acknowledges it, anything else schedules a retry.
-async fn send_one(shared: Arc<Shared>, acq: Acquirer, a: Attempt) {
+/// the answer acknowledges it (its id returned: done), anything else
+/// schedules a retry.
+async fn send_one(shared: Arc<Shared>, acq: Acquirer, a: Attempt) -> Option<u64> {
     let id = a.record.id;
-    let failed = |shared: &Shared| {
+    let failed = |shared: &Shared| -> Option<u64> {
         shared
             .saf()
             .failed(&acq.name, id, unix_ms(SystemTime::now()));
         shared.saf_wake.notify_waiters();
+        None
     };
     if let Some(book) = shared.core.stans(&acq.name) {
         if let Some(Change::Reserve { name, upto }) = book.check() {
@@ -1460,10 +1494,11 @@ async fn send_one(shared: Arc<Shared>, acq: Acquirer, a: Attempt) {
                 }
             }
             shared.saf_wake.notify_waiters();
+            Some(id)
         }
         Err(e) => {
             tracing::warn!(acquirer = %acq.name, tx = tx.id, error = %e, "reversal not acknowledged, will retry");
-            failed(&shared);
+            failed(&shared)
         }
     }
 }
