@@ -23,7 +23,7 @@
 //! | `acqswitch_journal_commit_batches` | histogram (batches per group commit) | |
 //! | `acqswitch_journal_commit_duration_seconds` | histogram (one fsync each) | |
 //! | `acqswitch_journal_commit_failures_total` | counter | |
-//! | `acqswitch_reversals_queued_total`, `_sent_total`, `_acknowledged_total`, `_expired_total` | counter (every store-and-forward message: reversals, cancellations, refunds) | |
+//! | `acqswitch_reversals_queued_total`, `_sent_total`, `_acknowledged_total`, `_expired_total` | counter (every store-and-forward message) | `kind` (reversal, cancel, refund) |
 //! | `acqswitch_store_and_forward_depth` | gauge | |
 //! | `acqswitch_token_failures_total` | counter | `reason` |
 //! | `acqswitch_seal_failures_total` | counter | |

@@ -250,6 +250,15 @@ async fn the_counters_and_histograms_of_an_end_to_end_run() {
     assert_eq!(m.value("acqswitch_reversals_queued_total", &[]), 2.0);
     assert!(m.value("acqswitch_reversals_sent_total", &[]) >= 2.0);
     assert_eq!(m.value("acqswitch_reversals_acknowledged_total", &[]), 2.0);
+    for kind in ["reversal", "cancel"] {
+        let of = |name| m.value(name, &[("kind", kind)]);
+        assert_eq!(of("acqswitch_reversals_queued_total"), 1.0, "{kind}");
+        assert_eq!(of("acqswitch_reversals_acknowledged_total"), 1.0, "{kind}");
+    }
+    assert_eq!(
+        m.value("acqswitch_reversals_queued_total", &[("kind", "refund")]),
+        0.0
+    );
     let ops = |kind, code| {
         m.value(
             "acqswitch_operations_total",

@@ -570,13 +570,17 @@ impl Switch {
         }
         drop(shards);
         let saf = self.shared.saf();
-        let counts = saf.counts();
+        let counts = SafKind::ALL.map(|k| (k, saf.counts_of(k)));
         metrics::gauge!(telemetry::SAF_DEPTH).set(saf.depth() as f64);
         drop(saf);
-        metrics::counter!(telemetry::REVERSALS_QUEUED).absolute(counts.queued);
-        metrics::counter!(telemetry::REVERSALS_SENT).absolute(counts.sent);
-        metrics::counter!(telemetry::REVERSALS_ACKNOWLEDGED).absolute(counts.acknowledged);
-        metrics::counter!(telemetry::REVERSALS_EXPIRED).absolute(counts.expired);
+        for (kind, c) in counts {
+            let kind = kind.as_str();
+            metrics::counter!(telemetry::REVERSALS_QUEUED, "kind" => kind).absolute(c.queued);
+            metrics::counter!(telemetry::REVERSALS_SENT, "kind" => kind).absolute(c.sent);
+            metrics::counter!(telemetry::REVERSALS_ACKNOWLEDGED, "kind" => kind)
+                .absolute(c.acknowledged);
+            metrics::counter!(telemetry::REVERSALS_EXPIRED, "kind" => kind).absolute(c.expired);
+        }
     }
 
     /// Commits a reservation growth on its own, in the background.

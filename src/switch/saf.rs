@@ -22,7 +22,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use crate::journal::{SafRecord, SafState, SafUpdate};
+use crate::journal::{SafKind, SafRecord, SafState, SafUpdate};
 
 /// How the queue sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +97,8 @@ pub struct SafCounts {
 pub struct Saf {
     cfg: SafConfig,
     lanes: HashMap<String, Lane>,
-    counts: SafCounts,
+    /// By kind ([`SafKind::ALL`]'s order).
+    counts: [SafCounts; 3],
 }
 
 impl Saf {
@@ -105,7 +106,7 @@ impl Saf {
         Saf {
             cfg,
             lanes: HashMap::new(),
-            counts: SafCounts::default(),
+            counts: [SafCounts::default(); 3],
         }
     }
 
@@ -118,7 +119,7 @@ impl Saf {
         if record.state != SafState::Queued {
             return;
         }
-        self.counts.queued += 1;
+        self.count(record.kind).queued += 1;
         let window = self.cfg.max_in_flight.max(1);
         self.lanes
             .entry(record.acquirer.clone())
@@ -140,8 +141,30 @@ impl Saf {
         self.lanes.get(acquirer).map_or(0, |l| l.queue.len())
     }
 
+    /// All kinds together.
     pub fn counts(&self) -> SafCounts {
         self.counts
+            .iter()
+            .fold(SafCounts::default(), |a, c| SafCounts {
+                queued: a.queued + c.queued,
+                sent: a.sent + c.sent,
+                acknowledged: a.acknowledged + c.acknowledged,
+                failed: a.failed + c.failed,
+                expired: a.expired + c.expired,
+            })
+    }
+
+    /// The messages of one kind.
+    pub fn counts_of(&self, kind: SafKind) -> SafCounts {
+        self.counts[Self::slot(kind)]
+    }
+
+    fn slot(kind: SafKind) -> usize {
+        SafKind::ALL.iter().position(|k| *k == kind).unwrap_or(0)
+    }
+
+    fn count(&mut self, kind: SafKind) -> &mut SafCounts {
+        &mut self.counts[Self::slot(kind)]
     }
 
     /// Whether `id` is queued (in flight or not).
@@ -169,7 +192,7 @@ impl Saf {
             .map(|r| r.id);
         if let Some(id) = expired {
             if let Some(r) = lane.queue.remove(&id) {
-                self.counts.expired += 1;
+                self.counts[Self::slot(r.kind)].expired += 1;
                 let update = SafUpdate {
                     id: r.id,
                     tx_id: r.tx_id,
@@ -219,7 +242,7 @@ impl Saf {
         r.attempts = r.attempts.saturating_add(1);
         r.updated_ms = now_ms;
         lane.in_flight.insert(r.id);
-        self.counts.sent += 1;
+        self.counts[Self::slot(r.kind)].sent += 1;
         let update = SafUpdate {
             id: r.id,
             tx_id: r.tx_id,
@@ -254,7 +277,7 @@ impl Saf {
             .window
             .saturating_add(1)
             .min(self.cfg.max_in_flight.max(1));
-        self.counts.acknowledged += 1;
+        self.counts[Self::slot(r.kind)].acknowledged += 1;
         Some(SafUpdate {
             id: r.id,
             tx_id: r.tx_id,
@@ -275,7 +298,8 @@ impl Saf {
         if !lane.in_flight.remove(&id) {
             return;
         }
-        self.counts.failed += 1;
+        let kind = lane.queue.get(&id).map_or(SafKind::Reversal, |r| r.kind);
+        self.counts[Self::slot(kind)].failed += 1;
         lane.failures = lane.failures.saturating_add(1);
         lane.window = 1;
         let shift = lane.failures.saturating_sub(1).min(20);
