@@ -219,7 +219,8 @@ async fn exercise(serve: &Serve, sim: &Sim) {
             .call("GET", "/metrics", bytes::Bytes::new())
             .await
             .unwrap();
-        String::from_utf8_lossy(&body).contains("acqswitch_reversals_acknowledged_total 1")
+        String::from_utf8_lossy(&body)
+            .contains(r#"acqswitch_reversals_acknowledged_total{kind="reversal"} 1"#)
     };
     while !acknowledged().await {
         assert!(std::time::Instant::now() < until, "no reversal");
