@@ -30,11 +30,19 @@
 //! would need the tokio shell's socket calls, which use readiness and
 //! `try_read`, ported to its simulated network).
 //!
-//! After the faults stop, a run settles (every order answered, the queue
-//! drained) and is checked: every approval at the acquirer was either
-//! told to the client as approved or reversed exactly once, never both;
-//! no reference approved twice; nothing the client was told approved is
-//! unknown to the acquirer; nothing left open in the journal.
+//! Clients cancel a third of their approvals, all or part, under an
+//! operation reference of their own (retried after a crash), as
+//! `Switch::operate` does it with [`crate::switch::cash`].
+//!
+//! After the faults stop, a run settles (every order answered, every
+//! cancellation answered, the queue drained) and is checked: every
+//! approval at the acquirer was either told to the client as approved or
+//! reversed exactly once, never both (a full cancellation aside); no
+//! reference approved twice; nothing the client was told approved is
+//! unknown to the acquirer; nothing left open in the journal; and for
+//! every approval told, the acquirer holds authorized what the journal
+//! says is left, after one reversal per recorded cancellation (a retried
+//! cancellation is never applied twice).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
@@ -56,14 +64,16 @@ use crate::net::framing::{Frame, FrameCodec, FramingConfig};
 use crate::net::proto::{self, Connection, Event, Failure, LinkConfig, LinkState};
 use crate::net::StanLease;
 use crate::sim::{respond, Action, Faults, Latency, SimState};
+use crate::switch::cash;
 use crate::switch::core::{ClaimError, Core, CoreSetup, Limits, Outcome, Prepared};
 use crate::switch::domain::{
     Authentication, Cryptogram, Currency, Eci, HolderAuthentProgram, OrderChannel, ReversalReason,
 };
+use crate::switch::lifecycle::OperationKind;
 use crate::switch::saf::{Attempt, Saf, SafConfig, Step};
 use crate::switch::{
-    order_message, reversal_message, CardInput, CardOrder, Contract, Mapping, Merchant,
-    OrderAnswer, ResponseCode, ResponseCodeTable, Route,
+    order_message, reversal_message, CardInput, CardOrder, CashRequest, Contract, Mapping,
+    Merchant, OrderAnswer, ResponseCode, ResponseCodeTable, Route,
 };
 
 /// 2026-01-01T00:00:00Z: the wall clock at virtual time 0.
@@ -116,6 +126,8 @@ pub struct RunReport {
     pub told_approved: usize,
     pub approved_at_acquirer: usize,
     pub reversed: usize,
+    /// Approvals told to the client that it then cancelled (all or part).
+    pub cancelled: usize,
     pub crashes: u32,
     pub resets: u32,
     pub events: u64,
@@ -136,15 +148,46 @@ enum Token {
 #[derive(Debug)]
 enum Ev {
     Client(usize),
-    Landed { epoch: u32, commit: u64 },
-    ToSwitch { conn: u64, bytes: Bytes },
-    ToAcquirer { conn: u64, bytes: Bytes },
-    AcquirerWrite { conn: u64, bytes: Bytes },
-    AcquirerClose { conn: u64 },
-    LinkTimer { epoch: u32, link: usize },
-    Connect { epoch: u32, link: usize },
-    SafTick { epoch: u32 },
-    Reset { conn: u64 },
+    Cancel(usize),
+    /// A cancellation's answer reaches the client (lost in a crash).
+    CancelTold {
+        epoch: u32,
+        order: usize,
+        left: u64,
+    },
+    Landed {
+        epoch: u32,
+        commit: u64,
+    },
+    ToSwitch {
+        conn: u64,
+        bytes: Bytes,
+    },
+    ToAcquirer {
+        conn: u64,
+        bytes: Bytes,
+    },
+    AcquirerWrite {
+        conn: u64,
+        bytes: Bytes,
+    },
+    AcquirerClose {
+        conn: u64,
+    },
+    LinkTimer {
+        epoch: u32,
+        link: usize,
+    },
+    Connect {
+        epoch: u32,
+        link: usize,
+    },
+    SafTick {
+        epoch: u32,
+    },
+    Reset {
+        conn: u64,
+    },
     Crash,
     Restart,
     Settle,
@@ -180,6 +223,13 @@ struct Order {
     /// The final answer: response code and authorization id.
     told: Option<(ResponseCode, Option<String>)>,
     waiting: bool,
+    /// Once told approved, the client cancels this much (all of it, or
+    /// part), under an operation reference of its own: a retry after a
+    /// crash must get the recorded answer, never a second cancellation.
+    cancel: Option<u64>,
+    /// The cancellation's answer: what is left.
+    cancel_told: Option<u64>,
+    cancel_waiting: bool,
 }
 
 /// An order in the switch, between its steps.
@@ -210,6 +260,11 @@ enum Cont {
     Unsent {
         order: usize,
         answer: OrderAnswer,
+    },
+    Cancelled {
+        order: usize,
+        left: u64,
+        message: Option<SafRecord>,
     },
     SafAttempt(Box<Attempt>),
     Nothing,
@@ -409,6 +464,21 @@ impl World<'_> {
             Cont::Unsent { order, answer } => {
                 self.tell(order, answer.response_code, answer.authorisation_id)
             }
+            Cont::Cancelled {
+                order,
+                left,
+                message,
+            } => {
+                if let Some(m) = message {
+                    node.saf.push(m);
+                }
+                // Durable; the answer is on its way to the client.
+                self.log(|| format!("order {order} cancelled, {left} left"));
+                let epoch = self.epoch;
+                let at = self.now + self.latency();
+                self.at(at, Ev::CancelTold { epoch, order, left });
+                self.pump_saf();
+            }
             Cont::SafAttempt(a) => self.send_reversal(*a),
             Cont::Nothing => {}
         }
@@ -429,6 +499,86 @@ impl World<'_> {
             return;
         }
         o.told = Some((code, auth));
+        if code.is_approved() && o.cancel.is_some() {
+            let at = self.now + self.rng.gen_range(1..=200);
+            self.at(at, Ev::Cancel(order));
+        }
+    }
+
+    /// The client's cancellation of order `i` (told approved): as
+    /// `Switch::operate` does it, the decision on what the journal holds,
+    /// one durable write, then the acquirer's message queued.
+    fn cancel(&mut self, i: usize) {
+        let (Some(amount), None, false) = (
+            self.orders[i].cancel,
+            self.orders[i].cancel_told,
+            self.orders[i].cancel_waiting,
+        ) else {
+            return;
+        };
+        if self.node.is_none() {
+            let at = self.now + 50;
+            self.at(at, Ev::Cancel(i));
+            return;
+        }
+        let now_ms = self.wall_ms();
+        let reference = self.orders[i].reference.clone();
+        let tx = match self.db.transaction(MERCHANT, &reference) {
+            Ok(Some(t)) => t,
+            other => {
+                self.report.violations.push(format!(
+                    "{reference}: told approved, not in the journal: {other:?}"
+                ));
+                return;
+            }
+        };
+        let ops = self.db.operations(tx.id).unwrap_or_default();
+        let req = CashRequest {
+            kind: OperationKind::Cancel,
+            transaction_reference: reference.clone(),
+            amount,
+            currency: None,
+            operation_reference: Some(format!("CANCEL{i}")),
+        };
+        let Some(node) = self.node.as_mut() else {
+            return;
+        };
+        let today = node.core.cut_off().business_day(now_ms);
+        match cash::decide(&tx, &ops, &req, today) {
+            Ok(cash::Decision::Repeat(a)) => {
+                self.log(|| format!("order {i} cancel retried: recorded answer"));
+                self.orders[i].cancel_told = Some(a.new_amount);
+            }
+            Ok(cash::Decision::Apply { next, notice }) => {
+                let expiry = node.core.saf_config().expiry_ms;
+                let (Ok((op, g1)), Ok((msg, g2))) = (node.core.next_id(), node.core.next_id())
+                else {
+                    self.report.violations.push("ids exhausted".into());
+                    return;
+                };
+                let ids = cash::NewIds {
+                    operation: op,
+                    message: msg,
+                };
+                let (batch, message, answer) =
+                    cash::record(&tx, &req, &next, notice, ids, now_ms, expiry);
+                self.grow(g1);
+                self.grow(g2);
+                self.orders[i].cancel_waiting = true;
+                self.commit(
+                    batch,
+                    Cont::Cancelled {
+                        order: i,
+                        left: answer.new_amount,
+                        message,
+                    },
+                );
+            }
+            Err(r) => self
+                .report
+                .violations
+                .push(format!("{reference}: cancel of an approval refused: {r}")),
+        }
     }
 
     fn client(&mut self, i: usize) {
@@ -1090,6 +1240,11 @@ impl World<'_> {
                 let at = restart + self.rng.gen_range(1..=100);
                 self.at(at, Ev::Client(i));
             }
+            if self.orders[i].cancel_waiting {
+                self.orders[i].cancel_waiting = false;
+                let at = restart + self.rng.gen_range(1..=100);
+                self.at(at, Ev::Cancel(i));
+            }
         }
         self.at(restart, Ev::Restart);
     }
@@ -1172,6 +1327,11 @@ impl World<'_> {
             return false;
         };
         self.orders.iter().all(|o| o.told.is_some())
+            && self.orders.iter().all(|o| {
+                o.cancel.is_none()
+                    || o.cancel_told.is_some()
+                    || !o.told.as_ref().is_some_and(|(c, _)| c.is_approved())
+            })
             && node.saf.depth() == 0
             && node.commits.is_empty()
             && node.flows.is_empty()
@@ -1182,6 +1342,17 @@ impl World<'_> {
         let epoch = self.epoch;
         match ev {
             Ev::Client(i) => self.client(i),
+            Ev::Cancel(i) => self.cancel(i),
+            Ev::CancelTold {
+                epoch: e,
+                order,
+                left,
+            } if e == epoch => {
+                let o = &mut self.orders[order];
+                o.cancel_waiting = false;
+                o.cancel_told = Some(left);
+            }
+            Ev::CancelTold { .. } => {}
             Ev::Landed { epoch: e, commit } if e == epoch => self.landed(commit),
             Ev::Landed { .. } => {}
             Ev::ToSwitch { conn, bytes } => self.deliver_to_switch(conn, bytes),
@@ -1276,23 +1447,39 @@ impl World<'_> {
             let was_told = told.get(reference.as_str()).is_some_and(|(c, auth)| {
                 c.is_approved() && auth.as_deref() == e.authorization_id.as_deref()
             });
-            if e.reversed {
+            // The merchant's cancellations of it (each one reversal at the
+            // acquirer, full or partial), and what the journal says is left.
+            let record = db.tx(*tx);
+            let cancels = db.operations_of(*tx).filter(|o| o.kind == "cancel").count() as u64;
+            let left = record.map(|t| cash::lifecycle_of(t).remaining);
+            if e.reversed && !was_told {
                 self.report.reversed += 1;
             }
-            if e.reversals_applied > 1 {
+            let expected = if was_told { cancels } else { 1 };
+            if e.reversals_applied > expected {
                 v.push(format!(
-                    "tx {tx} ({reference}): reversed {} times",
+                    "tx {tx} ({reference}): {} reversals applied, {expected} expected",
                     e.reversals_applied
                 ));
             }
             match (was_told, e.reversed) {
-                (true, true) => {
+                (true, true) if left != Some(0) => {
                     v.push(format!("tx {tx} ({reference}): told approved and reversed"))
                 }
                 (false, false) => v.push(format!(
                     "tx {tx} ({reference}): approval lost (not told, not reversed)"
                 )),
                 _ => {}
+            }
+            if was_told {
+                self.report.cancelled += usize::from(cancels > 0);
+                // The acquirer's view balances with the journal's.
+                if Some(e.authorized_amount) != left || e.reversals_applied != cancels {
+                    v.push(format!(
+                        "tx {tx} ({reference}): the acquirer holds {} authorized after {} reversals, the journal {left:?} after {cancels} cancellations",
+                        e.authorized_amount, e.reversals_applied
+                    ));
+                }
             }
         }
         for (r, n) in approved_per_reference {
@@ -1301,6 +1488,21 @@ impl World<'_> {
             }
         }
         for o in &self.orders {
+            // A cancellation applied exactly once, however often retried.
+            if let (Some(cancel), Some(told_left)) = (o.cancel, o.cancel_told) {
+                let t = db
+                    .all_transactions()
+                    .filter(|t| t.reference == o.reference)
+                    .max_by_key(|t| t.id);
+                let left = t.map(|t| cash::lifecycle_of(t).remaining);
+                let want = o.amount - cancel;
+                if left != Some(want) || told_left != want {
+                    v.push(format!(
+                        "{}: cancelled {cancel} of {}: told {told_left} left, the journal {left:?}",
+                        o.reference, o.amount
+                    ));
+                }
+            }
             match &o.told {
                 None => v.push(format!("{}: never answered", o.reference)),
                 Some((c, auth)) if c.is_approved() => {
@@ -1396,6 +1598,13 @@ fn run_traced(seed: u64, cfg: &SimulationConfig, keep_trace: bool) -> RunReport 
             },
             told: None,
             waiting: false,
+            cancel: match rng.gen_range(0..6) {
+                0 => Some(1000),
+                1 | 2 => Some(rng.gen_range(1..1000)),
+                _ => None,
+            },
+            cancel_told: None,
+            cancel_waiting: false,
         })
         .collect();
     let mut w = World {
@@ -1482,6 +1691,7 @@ pub fn run_many(first: u64, count: u64, cfg: &SimulationConfig) -> (Summary, Vec
         s.told_approved += r.told_approved as u64;
         s.approved_at_acquirer += r.approved_at_acquirer as u64;
         s.reversed += r.reversed as u64;
+        s.cancelled += r.cancelled as u64;
         s.crashes += u64::from(r.crashes);
         s.resets += u64::from(r.resets);
         s.events += r.events;
@@ -1502,6 +1712,8 @@ pub struct Summary {
     pub told_approved: u64,
     pub approved_at_acquirer: u64,
     pub reversed: u64,
+    /// Approvals told and then cancelled by the client (all or part).
+    pub cancelled: u64,
     pub crashes: u64,
     pub resets: u64,
     pub events: u64,

@@ -38,6 +38,11 @@ impl MemoryBackend {
         self.tx.values()
     }
 
+    /// The operations of transaction `tx_id`, oldest first.
+    pub fn operations_of(&self, tx_id: u64) -> impl Iterator<Item = &OperationRecord> {
+        self.operations.values().filter(move |o| o.tx_id == tx_id)
+    }
+
     pub fn tx(&self, id: u64) -> Option<&TxRecord> {
         self.tx.get(&id)
     }
