@@ -30,7 +30,7 @@
 //! would need the tokio shell's socket calls, which use readiness and
 //! `try_read`, ported to its simulated network).
 //!
-//! Clients cancel a third of their approvals, all or part, under an
+//! Clients cancel half of their approvals, all or part, under an
 //! operation reference of their own (retried after a crash), as
 //! `Switch::operate` does it with [`crate::switch::cash`].
 //!
