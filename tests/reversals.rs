@@ -299,3 +299,55 @@ async fn sigkill_under_load_then_restart_reconciles() {
     assert!(approved >= 200, "{approved}");
     eprintln!("approved {approved}, reversed {reversed}");
 }
+
+/// An approval whose outcome the journal does not take (injected: the
+/// first approval's commit taken as failed, as a full disk would) is
+/// answered 99, recorded as told once the journal takes it again, and
+/// reversed at the acquirer; a retry of the order gets the same 99.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_the_journal_did_not_take_is_reversed() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(None, &[]);
+    let config = procs::write_config(dir.path(), sim.addr, "");
+    let serve = Serve::start(
+        &config,
+        &[("ACQSWITCH_FAULT", "first-approval-not-recorded")],
+    );
+    serve.wait_ready().await;
+    let reference = unique("NR");
+    let mut c = Client::connect(serve.addr).await;
+    let v = c
+        .call(CARD_ORDER, dpan_order(&reference, 1000))
+        .await
+        .unwrap();
+    assert_eq!(v["responseCode"], "99", "{v}");
+    let db = dir.path().join("journal.db");
+    let mut told = Told::new();
+    told.insert(reference.clone(), v);
+    // The ledger: approved, reversed once, not told.
+    let (approved, reversed) = reconcile(&sim, &db, &told).await;
+    assert_eq!((approved, reversed), (1, 1));
+    let rows = journal_rows(&db);
+    assert_eq!(rows[0].3, "timed_out", "{rows:?}");
+    // The retry is answered as the first time.
+    let again = c
+        .call(CARD_ORDER, dpan_order(&reference, 1000))
+        .await
+        .unwrap();
+    assert_eq!(again["responseCode"], "99", "{again}");
+    // Later approvals are recorded as usual.
+    let v = c
+        .call(CARD_ORDER, dpan_order(&unique("NR"), 1000))
+        .await
+        .unwrap();
+    assert_eq!(v["responseCode"], "00", "{v}");
+    assert!(
+        serve
+            .out
+            .lines()
+            .iter()
+            .any(|l| l.contains("outcome not recorded")),
+        "{:?}",
+        serve.out.lines()
+    );
+}

@@ -59,12 +59,16 @@ const RRN_MODULUS: u64 = 1_000_000_000_000;
 pub enum Fault {
     /// After the "sent" record is durable, before the 0100 is written.
     CrashAfterJournalBeforeSend,
+    /// The first approval's outcome is not recorded (its commit is taken
+    /// as failed), as a full disk would do.
+    FirstApprovalNotRecorded,
 }
 
 impl Fault {
     pub fn parse(s: &str) -> Option<Fault> {
         match s {
             "crash-after-journal-before-send" => Some(Fault::CrashAfterJournalBeforeSend),
+            "first-approval-not-recorded" => Some(Fault::FirstApprovalNotRecorded),
             _ => None,
         }
     }
@@ -204,6 +208,7 @@ pub struct Core {
     limits: Limits,
     saf: SafConfig,
     fault: Option<Fault>,
+    fault_fired: std::sync::atomic::AtomicBool,
     cut_off: CutOff,
 }
 
@@ -297,6 +302,7 @@ impl Core {
             limits,
             saf: setup.saf,
             fault: setup.fault,
+            fault_fired: std::sync::atomic::AtomicBool::new(false),
             cut_off: setup.cut_off,
         };
         let mut report = RecoveryReport {
@@ -404,6 +410,14 @@ impl Core {
 
     pub fn fault(&self) -> Option<Fault> {
         self.fault
+    }
+
+    /// Whether the one-shot fault `f` fires now (at most once).
+    pub fn fault_fires(&self, f: Fault) -> bool {
+        self.fault == Some(f)
+            && !self
+                .fault_fired
+                .swap(true, std::sync::atomic::Ordering::AcqRel)
     }
 
     pub fn saf_config(&self) -> &SafConfig {

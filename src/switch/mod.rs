@@ -877,7 +877,15 @@ impl Switch {
             Change::QueueSaf(q) => Some((**q).clone()),
             _ => None,
         });
-        match self.shared.journal.commit(batch).await {
+        let committed =
+            if state == TxState::Approved && core.fault_fires(Fault::FirstApprovalNotRecorded) {
+                Err(crate::journal::JournalError::Storage(
+                    "injected fault: first approval not recorded".into(),
+                ))
+            } else {
+                self.shared.journal.commit(batch).await
+            };
+        match committed {
             Ok(_) => {
                 core.concluded(&p, tx_id, state);
                 if let Some(q) = queued {
@@ -886,10 +894,27 @@ impl Switch {
                 }
             }
             Err(e) => {
-                // The outcome is not durable: a restart will find the
-                // transaction open. Never answer an approval that a
-                // restart would not know.
+                // The outcome is not durable: never answer an approval
+                // that a restart would not know. The merchant is told 99;
+                // an approval is reversed (recorded as told, with its
+                // reversal queued, retried until the journal takes it; a
+                // restart before that finds it open and reverses it).
                 tracing::error!(error = %e, tx = tx_id, "journal: outcome not recorded");
+                if state == TxState::Approved {
+                    let unrecorded = Outcome::MaybeDelivered(
+                        ResponseCode::TechnicalProblem,
+                        ReversalReason::NotRecorded,
+                    );
+                    let (state, batch, _) =
+                        core.conclude(&p, tx_id, &sent_to, &unrecorded, at(started));
+                    tokio::spawn(record_unrecorded(
+                        Arc::clone(&self.shared),
+                        p,
+                        tx_id,
+                        state,
+                        batch,
+                    ));
+                }
                 return Err(refusal(ResponseCode::TechnicalProblem));
             }
         }
@@ -1066,6 +1091,39 @@ impl Switch {
             .ok()
             .flatten()
             .map(|t| t.state)
+    }
+}
+
+/// An approval whose outcome the journal did not take: records it as the
+/// merchant was told it (99) with its reversal queued, retried every
+/// second until the journal takes it, then hands the reversal to the
+/// store-and-forward queue.
+async fn record_unrecorded(
+    shared: Arc<Shared>,
+    p: Prepared,
+    tx_id: u64,
+    state: TxState,
+    batch: crate::journal::Batch,
+) {
+    let queued = batch.iter().find_map(|c| match c {
+        Change::QueueSaf(q) => Some((**q).clone()),
+        _ => None,
+    });
+    loop {
+        match shared.journal.commit(batch.clone()).await {
+            Ok(_) => break,
+            Err(crate::journal::JournalError::Stopped) => return,
+            Err(e) => {
+                tracing::error!(error = %e, tx = tx_id, "journal: an unrecorded approval's reversal not recorded yet, trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+    shared.core.concluded(&p, tx_id, state);
+    tracing::warn!(tx = tx_id, reference = %p.request.transaction_reference, "an approval the journal did not take is reversed");
+    if let Some(q) = queued {
+        shared.saf().push(q);
+        shared.saf_wake.notify_waiters();
     }
 }
 
