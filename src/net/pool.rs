@@ -101,6 +101,11 @@ pub struct PoolConfig {
     /// switch from the acquirer's, not configured here).
     #[serde(skip)]
     pub name: String,
+    /// The field that carries the response code of network-management
+    /// answers (0810): the acquirer mapping's `response_code` (set by the
+    /// switch; 39 otherwise).
+    #[serde(skip)]
+    pub response_code_field: u16,
 }
 
 impl Default for PoolConfig {
@@ -123,6 +128,7 @@ impl Default for PoolConfig {
             seed: None,
             tls: None,
             name: String::new(),
+            response_code_field: 39,
         }
     }
 }
@@ -136,8 +142,7 @@ impl PoolConfig {
         }
     }
 
-    /// What the protocol of each link needs. Network management answers
-    /// carry their response code in DE 39.
+    /// What the protocol of each link needs.
     pub fn link_config(&self) -> LinkConfig {
         LinkConfig {
             request_timeout: self.request_timeout,
@@ -147,7 +152,7 @@ impl PoolConfig {
             max_in_flight: self.max_in_flight_per_link,
             remember_finished: self.remember_finished,
             match_key: self.match_key.clone(),
-            response_code_field: 39,
+            response_code_field: self.response_code_field,
         }
     }
 

@@ -633,6 +633,12 @@ impl Mapping {
         Some(build(map, mti, spec, &values))
     }
 
+    /// The field of a response that carries its code (`[response]
+    /// response_code`), network-management answers included.
+    pub fn response_code_field(&self) -> u16 {
+        self.response_code
+    }
+
     /// Whether refunds can be sent (the mapping has a `[refund]`).
     pub fn has_refund(&self) -> bool {
         self.refund.is_some()

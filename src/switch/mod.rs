@@ -385,6 +385,7 @@ impl Switch {
                     .ok_or_else(|| bad("no STAN sequence (not recovered)".into()))?;
                 let mut cfg = s.pool.clone();
                 cfg.links = share;
+                cfg.response_code_field = s.mapping.response_code_field();
                 let pool = Pool::start_with_tls(
                     cfg,
                     Arc::clone(&s.spec),
