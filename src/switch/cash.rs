@@ -186,16 +186,22 @@ pub fn record(
     (batch, message, answer)
 }
 
-/// What the cut-off closing business day `day` does to `t`: its batch
-/// (capture or expiry, recorded as an operation `op_id`), or `None`.
-pub fn cut_off(t: &TxRecord, day: i32, op_id: u64, now_ms: u64) -> Option<Batch> {
+/// What the cut-off closing business day `day` does to `t`: its new
+/// status (captured or expired) and the batch that records it, as an
+/// operation whose id `op_id` gives (asked only then), or `None`.
+pub fn cut_off(
+    t: &TxRecord,
+    day: i32,
+    now_ms: u64,
+    op_id: impl FnOnce() -> Option<u64>,
+) -> Option<(Status, Batch)> {
     let next = lifecycle_of(t).cut_off(day)?;
     let (kind, amount) = match next.status {
         Status::Captured => ("capture", next.captured),
         _ => ("expire", next.remaining),
     };
     let op = OperationRecord {
-        id: op_id,
+        id: op_id()?,
         tx_id: t.id,
         kind: kind.into(),
         amount,
@@ -206,13 +212,14 @@ pub fn cut_off(t: &TxRecord, day: i32, op_id: u64, now_ms: u64) -> Option<Batch>
         created_ms: now_ms,
         saf_id: None,
     };
-    Some(vec![
+    let batch = vec![
         Change::Settle {
             tx_id: t.id,
             settlement: settlement(&next, now_ms),
         },
         Change::InsertOperation(Box::new(op)),
-    ])
+    ];
+    Some((next.status, batch))
 }
 
 /// getTransactionData's content for `t`, its operations `ops`, the answer
@@ -389,8 +396,9 @@ mod tests {
     #[test]
     fn the_cut_off_captures_or_expires_and_refunds_follow() {
         let t = tx(CaptureMode::AuthorCapture);
-        assert!(cut_off(&t, DAY + 1, 1, 5).is_none(), "not due yet");
-        let batch = cut_off(&t, DAY + 2, 1, 5).unwrap();
+        assert!(cut_off(&t, DAY + 1, 5, || Some(1)).is_none(), "not due yet");
+        let (status, batch) = cut_off(&t, DAY + 2, 5, || Some(1)).unwrap();
+        assert_eq!(status, Status::Captured);
         let Change::Settle { settlement, .. } = &batch[0] else {
             panic!()
         };
@@ -425,7 +433,7 @@ mod tests {
         );
 
         let v = tx(CaptureMode::Validation);
-        let batch = cut_off(&v, DAY + 2, 1, 5).unwrap();
+        let (_, batch) = cut_off(&v, DAY + 2, 5, || Some(1)).unwrap();
         assert!(
             matches!(&batch[0], Change::Settle { settlement, .. } if settlement.status == "EXPIRED")
         );

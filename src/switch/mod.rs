@@ -241,6 +241,25 @@ impl Shared {
         SystemTime::now() + self.clock_offset
     }
 
+    /// Commits a reservation growth (`Change::Reserve`, if that is what
+    /// `change` is) and tells the core how it went.
+    async fn reserve(&self, change: Option<Change>) {
+        let Some(Change::Reserve { name, upto }) = change else {
+            return;
+        };
+        let c = Change::Reserve {
+            name: name.clone(),
+            upto,
+        };
+        match self.journal.commit(vec![c]).await {
+            Ok(_) => self.core.confirm(&name, upto),
+            Err(e) => {
+                tracing::error!(counter = %name, error = %e, "cannot reserve numbers");
+                self.core.growth_failed(&name);
+            }
+        }
+    }
+
     /// Waits for transaction `(merchant, reference)`'s lock.
     async fn lock_tx(self: &Arc<Self>, merchant: &str, reference: &str) -> TxLock {
         let key = (merchant.to_owned(), reference.to_owned());
@@ -464,7 +483,8 @@ impl Switch {
         let ready = shards
             .iter()
             .all(|sh| sh.values().all(|p| p.ready_links() > 0));
-        let mut errors: Vec<(String, String)> = links
+        // In the order of `links` (sorted).
+        let errors = links
             .iter()
             .filter(|(_, n)| *n == 0)
             .filter_map(|(name, _)| {
@@ -476,7 +496,6 @@ impl Switch {
                 Some((name.clone(), why))
             })
             .collect();
-        errors.sort();
         Readiness {
             ready,
             links,
@@ -586,23 +605,10 @@ impl Switch {
 
     /// Commits a reservation growth on its own, in the background.
     fn grow(&self, change: Option<Change>) {
-        let Some(Change::Reserve { name, upto }) = change else {
-            return;
-        };
-        let shared = Arc::clone(&self.shared);
-        tokio::spawn(async move {
-            let c = Change::Reserve {
-                name: name.clone(),
-                upto,
-            };
-            match shared.journal.commit(vec![c]).await {
-                Ok(_) => shared.core.confirm(&name, upto),
-                Err(e) => {
-                    tracing::error!(counter = %name, error = %e, "cannot reserve numbers");
-                    shared.core.growth_failed(&name);
-                }
-            }
-        });
+        if change.is_some() {
+            let shared = Arc::clone(&self.shared);
+            tokio::spawn(async move { shared.reserve(change).await });
+        }
     }
 
     /// paymentDataProviderCheck: decrypts a Google Pay token for
@@ -878,6 +884,9 @@ impl Switch {
             Change::QueueSaf(q) => Some((**q).clone()),
             _ => None,
         });
+        // A timed-out order's batch carries its reversal: kept to be
+        // written again if this write fails.
+        let timed_out = (state == TxState::TimedOut).then(|| batch.clone());
         let committed =
             if state == TxState::Approved && core.fault_fires(Fault::FirstApprovalNotRecorded) {
                 Err(crate::journal::JournalError::Storage(
@@ -896,18 +905,26 @@ impl Switch {
             }
             Err(e) => {
                 // The outcome is not durable: never answer an approval
-                // that a restart would not know. The merchant is told 99;
-                // an approval is reversed (recorded as told, with its
-                // reversal queued, retried until the journal takes it; a
-                // restart before that finds it open and reverses it).
+                // that a restart would not know. The merchant is told 99.
+                // What may be approved at the acquirer (an approval, a
+                // timeout) is recorded as told with its reversal queued,
+                // written again until the journal takes it (a restart
+                // before that finds it open and reverses it).
                 tracing::error!(error = %e, tx = tx_id, "journal: outcome not recorded");
-                if state == TxState::Approved {
-                    let unrecorded = Outcome::MaybeDelivered(
-                        ResponseCode::TechnicalProblem,
-                        ReversalReason::NotRecorded,
-                    );
-                    let (state, batch, _) =
-                        core.conclude(&p, tx_id, &sent_to, &unrecorded, at(started));
+                let to_reverse = match timed_out {
+                    Some(batch) => Some((state, batch)),
+                    None if state == TxState::Approved => {
+                        let unrecorded = Outcome::MaybeDelivered(
+                            ResponseCode::TechnicalProblem,
+                            ReversalReason::NotRecorded,
+                        );
+                        let (state, batch, _) =
+                            core.conclude(&p, tx_id, &sent_to, &unrecorded, at(started));
+                        Some((state, batch))
+                    }
+                    None => None,
+                };
+                if let Some((state, batch)) = to_reverse {
                     tokio::spawn(record_unrecorded(
                         Arc::clone(&self.shared),
                         p,
@@ -1095,9 +1112,10 @@ impl Switch {
     }
 }
 
-/// An approval whose outcome the journal did not take: records it as the
-/// merchant was told it (99) with its reversal queued, retried every
-/// second until the journal takes it, then hands the reversal to the
+/// An order that may be approved at the acquirer (approved, or timed out)
+/// whose outcome the journal did not take: records it as the merchant
+/// was told it (99) with its reversal queued, written again every second
+/// until the journal takes it, then hands the reversal to the
 /// store-and-forward queue.
 async fn record_unrecorded(
     shared: Arc<Shared>,
@@ -1121,7 +1139,7 @@ async fn record_unrecorded(
         }
     }
     shared.core.concluded(&p, tx_id, state);
-    tracing::warn!(tx = tx_id, reference = %p.request.transaction_reference, "an approval the journal did not take is reversed");
+    tracing::warn!(tx = tx_id, reference = %p.request.transaction_reference, "an outcome the journal did not take is recorded, its reversal queued");
     if let Some(q) = queued {
         shared.saf().push(q);
         shared.saf_wake.notify_waiters();
@@ -1283,29 +1301,23 @@ async fn cut_off_run(
         let mut batch = Vec::new();
         let mut changed = 0;
         for t in &fresh {
-            let Ok((op_id, grow)) = shared.core.next_id() else {
-                break;
+            let mut grow = None;
+            let op_id = || {
+                let (id, g) = shared.core.next_id().ok()?;
+                grow = g;
+                Some(id)
             };
-            if let Some(Change::Reserve { name, upto }) = grow {
-                let c = Change::Reserve {
-                    name: name.clone(),
-                    upto,
-                };
-                shared.journal.commit(vec![c]).await?;
-                shared.core.confirm(&name, upto);
+            let Some((status, changes)) = cash::cut_off(t, day, now_ms, op_id) else {
+                continue;
+            };
+            shared.reserve(grow).await;
+            if status == lifecycle::Status::Captured {
+                run.captured += 1;
+            } else {
+                run.expired += 1;
             }
-            if let Some(changes) = cash::cut_off(t, day, op_id, now_ms) {
-                let captured = changes.iter().any(|c| {
-                    matches!(c, Change::Settle { settlement, .. } if settlement.status == lifecycle::Status::Captured.as_str())
-                });
-                if captured {
-                    run.captured += 1;
-                } else {
-                    run.expired += 1;
-                }
-                changed += 1;
-                batch.extend(changes);
-            }
+            changed += 1;
+            batch.extend(changes);
         }
         if !batch.is_empty() {
             shared.journal.commit(batch).await?;
@@ -1486,21 +1498,7 @@ async fn send_one(shared: Arc<Shared>, acq: Acquirer, a: Attempt) -> Option<u64>
         None
     };
     if let Some(book) = shared.core.stans(&acq.name) {
-        if let Some(Change::Reserve { name, upto }) = book.check() {
-            if shared
-                .journal
-                .commit(vec![Change::Reserve {
-                    name: name.clone(),
-                    upto,
-                }])
-                .await
-                .is_ok()
-            {
-                shared.core.confirm(&name, upto);
-            } else {
-                shared.core.growth_failed(&name);
-            }
-        }
+        shared.reserve(book.check()).await;
     }
     if let Err(e) = shared
         .journal
