@@ -160,6 +160,16 @@ impl MemoryBackend {
                 }
             }
             Change::QueueSaf(q) => {
+                // Idempotent, as in SQLite: a message written again is
+                // left as it is, and so is its transaction.
+                let one_reversal = q.kind == SafKind::Reversal
+                    && self
+                        .saf
+                        .values()
+                        .any(|o| o.tx_id == q.tx_id && o.kind == SafKind::Reversal);
+                if self.saf.contains_key(&q.id) || one_reversal {
+                    return;
+                }
                 self.saf.insert(q.id, (**q).clone());
                 if q.kind == SafKind::Reversal {
                     if let Some(t) = self.tx.get_mut(&q.tx_id) {

@@ -977,6 +977,22 @@ pub(crate) mod tests {
             Change::QueueSaf(Box::new(cancel.clone())),
         ]])
         .unwrap();
+        // Written again (its first write's outcome unknown): nothing
+        // changes and the group it lands in is not failed.
+        let again = b
+            .commit(&[
+                vec![Change::QueueSaf(Box::new(cancel.clone()))],
+                vec![Change::Reserve {
+                    name: "again".into(),
+                    upto: 7,
+                }],
+            ])
+            .unwrap();
+        assert_eq!(again, vec![Applied::Done, Applied::Done]);
+        assert_eq!(
+            b.saf_all().unwrap().iter().filter(|q| q.id == 101).count(),
+            1
+        );
         let tx1 = b.transaction_by_id(1).unwrap().unwrap();
         assert_eq!(tx1.settlement.as_ref(), Some(&settled));
         assert_eq!(tx1.reversal, ReversalState::None);

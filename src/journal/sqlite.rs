@@ -62,6 +62,8 @@ CREATE TABLE tx (
     answered_ms            INTEGER,
     reversal               TEXT NOT NULL DEFAULT 'none'
 );
+CREATE INDEX tx_by_reference ON tx (merchant_id, reference);
+CREATE INDEX tx_by_created ON tx (created_ms);
 CREATE INDEX tx_open ON tx (state) WHERE state = 'sent';
 CREATE TABLE refs (
     merchant_id  TEXT NOT NULL,
@@ -71,6 +73,7 @@ CREATE TABLE refs (
     created_ms   INTEGER NOT NULL,
     PRIMARY KEY (merchant_id, reference)
 ) WITHOUT ROWID;
+CREATE INDEX refs_by_created ON refs (created_ms);
 CREATE TABLE token_ids (
     merchant_id TEXT NOT NULL,
     message_id  TEXT NOT NULL,
@@ -142,6 +145,21 @@ CREATE INDEX operations_by_tx ON operations (tx_id);
 CREATE INDEX tx_due ON tx ((CASE WHEN status IS NULL THEN capture_day ELSE settle_day END))
   WHERE (status IS NULL AND state = 'approved' AND reversal = 'none')
      OR status IN ('TO_CAPTURE', 'TO_VALIDATE');
+"#,
+    r#"
+-- The first schema, as released, indexed tx by reference and by time and
+-- refs by time, and deleted the refs row of an order never sent. refs is
+-- now the one index from a reference to its latest transaction (one
+-- random-key insert per order instead of three): the three indexes go,
+-- and every reference without a row gets one to its latest transaction
+-- (not held: created_ms 0).
+DROP INDEX IF EXISTS tx_by_reference;
+DROP INDEX IF EXISTS tx_by_created;
+DROP INDEX IF EXISTS refs_by_created;
+INSERT INTO refs (merchant_id, reference, tx_id, content_hash, created_ms)
+  SELECT merchant_id, reference, max(id), content_hash, 0 FROM tx WHERE true
+  GROUP BY merchant_id, reference
+  ON CONFLICT (merchant_id, reference) DO NOTHING;
 "#,
 ];
 
@@ -244,6 +262,9 @@ impl SqliteBackend {
         };
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(open_err)?;
+        // More statements than rusqlite's default cache of 16: none is
+        // prepared again on the writer's path.
+        conn.set_prepared_statement_cache_capacity(64);
         // WAL: readers (the sqlite3 shell, exports) never block the writer;
         // FULL: the WAL is fsynced at every commit, so a committed batch
         // survives a crash or power loss.
@@ -611,27 +632,30 @@ fn apply(t: &Transaction<'_>, c: &Change) -> rusqlite::Result<()> {
         Change::InsertTx(r) => insert_tx(t, r)?,
         Change::UpdateTx(u) => update_tx(t, u)?,
         Change::QueueSaf(q) => {
-            t.prepare_cached(&format!(
-                "INSERT INTO saf ({SAF_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
-                 ?11, ?12, ?13, ?14)"
-            ))?
-            .execute(params![
-                i(q.id),
-                i(q.tx_id),
-                q.kind.as_str(),
-                q.acquirer,
-                q.reason,
-                q.stan,
-                i(q.amount),
-                q.state.as_str(),
-                i64::from(q.attempts),
-                i(q.created_ms),
-                i(q.updated_ms),
-                i(q.expires_ms),
-                q.response_code,
-                q.replacement.map(i),
-            ])?;
-            if q.kind == SafKind::Reversal {
+            // Idempotent: a message written again (its first write's
+            // outcome unknown) must not fail the group it lands in.
+            let inserted = t
+                .prepare_cached(&format!(
+                    "INSERT INTO saf ({SAF_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
+                     ?10, ?11, ?12, ?13, ?14) ON CONFLICT DO NOTHING"
+                ))?
+                .execute(params![
+                    i(q.id),
+                    i(q.tx_id),
+                    q.kind.as_str(),
+                    q.acquirer,
+                    q.reason,
+                    q.stan,
+                    i(q.amount),
+                    q.state.as_str(),
+                    i64::from(q.attempts),
+                    i(q.created_ms),
+                    i(q.updated_ms),
+                    i(q.expires_ms),
+                    q.response_code,
+                    q.replacement.map(i),
+                ])?;
+            if inserted == 1 && q.kind == SafKind::Reversal {
                 t.prepare_cached("UPDATE tx SET reversal = 'queued' WHERE id = ?1")?
                     .execute([i(q.tx_id)])?;
             }
@@ -789,7 +813,10 @@ impl Backend for SqliteBackend {
             }
             // Ids grow with time: the window's transactions are the ids
             // from the first one created in it (no index on the time).
-            let first = first_id_since(&t, span.references_since_ms).map_err(storage)?;
+            // Ids and times can disagree by a little (an id taken before
+            // the clock is read): look from a little before the window.
+            let first = first_id_since(&t, span.references_since_ms.saturating_sub(CLOCK_SKEW_MS))
+                .map_err(storage)?;
             let mut st = t
                 .prepare(
                     "SELECT merchant_id, reference, id, content_hash, created_ms FROM tx
@@ -1117,9 +1144,31 @@ mod tests {
                 [],
             )
             .unwrap();
+            // An order never sent: the first schema deleted its refs row.
+            c.execute(
+                "INSERT INTO tx (id, merchant_id, reference, state, created_ms, updated_ms, amount,
+                    currency, masked_pan, brand, pan_entry_mode, order_channel, card, content_hash)
+                 VALUES (2, 'm', 'unsent', 'not_sent', 6, 6, 1000, '978', '489537******3478',
+                    'VISA', 'OEMPAY', 'INTERNET', x'01', ?1)",
+                [&[8u8; 32][..]],
+            )
+            .unwrap();
         }
         let mut b = SqliteBackend::open(&path).unwrap();
         assert_eq!(b.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        let unsent = b.transaction("m", "unsent").unwrap().unwrap();
+        assert_eq!((unsent.id, unsent.state), (2, TxState::NotSent));
+        let indexes: Vec<String> = b
+            .conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index'")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        for gone in ["tx_by_reference", "tx_by_created", "refs_by_created"] {
+            assert!(!indexes.iter().any(|i| i == gone), "{gone}: {indexes:?}");
+        }
         let t = b.transaction("m", "r").unwrap().unwrap();
         assert_eq!(
             (t.capture_mode.as_str(), t.capture_day),
