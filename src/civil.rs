@@ -36,6 +36,18 @@ impl CivilTime {
     }
 }
 
+/// ISO 8583 DE 7, transmission date and time: `MMDDhhmmss`, UTC.
+pub fn transmission_datetime(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let c = CivilTime::from_unix(secs);
+    format!(
+        "{:02}{:02}{:02}{:02}{:02}",
+        c.month, c.day, c.hour, c.minute, c.second
+    )
+}
+
 /// `2024-11-14T22:13:20Z` from seconds since the Unix epoch.
 pub fn iso8601(secs: u64) -> String {
     let c = CivilTime::from_unix(secs);

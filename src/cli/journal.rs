@@ -165,26 +165,32 @@ fn operation_lines(
     txs: &[TxRecord],
     ops: &[OperationRecord],
 ) -> Result<Vec<OperationLine>, String> {
+    // The period's transactions by id (an operation per transaction at
+    // least, at the cut-off: no search per operation), older ones read
+    // from the journal once each.
+    let mut by_id: std::collections::HashMap<u64, &TxRecord> =
+        txs.iter().map(|t| (t.id, t)).collect();
     let mut older: std::collections::HashMap<u64, TxRecord> = std::collections::HashMap::new();
+    for op in ops {
+        if by_id.contains_key(&op.tx_id) || older.contains_key(&op.tx_id) {
+            continue;
+        }
+        let t = db
+            .transaction_by_id(op.tx_id)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| {
+                format!(
+                    "operation {} names transaction {} that is not in the journal",
+                    op.id, op.tx_id
+                )
+            })?;
+        older.insert(op.tx_id, t);
+    }
+    by_id.extend(older.iter().map(|(id, t)| (*id, t)));
     let mut lines = Vec::with_capacity(ops.len());
     for op in ops {
-        let t = match txs.iter().find(|t| t.id == op.tx_id) {
-            Some(t) => t,
-            None => match older.entry(op.tx_id) {
-                std::collections::hash_map::Entry::Occupied(e) => &*e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    let t = db
-                        .transaction_by_id(op.tx_id)
-                        .map_err(|e| e.to_string())?
-                        .ok_or_else(|| {
-                            format!(
-                                "operation {} names transaction {} that is not in the journal",
-                                op.id, op.tx_id
-                            )
-                        })?;
-                    &*e.insert(t)
-                }
-            },
+        let Some(t) = by_id.get(&op.tx_id) else {
+            continue;
         };
         lines.push(operation_line(op, t));
     }

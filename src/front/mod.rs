@@ -38,7 +38,8 @@ pub mod wire;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
+use axum::extract::Request;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -80,19 +81,19 @@ pub struct Api {
 pub fn router(api: Arc<Api>) -> Router {
     Router::new()
         .route(PATH_CHECK, post(payment_data_provider_check))
-        .route(PATH_CARD_ORDER, post(card_order))
-        .route(PATH_VALIDATE_AND_ORDER, post(validate_and_order))
+        .route(PATH_CARD_ORDER, post(|s, r| card_order(s, r, false)))
+        .route(PATH_VALIDATE_AND_ORDER, post(|s, r| card_order(s, r, true)))
         .route(
             PATH_CANCEL,
-            post(|s, h, b| cash_management(s, h, b, OperationKind::Cancel)),
+            post(|s, r| cash_management(s, r, OperationKind::Cancel)),
         )
         .route(
             PATH_VALIDATE,
-            post(|s, h, b| cash_management(s, h, b, OperationKind::Validate)),
+            post(|s, r| cash_management(s, r, OperationKind::Validate)),
         )
         .route(
             PATH_REFUND,
-            post(|s, h, b| cash_management(s, h, b, OperationKind::Refund)),
+            post(|s, r| cash_management(s, r, OperationKind::Refund)),
         )
         .route(PATH_TRANSACTION_DATA, post(transaction_data))
         .route("/healthz", get(healthz))
@@ -231,19 +232,17 @@ impl<'s> Sealed<'s> {
 
 /// Reads the body within the size and time limits, parses it and checks
 /// its envelope and seal; a refusal comes back as the finished response.
-async fn receive<'a>(
-    api: &'a Api,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<Sealed<'a>, Response> {
-    if !is_json(headers) {
+async fn receive(api: &Api, request: Request) -> Result<Sealed<'_>, Response> {
+    // The request itself, not a `HeaderMap` extractor: that one copies
+    // every header.
+    if !is_json(request.headers()) {
         return Err(sealed(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             &RefusalResponse::of(Refusal::format("Content-Type")),
             None,
         ));
     }
-    let limited = axum::body::to_bytes(body, api.body_limit);
+    let limited = axum::body::to_bytes(request.into_body(), api.body_limit);
     let bytes: Bytes = match tokio::time::timeout(api.body_read_timeout, limited).await {
         Ok(Ok(b)) => b,
         Ok(Err(_)) => {
@@ -318,13 +317,9 @@ fn open<'s>(
     })
 }
 
-async fn payment_data_provider_check(
-    State(api): State<Arc<Api>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn payment_data_provider_check(State(api): State<Arc<Api>>, request: Request) -> Response {
     let _in_flight = InFlight::enter();
-    let req = match receive(&api, &headers, body).await {
+    let req = match receive(&api, request).await {
         Ok(r) => r,
         Err(refused) => return refused,
     };
@@ -352,47 +347,19 @@ async fn payment_data_provider_check(
     }
 }
 
-async fn card_order(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body) -> Response {
-    let _in_flight = InFlight::enter();
-    let started = Instant::now();
-    let response = card_order_response(&api, &headers, body).await;
-    front_metrics().card_order.record(started.elapsed());
-    response
-}
-
-async fn validate_and_order(
-    State(api): State<Arc<Api>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let _in_flight = InFlight::enter();
-    let started = Instant::now();
-    let response = order_response(&api, &headers, body, true).await;
-    front_metrics().card_order.record(started.elapsed());
-    response
-}
-
-async fn card_order_response(api: &Api, headers: &HeaderMap, body: Body) -> Response {
-    order_response(api, headers, body, false).await
-}
-
 /// cardOrder, or (`validated`) cardValidateAuthenticationAndOrder.
-async fn order_response(api: &Api, headers: &HeaderMap, body: Body, validated: bool) -> Response {
-    let req = match receive(api, headers, body).await {
+async fn card_order(State(api): State<Arc<Api>>, request: Request, validated: bool) -> Response {
+    let _in_flight = InFlight::enter();
+    let started = Instant::now();
+    let response = order_response(&api, request, validated).await;
+    front_metrics().card_order.record(started.elapsed());
+    response
+}
+
+async fn order_response(api: &Api, request: Request, validated: bool) -> Response {
+    let req = match receive(api, request).await {
         Ok(r) => r,
         Err(refused) => return refused,
-    };
-    let with = req.with();
-    // Refusals echo the reference, when it is one.
-    let echo = req
-        .body
-        .get("transactionReference")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let refuse = |r: Refusal| {
-        let mut body = RefusalResponse::of(r);
-        body.transaction_reference = echo.clone();
-        sealed(StatusCode::OK, &body, with)
     };
     let order = wire::typed_ref::<CardOrderRequest<'_>>(&req.body).and_then(|o| {
         if validated {
@@ -403,19 +370,20 @@ async fn order_response(api: &Api, headers: &HeaderMap, body: Body, validated: b
     });
     let order = match order {
         Ok(o) => o,
-        Err(r) => return refuse(r),
+        Err(r) => return refuse_echoing(&req, r),
     };
     match api
         .switch
         .card_order(api.switch.now(), req.merchant, order)
         .await
     {
-        Ok(a) => sealed(StatusCode::OK, &CardOrderResponse::from(a), with),
-        Err(r) => refuse(r),
+        Ok(a) => sealed(StatusCode::OK, &CardOrderResponse::from(a), req.with()),
+        Err(r) => refuse_echoing(&req, r),
     }
 }
 
-/// Refusals of an operation on a transaction echo its reference.
+/// Refusals of an order or an operation echo its reference, when it is
+/// one.
 fn refuse_echoing(req: &Sealed<'_>, r: Refusal) -> Response {
     let mut body = RefusalResponse::of(r);
     body.transaction_reference = req
@@ -428,12 +396,11 @@ fn refuse_echoing(req: &Sealed<'_>, r: Refusal) -> Response {
 
 async fn cash_management(
     State(api): State<Arc<Api>>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
     kind: OperationKind,
 ) -> Response {
     let _in_flight = InFlight::enter();
-    let req = match receive(&api, &headers, body).await {
+    let req = match receive(&api, request).await {
         Ok(r) => r,
         Err(refused) => return refused,
     };
@@ -449,9 +416,9 @@ async fn cash_management(
     }
 }
 
-async fn transaction_data(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body) -> Response {
+async fn transaction_data(State(api): State<Arc<Api>>, request: Request) -> Response {
     let _in_flight = InFlight::enter();
-    let req = match receive(&api, &headers, body).await {
+    let req = match receive(&api, request).await {
         Ok(r) => r,
         Err(refused) => return refused,
     };

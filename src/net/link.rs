@@ -64,8 +64,7 @@ use crate::iso8583::{Message, Mti};
 use crate::tls::{self, LinkTls, Peer};
 
 pub use super::proto::{
-    transmission_datetime, LinkState, Response, UnmatchedKind, NMIC_ECHO, NMIC_SIGN_OFF,
-    NMIC_SIGN_ON,
+    LinkState, Response, UnmatchedKind, NMIC_ECHO, NMIC_SIGN_OFF, NMIC_SIGN_ON,
 };
 
 /// Stop taking requests while this much is waiting to be written.

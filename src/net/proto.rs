@@ -56,7 +56,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use serde::Serialize;
@@ -66,6 +66,7 @@ use super::framing::{Frame, FrameCodec};
 use super::key::{KeyHasherBuilder, MatchKey, MatchKeyConfig};
 use super::matcher::{InsertError, Match, Matcher, StrayKind};
 use super::stan::{StanAllocator, StanLease};
+use crate::civil::transmission_datetime;
 use crate::iso8583::{Message, Mti, Spec};
 
 /// DE 70 network management information codes.
@@ -903,16 +904,6 @@ fn frame_of(msg: &Message<'_>) -> Bytes {
     msg.shared_frame().cloned().unwrap_or_default()
 }
 
-/// DE 7 transmission date and time, `MMDDhhmmss` in UTC.
-pub fn transmission_datetime(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let c = crate::civil::CivilTime::from_unix(secs);
-    format!(
-        "{:02}{:02}{:02}{:02}{:02}",
-        c.month, c.day, c.hour, c.minute, c.second
-    )
-}
-
 #[cfg(test)]
 mod tests {
     //! The protocol on literal frames: messages built with the real cb2a
@@ -922,6 +913,7 @@ mod tests {
     use super::*;
     use crate::net::framing::FramingConfig;
     use rand::{Rng, SeedableRng};
+    use std::time::UNIX_EPOCH;
 
     const NET_TIMEOUT: Duration = Duration::from_secs(5);
     const REQ_TIMEOUT: Duration = Duration::from_secs(10);

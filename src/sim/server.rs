@@ -18,10 +18,10 @@ use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 
 use super::rules::{respond, Action, Faults, LedgerEntry, SimCounts, SimState};
+use crate::civil::transmission_datetime;
 use crate::iso8583::{Message, Mti, Spec};
 use crate::net::framing::{Frame, FrameCodec, FramingConfig};
 use crate::net::io::{Tls, Transport, Woken};
-use crate::net::link::transmission_datetime;
 use crate::net::FramingError;
 use crate::tls::{self, Peer};
 

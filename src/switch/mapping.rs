@@ -32,6 +32,7 @@ use super::domain::{
     AuthorizationRequest, CardBrand, HolderAuthentProgram, OrderChannel, PanEntryMode,
     ReversalReason, ReversalRequest, ThreeDsStatus, Wallet,
 };
+use crate::civil::transmission_datetime;
 use crate::iso8583::{Class, DataEncoding, Message, Mti, Spec, SubValue, Subfields, ValueError};
 
 /// Mapping files shipped with the crate, by name.
@@ -354,16 +355,6 @@ impl Clock {
             datetime: transmission_datetime(now),
         }
     }
-}
-
-/// DE 7 transmission date and time, `MMDDhhmmss` in UTC.
-pub fn transmission_datetime(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let c = crate::civil::CivilTime::from_unix(secs);
-    format!(
-        "{:02}{:02}{:02}{:02}{:02}",
-        c.month, c.day, c.hour, c.minute, c.second
-    )
 }
 
 fn amount_text(amount: u64, pad_to: Option<usize>) -> Val<'static> {
