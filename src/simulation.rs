@@ -61,13 +61,13 @@ use crate::journal::{
     Applied, Backend, Batch, CardKey, Change, Conflict, SafRecord, SentTo, TxState,
 };
 use crate::net::framing::{Frame, FrameCodec, FramingConfig};
-use crate::net::proto::{self, Connection, Event, Failure, LinkConfig, LinkState};
+use crate::net::proto::{self, Connection, Event, LinkConfig, LinkState};
 use crate::net::StanLease;
 use crate::sim::{respond, Action, Faults, Latency, SimState};
 use crate::switch::cash;
 use crate::switch::core::{ClaimError, Core, CoreSetup, Limits, Outcome, Prepared};
 use crate::switch::domain::{
-    Authentication, Cryptogram, Currency, Eci, HolderAuthentProgram, OrderChannel, ReversalReason,
+    Authentication, Cryptogram, Currency, Eci, HolderAuthentProgram, OrderChannel,
 };
 use crate::switch::lifecycle::OperationKind;
 use crate::switch::saf::{Attempt, Saf, SafConfig, Step};
@@ -796,13 +796,14 @@ impl World<'_> {
         let Some(f) = node.flows.get(&flow) else {
             return;
         };
-        let (state, batch, answer) = node
+        let crate::switch::core::Concluded {
+            state,
+            batch,
+            told: answer,
+            queued,
+        } = node
             .core
             .conclude(&f.p, f.tx_id, &f.sent_to, &outcome, now_ms);
-        let queued = batch.iter().find_map(|c| match c {
-            Change::QueueSaf(q) => Some((**q).clone()),
-            _ => None,
-        });
         self.commit(
             batch,
             Cont::Concluded {
@@ -1018,16 +1019,12 @@ impl World<'_> {
             Event::Failed { token, failure } => match token {
                 Token::Order(flow) => {
                     self.log(|| format!("flow {flow}: failed {failure:?}"));
-                    let code = match failure {
-                        Failure::NotSent => ResponseCode::TechnicalProblem,
-                        _ => ResponseCode::TechnicalProblem,
-                    };
-                    let outcome = match failure {
-                        Failure::Timeout => Outcome::MaybeDelivered(code, ReversalReason::Timeout),
-                        Failure::Disconnected => {
-                            Outcome::MaybeDelivered(code, ReversalReason::LinkDropped)
-                        }
-                        Failure::NotSent => Outcome::NotSent(code),
+                    // As the switch reads it (the driver turns a failure
+                    // into this error).
+                    let e = crate::net::LinkError::from(failure);
+                    let outcome = match self.node.as_ref() {
+                        Some(n) => Outcome::of_link_error(n.core.codes(), &e),
+                        None => return,
                     };
                     self.conclude(flow, outcome);
                 }

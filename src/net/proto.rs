@@ -301,9 +301,10 @@ pub enum Failure {
 
 impl Failure {
     /// Whether the request may have reached the acquirer (a candidate for
-    /// reversal).
+    /// reversal): the rule of the [`LinkError`] it becomes, kept in one
+    /// place.
     pub fn maybe_delivered(self) -> bool {
-        matches!(self, Failure::Timeout | Failure::Disconnected)
+        LinkError::from(self).maybe_delivered()
     }
 }
 

@@ -186,6 +186,33 @@ pub enum Outcome {
     MaybeDelivered(ResponseCode, ReversalReason),
 }
 
+/// What [`Core::conclude`] decided: the transaction's state, the batch
+/// that records it, the merchant's answer, and the reversal the batch
+/// queues (to push to the store-and-forward queue once it is durable).
+#[derive(Debug, Clone)]
+pub struct Concluded {
+    pub state: TxState,
+    pub batch: Batch,
+    pub told: OrderAnswer,
+    pub queued: Option<SafRecord>,
+}
+
+impl Outcome {
+    /// What a link failure means for an order: not sent, or maybe
+    /// delivered (then reversed), with the code `codes` answers for it.
+    pub fn of_link_error(codes: &ResponseCodeTable, e: &crate::net::LinkError) -> Outcome {
+        let code = codes.for_link_error(e);
+        if !e.maybe_delivered() {
+            return Outcome::NotSent(code);
+        }
+        let reason = match e {
+            crate::net::LinkError::Timeout => ReversalReason::Timeout,
+            _ => ReversalReason::LinkDropped,
+        };
+        Outcome::MaybeDelivered(code, reason)
+    }
+}
+
 /// Why a claim did not go through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClaimError {
@@ -752,7 +779,7 @@ impl Core {
         sent_to: &SentTo,
         outcome: &Outcome,
         now_ms: u64,
-    ) -> (TxState, Batch, OrderAnswer) {
+    ) -> Concluded {
         let (state, answer) = match outcome {
             Outcome::Answered {
                 response_code,
@@ -795,10 +822,15 @@ impl Core {
         }
         // Maybe approved at the acquirer, answered 90/99 here: reversed,
         // queued in the same durable write as the answer.
-        if let Outcome::MaybeDelivered(_, reason) = outcome {
-            let q = self.reversal_for(tx_id, &sent_to.acquirer, p.request.amount, *reason, now_ms);
-            batch.push(Change::QueueSaf(Box::new(q)));
-        }
+        let queued = match outcome {
+            Outcome::MaybeDelivered(_, reason) => {
+                let q =
+                    self.reversal_for(tx_id, &sent_to.acquirer, p.request.amount, *reason, now_ms);
+                batch.push(Change::QueueSaf(Box::new(q.clone())));
+                Some(q)
+            }
+            _ => None,
+        };
         let told = OrderAnswer {
             response_code: ResponseCode::parse(&answer.response_code)
                 .unwrap_or(ResponseCode::TechnicalProblem),
@@ -812,7 +844,12 @@ impl Core {
             pan_entry_mode: p.request.pan_entry_mode,
             capture: p.capture,
         };
-        (state, batch, told)
+        Concluded {
+            state,
+            batch,
+            told,
+            queued,
+        }
     }
 
     /// The outcome is durable: memory follows.
@@ -1065,7 +1102,9 @@ mod tests {
             response_code: Some("00".into()),
             authorisation_id: Some("A1".into()),
         };
-        let (state, batch, told) = core.conclude(&p, id, &sent_to("000001"), &outcome, T0 + 5);
+        let Concluded {
+            state, batch, told, ..
+        } = core.conclude(&p, id, &sent_to("000001"), &outcome, T0 + 5);
         assert_eq!(state, TxState::Approved);
         assert_eq!(told.response_code, ResponseCode::Approved);
         db.commit(&[batch]).unwrap();
@@ -1095,7 +1134,9 @@ mod tests {
         let p = core.prepare(T0, &m, order("R2", 1000), card()).unwrap();
         let (id, _) = core.claim(&p).unwrap();
         db.commit(&[core.sent(&p, id, sent_to("000002"))]).unwrap();
-        let (state, batch, told) = core.conclude(
+        let Concluded {
+            state, batch, told, ..
+        } = core.conclude(
             &p,
             id,
             &sent_to("000002"),

@@ -65,7 +65,7 @@ use crate::card::{Expiry, Pan};
 use crate::civil::unix_ms;
 use crate::iso8583::{Message, Spec, ValueError};
 use crate::journal::{Applied, Change, Conflict, Journal, SafKind, SafRecord, SentTo, TxState};
-use crate::net::{LinkError, Pool, PoolConfig, Stan, StanLease, UnmatchedHandler};
+use crate::net::{Pool, PoolConfig, Stan, StanLease, UnmatchedHandler};
 use crate::seal::SealAlgorithm;
 use crate::telemetry;
 use crate::tls::LinkTls;
@@ -866,24 +866,18 @@ impl Switch {
                 }
             }
             Err(e) => {
-                let code = core.codes().for_link_error(&e);
                 if e.maybe_delivered() {
                     tracing::warn!(acquirer = %acq.name, error = %e, reference = %p.request.transaction_reference, "no answer: reversal queued");
-                    let reason = match e {
-                        LinkError::Timeout => ReversalReason::Timeout,
-                        _ => ReversalReason::LinkDropped,
-                    };
-                    Outcome::MaybeDelivered(code, reason)
-                } else {
-                    Outcome::NotSent(code)
                 }
+                Outcome::of_link_error(core.codes(), &e)
             }
         };
-        let (state, batch, told) = core.conclude(&p, tx_id, &sent_to, &outcome, at(started));
-        let queued = batch.iter().find_map(|c| match c {
-            Change::QueueSaf(q) => Some((**q).clone()),
-            _ => None,
-        });
+        let self::core::Concluded {
+            state,
+            batch,
+            told,
+            queued,
+        } = core.conclude(&p, tx_id, &sent_to, &outcome, at(started));
         // A timed-out order's batch carries its reversal: kept to be
         // written again if this write fails.
         let timed_out = (state == TxState::TimedOut).then(|| batch.clone());
@@ -911,26 +905,26 @@ impl Switch {
                 // written again until the journal takes it (a restart
                 // before that finds it open and reverses it).
                 tracing::error!(error = %e, tx = tx_id, "journal: outcome not recorded");
-                let to_reverse = match timed_out {
-                    Some(batch) => Some((state, batch)),
-                    None if state == TxState::Approved => {
+                let to_reverse = match (timed_out, queued) {
+                    (Some(batch), Some(queued)) => Some((state, batch, queued)),
+                    _ if state == TxState::Approved => {
                         let unrecorded = Outcome::MaybeDelivered(
                             ResponseCode::TechnicalProblem,
                             ReversalReason::NotRecorded,
                         );
-                        let (state, batch, _) =
-                            core.conclude(&p, tx_id, &sent_to, &unrecorded, at(started));
-                        Some((state, batch))
+                        let c = core.conclude(&p, tx_id, &sent_to, &unrecorded, at(started));
+                        c.queued.map(|q| (c.state, c.batch, q))
                     }
-                    None => None,
+                    _ => None,
                 };
-                if let Some((state, batch)) = to_reverse {
+                if let Some((state, batch, queued)) = to_reverse {
                     tokio::spawn(record_unrecorded(
                         Arc::clone(&self.shared),
                         p,
                         tx_id,
                         state,
                         batch,
+                        queued,
                     ));
                 }
                 return Err(refusal(ResponseCode::TechnicalProblem));
@@ -1123,11 +1117,8 @@ async fn record_unrecorded(
     tx_id: u64,
     state: TxState,
     batch: crate::journal::Batch,
+    queued: SafRecord,
 ) {
-    let queued = batch.iter().find_map(|c| match c {
-        Change::QueueSaf(q) => Some((**q).clone()),
-        _ => None,
-    });
     loop {
         match shared.journal.commit(batch.clone()).await {
             Ok(_) => break,
@@ -1140,10 +1131,8 @@ async fn record_unrecorded(
     }
     shared.core.concluded(&p, tx_id, state);
     tracing::warn!(tx = tx_id, reference = %p.request.transaction_reference, "an outcome the journal did not take is recorded, its reversal queued");
-    if let Some(q) = queued {
-        shared.saf().push(q);
-        shared.saf_wake.notify_waiters();
-    }
+    shared.saf().push(queued);
+    shared.saf_wake.notify_waiters();
 }
 
 /// The links shard `index` of `shards` runs out of an acquirer's `links`.
