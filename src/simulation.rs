@@ -149,6 +149,13 @@ enum Token {
 enum Ev {
     Client(usize),
     Cancel(usize),
+    /// An order's answer reaches the client (lost in a crash).
+    Told {
+        epoch: u32,
+        order: usize,
+        code: ResponseCode,
+        auth: Option<String>,
+    },
     /// A cancellation's answer reaches the client (lost in a crash).
     CancelTold {
         epoch: u32,
@@ -457,13 +464,11 @@ impl World<'_> {
                         node.saf.push(q);
                     }
                     self.log(|| format!("order {} concluded {state:?}", f.order));
-                    self.tell(f.order, answer.response_code, answer.authorisation_id);
+                    self.answer_later(f.order, answer);
                 }
                 self.pump_saf();
             }
-            Cont::Unsent { order, answer } => {
-                self.tell(order, answer.response_code, answer.authorisation_id)
-            }
+            Cont::Unsent { order, answer } => self.answer_later(order, answer),
             Cont::Cancelled {
                 order,
                 left,
@@ -485,6 +490,23 @@ impl World<'_> {
     }
 
     // ---- the clients ----
+
+    /// A durable answer on its way to the client: a crash before it
+    /// arrives loses it, and the client asks again (and must get the
+    /// recorded answer).
+    fn answer_later(&mut self, order: usize, answer: OrderAnswer) {
+        let epoch = self.epoch;
+        let at = self.now + self.latency();
+        self.at(
+            at,
+            Ev::Told {
+                epoch,
+                order,
+                code: answer.response_code,
+                auth: answer.authorisation_id,
+            },
+        );
+    }
 
     fn tell(&mut self, order: usize, code: ResponseCode, auth: Option<String>) {
         let o = &mut self.orders[order];
@@ -1350,6 +1372,13 @@ impl World<'_> {
                 o.cancel_told = Some(left);
             }
             Ev::CancelTold { .. } => {}
+            Ev::Told {
+                epoch: e,
+                order,
+                code,
+                auth,
+            } if e == epoch => self.tell(order, code, auth),
+            Ev::Told { .. } => {}
             Ev::Landed { epoch: e, commit } if e == epoch => self.landed(commit),
             Ev::Landed { .. } => {}
             Ev::ToSwitch { conn, bytes } => self.deliver_to_switch(conn, bytes),
