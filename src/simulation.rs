@@ -1562,7 +1562,9 @@ pub fn run(seed: u64, cfg: &SimulationConfig) -> RunReport {
     run_traced(seed, cfg, false)
 }
 
-fn run_traced(seed: u64, cfg: &SimulationConfig, keep_trace: bool) -> RunReport {
+/// Runs seed `seed`, keeping its last events in the report even when it
+/// passes (`keep_trace`: a replay, for reading).
+pub fn run_traced(seed: u64, cfg: &SimulationConfig, keep_trace: bool) -> RunReport {
     let spec = match Spec::builtin("cb2a") {
         Ok(s) => Arc::new(s),
         Err(e) => {
@@ -1699,11 +1701,6 @@ fn run_traced(seed: u64, cfg: &SimulationConfig, keep_trace: bool) -> RunReport 
         w.report.trace = w.trace.into_iter().collect();
     }
     w.report
-}
-
-/// The events of seed `seed`'s run (a replay, for reading).
-pub fn trace(seed: u64, cfg: &SimulationConfig) -> Vec<String> {
-    run_traced(seed, cfg, true).trace
 }
 
 /// Runs `count` seeds from `first`; the summary and the failing runs.

@@ -50,23 +50,15 @@ fn run_quiet(args: SimulateArgs) -> ExitCode {
         ..SimulationConfig::default()
     };
     if let Some(seed) = args.seed {
-        let r = simulation::run(seed, &cfg);
+        // One run, its events kept: shown whether it passes or not.
+        let mut r = simulation::run_traced(seed, &cfg, true);
         let passed = r.violations.is_empty();
-        let trace = if passed {
-            // Replayed on purpose: show what happened.
-            let mut c = cfg.clone();
-            c.orders = args.orders;
-            simulation::trace(seed, &c)
-        } else {
-            r.trace.clone()
-        };
-        for line in &trace {
+        for line in &r.trace {
             eprintln!("{line}");
         }
         for v in &r.violations {
             eprintln!("seed {seed}: {v}");
         }
-        let mut r = r;
         r.trace.clear();
         println!("{}", serde_json::to_string(&r).unwrap_or_default());
         return if passed {
