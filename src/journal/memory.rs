@@ -342,12 +342,7 @@ impl Backend for MemoryBackend {
     }
 
     fn operations(&mut self, tx_id: u64) -> Result<Vec<OperationRecord>, JournalError> {
-        Ok(self
-            .operations
-            .values()
-            .filter(|o| o.tx_id == tx_id)
-            .cloned()
-            .collect())
+        Ok(self.operations_of(tx_id).cloned().collect())
     }
 
     fn operations_between(

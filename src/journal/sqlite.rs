@@ -268,11 +268,6 @@ impl SqliteBackend {
         // WAL: readers (the sqlite3 shell, exports) never block the writer;
         // FULL: the WAL is fsynced at every commit, so a committed batch
         // survives a crash or power loss.
-        // Small pages: a group commit writes every page it dirtied to the
-        // WAL whole, and each batch dirties a leaf page of a few B-trees.
-        // (Only takes effect when the file is created.)
-        conn.execute_batch("PRAGMA page_size = 4096")
-            .map_err(open_err)?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(open_err)?;

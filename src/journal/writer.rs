@@ -247,16 +247,6 @@ impl Journal {
         self.read(move |b| b.operations(tx_id)).await
     }
 
-    /// Operations recorded in `[from_ms, to_ms)`, oldest first.
-    pub async fn operations_between(
-        &self,
-        from_ms: u64,
-        to_ms: u64,
-    ) -> Result<Vec<OperationRecord>, JournalError> {
-        self.read(move |b| b.operations_between(from_ms, to_ms))
-            .await
-    }
-
     /// What a cut-off closing business day `day` must capture or expire
     /// (see [`Backend::due_for_cut_off`]).
     pub async fn due_for_cut_off(
