@@ -322,6 +322,13 @@ impl SealKeyConfig {
         .and_then(|s| {
             if s.reveal().is_empty() {
                 Err(format!("key version {}: the secret is empty", self.version))
+            } else if s.reveal() == "****" {
+                // What `config check` prints in a secret's place: a
+                // printed configuration fed back must not run with it.
+                Err(format!(
+                    "key version {}: \"****\" is the mask `config check` prints, not a secret",
+                    self.version
+                ))
             } else {
                 Ok(s)
             }
@@ -445,6 +452,19 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_masked_secret_fed_back_is_refused() {
+        let cfg = Config::embedded_default().unwrap();
+        let key = SealKeyConfig {
+            version: 3,
+            secret: Some(Secret::new("****")),
+            secret_file: None,
+            secret_env: None,
+        };
+        let e = key.secret(&cfg).unwrap_err();
+        assert!(e.contains("key version 3") && e.contains("mask"), "{e}");
+    }
 
     #[test]
     fn embedded_default_parses() {

@@ -551,7 +551,8 @@ impl From<OrderAnswer> for CardOrderResponse {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// No `Debug`: the cryptogram is in clear here (the merchant's copy).
+#[derive(Serialize)]
 pub struct GooglePayValues {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eci: Option<String>,
@@ -559,7 +560,7 @@ pub struct GooglePayValues {
     pub cavv: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CheckAuthentication {
     pub holder_authent_program: &'static str,
@@ -568,8 +569,9 @@ pub struct CheckAuthentication {
 
 /// `paymentDataProviderCheck`'s answer. For CRYPTOGRAM_3DS the DPAN and
 /// cryptogram go back to the merchant (the contract); for
-/// PAN_ONLY, a vault reference.
-#[derive(Debug, Serialize)]
+/// PAN_ONLY, a vault reference. No `Debug`: the DPAN and cryptogram are
+/// in clear here, for the merchant only.
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CheckResponse {
     pub response_code: ResponseCode,
