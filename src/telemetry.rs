@@ -101,7 +101,12 @@ pub fn init_logs(format: LogFormat, default_filter: &str) -> LogGuard {
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .thread_name("acqswitch-log")
-        .finish(std::io::stderr());
+        // Buffered: the writer flushes once its queue is empty, so a burst
+        // of lines is one write, and no line waits for the next.
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)

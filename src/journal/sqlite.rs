@@ -163,16 +163,41 @@ INSERT INTO refs (merchant_id, reference, tx_id, content_hash, created_ms)
 "#,
 ];
 
-/// The columns of `tx`, in [`tx_of_row`]'s order.
-const TX_COLUMNS: &str = "id, merchant_id, reference, state, created_ms, updated_ms, amount, \
-    currency, masked_pan, brand, pan_entry_mode, wallet, order_channel, card, content_hash, \
-    acquirer, terminal_id, acceptor_id, acquirer_id, merchant_category_code, stan, rrn, \
-    sent_ms, response_code, acquirer_response_code, authorisation_id, answered_ms, reversal, \
-    capture_mode, capture_day, status, remaining, captured, refunded, settle_day, settled_ms";
+/// The columns of `tx`, in [`tx_of_row`]'s order (a macro, so that the
+/// statements of every order are literals: `prepare_cached` hashes its
+/// text on each call, better not built on each call too).
+macro_rules! tx_columns {
+    () => {
+        "id, merchant_id, reference, state, created_ms, updated_ms, amount, \
+         currency, masked_pan, brand, pan_entry_mode, wallet, order_channel, card, content_hash, \
+         acquirer, terminal_id, acceptor_id, acquirer_id, merchant_category_code, stan, rrn, \
+         sent_ms, response_code, acquirer_response_code, authorisation_id, answered_ms, reversal, \
+         capture_mode, capture_day, status, remaining, captured, refunded, settle_day, settled_ms"
+    };
+}
+const TX_COLUMNS: &str = tx_columns!();
 
 /// The columns of `saf`, in [`saf_of`]'s order.
-const SAF_COLUMNS: &str = "id, tx_id, kind, acquirer, reason, stan, amount, state, attempts, \
-    created_ms, updated_ms, expires_ms, response_code, replacement";
+macro_rules! saf_columns {
+    () => {
+        "id, tx_id, kind, acquirer, reason, stan, amount, state, attempts, \
+         created_ms, updated_ms, expires_ms, response_code, replacement"
+    };
+}
+const SAF_COLUMNS: &str = saf_columns!();
+
+const INSERT_TX: &str = concat!(
+    "INSERT INTO tx (",
+    tx_columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
+     ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36)"
+);
+const TX_BY_ID: &str = concat!("SELECT ", tx_columns!(), " FROM tx WHERE id = ?1");
+const INSERT_SAF: &str = concat!(
+    "INSERT INTO saf (",
+    saf_columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT DO NOTHING"
+);
 
 /// The columns of `operations`, in [`operation_of`]'s order.
 const OPERATION_COLUMNS: &str = "id, tx_id, kind, amount, operation_reference, response_code, \
@@ -446,7 +471,7 @@ fn saf_of(r: &Row<'_>) -> rusqlite::Result<SafRecord> {
 }
 
 fn tx_by_id(t: &Transaction<'_>, id: i64) -> rusqlite::Result<Option<TxRecord>> {
-    t.prepare_cached(&format!("SELECT {TX_COLUMNS} FROM tx WHERE id = ?1"))?
+    t.prepare_cached(TX_BY_ID)?
         .query_row([id], tx_of_row)
         .optional()
 }
@@ -516,12 +541,7 @@ fn claim(t: &Transaction<'_>, c: &Change) -> rusqlite::Result<Option<Conflict>> 
 fn insert_tx(t: &Transaction<'_>, r: &TxRecord) -> rusqlite::Result<()> {
     let s = r.sent_to.as_ref();
     let a = r.answer.as_ref();
-    t.prepare_cached(&format!(
-        "INSERT INTO tx ({TX_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
-         ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, \
-         ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36)"
-    ))?
-    .execute(params![
+    t.prepare_cached(INSERT_TX)?.execute(params![
         i(r.id),
         r.merchant_id,
         r.reference,
@@ -629,27 +649,22 @@ fn apply(t: &Transaction<'_>, c: &Change) -> rusqlite::Result<()> {
         Change::QueueSaf(q) => {
             // Idempotent: a message written again (its first write's
             // outcome unknown) must not fail the group it lands in.
-            let inserted = t
-                .prepare_cached(&format!(
-                    "INSERT INTO saf ({SAF_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
-                     ?10, ?11, ?12, ?13, ?14) ON CONFLICT DO NOTHING"
-                ))?
-                .execute(params![
-                    i(q.id),
-                    i(q.tx_id),
-                    q.kind.as_str(),
-                    q.acquirer,
-                    q.reason,
-                    q.stan,
-                    i(q.amount),
-                    q.state.as_str(),
-                    i64::from(q.attempts),
-                    i(q.created_ms),
-                    i(q.updated_ms),
-                    i(q.expires_ms),
-                    q.response_code,
-                    q.replacement.map(i),
-                ])?;
+            let inserted = t.prepare_cached(INSERT_SAF)?.execute(params![
+                i(q.id),
+                i(q.tx_id),
+                q.kind.as_str(),
+                q.acquirer,
+                q.reason,
+                q.stan,
+                i(q.amount),
+                q.state.as_str(),
+                i64::from(q.attempts),
+                i(q.created_ms),
+                i(q.updated_ms),
+                i(q.expires_ms),
+                q.response_code,
+                q.replacement.map(i),
+            ])?;
             if inserted == 1 && q.kind == SafKind::Reversal {
                 t.prepare_cached("UPDATE tx SET reversal = 'queued' WHERE id = ?1")?
                     .execute([i(q.tx_id)])?;
@@ -929,7 +944,7 @@ impl Backend for SqliteBackend {
 
     fn transaction_by_id(&mut self, id: u64) -> Result<Option<TxRecord>, JournalError> {
         self.conn
-            .prepare_cached(&format!("SELECT {TX_COLUMNS} FROM tx WHERE id = ?1"))
+            .prepare_cached(TX_BY_ID)
             .map_err(storage)?
             .query_row([i(id)], tx_of_row)
             .optional()

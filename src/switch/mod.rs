@@ -64,6 +64,7 @@ use crate::card::Secret;
 use crate::card::{Expiry, Pan};
 use crate::civil::unix_ms;
 use crate::iso8583::{Message, Spec, ValueError};
+use crate::journal::writer::ShardCommits;
 use crate::journal::{Applied, Change, Conflict, Journal, SafKind, SafRecord, SentTo, TxState};
 use crate::net::{Pool, PoolConfig, Stan, StanLease, UnmatchedHandler};
 use crate::seal::SealAlgorithm;
@@ -302,6 +303,8 @@ struct SafDrivers {
 pub struct Switch {
     shared: Arc<Shared>,
     acquirers: HashMap<String, Acquirer>,
+    /// This shard's way to the journal writer.
+    commits: ShardCommits,
     /// On shard 0 only.
     drivers: Mutex<Option<SafDrivers>>,
 }
@@ -435,9 +438,11 @@ impl Switch {
                 .collect(),
         );
         drop(registry);
+        let commits = shared.journal.shard_commits();
         Ok(Switch {
             shared,
             acquirers,
+            commits,
             drivers: Mutex::new(None),
         })
     }
@@ -690,7 +695,7 @@ impl Switch {
             Some(Change::PutVault(v)) => Some(v.clone()),
             _ => None,
         };
-        match self.shared.journal.commit(batch).await {
+        match self.commits.commit(batch).await {
             Ok(Applied::Done) => {}
             Ok(Applied::Conflict(_)) => return Err(replayed()),
             Err(e) => {
@@ -786,7 +791,7 @@ impl Switch {
             // Nothing can be sent: record it, give the reference back.
             core.release(&p, tx_id);
             let (batch, told) = core.unsent(&p, tx_id, core.codes().unreachable, at(started));
-            if let Err(e) = self.shared.journal.commit(batch).await {
+            if let Err(e) = self.commits.commit(batch).await {
                 tracing::error!(error = %e, "journal: unsent order not recorded");
             }
             authorized(acq, &p, None, &told, started);
@@ -822,8 +827,7 @@ impl Switch {
                 }
             };
         match self
-            .shared
-            .journal
+            .commits
             .commit(core.sent(&p, tx_id, sent_to.clone()))
             .await
         {
@@ -887,7 +891,7 @@ impl Switch {
                     "injected fault: first approval not recorded".into(),
                 ))
             } else {
-                self.shared.journal.commit(batch).await
+                self.commits.commit(batch).await
             };
         match committed {
             Ok(_) => {
@@ -1045,7 +1049,7 @@ impl Switch {
             now_ms,
             core.saf_config().expiry_ms,
         );
-        journal.commit(batch).await.map_err(technical)?;
+        self.commits.commit(batch).await.map_err(technical)?;
         if let Some(m) = message {
             self.shared.saf().push(m);
             self.shared.saf_wake.notify_waiters();

@@ -142,12 +142,14 @@ impl<V: Clone> Window<V> {
         self.gens[1 - cur].remove(&key);
     }
 
-    /// Changes `key`'s value where it is, if `f` says so.
+    /// Changes `key`'s value where lookups find it (the current
+    /// generation first), if `f` says so.
     pub fn update(&self, key: u128, f: impl Fn(&mut V)) {
-        for g in &self.gens {
-            if let Some(mut v) = g.get_mut(&key) {
-                f(&mut v);
-            }
+        let cur = self.current.load(Ordering::Acquire);
+        if let Some(mut v) = self.gens[cur].get_mut(&key) {
+            f(&mut v);
+        } else if let Some(mut v) = self.gens[1 - cur].get_mut(&key) {
+            f(&mut v);
         }
     }
 
