@@ -186,22 +186,46 @@ pub fn record(
     (batch, message, answer)
 }
 
-/// What the cut-off closing business day `day` does to `t`: its new
-/// status (captured or expired) and the batch that records it, as an
-/// operation whose id `op_id` gives (asked only then), or `None`.
+/// What the cut-off closing business day `day` does to `t`, or `None`:
+/// its new status (captured or expired), the batch that records it as an
+/// operation, and, for an expiry, the reversal that gives the cardholder's
+/// funds back (an authorization never captured must not stay held at the
+/// issuer until it lapses: the card schemes charge for that). The
+/// reversal goes in the same batch, the operation's id and the
+/// message's come from `new_id` (asked only when needed).
 pub fn cut_off(
     t: &TxRecord,
     day: i32,
     now_ms: u64,
-    op_id: impl FnOnce() -> Option<u64>,
-) -> Option<(Status, Batch)> {
+    saf_expiry_ms: u64,
+    mut new_id: impl FnMut() -> Option<u64>,
+) -> Option<(Status, Batch, Option<SafRecord>)> {
     let next = lifecycle_of(t).cut_off(day)?;
     let (kind, amount) = match next.status {
         Status::Captured => ("capture", next.captured),
         _ => ("expire", next.remaining),
     };
+    let acquirer = t.sent_to.as_ref().map(|s| s.acquirer.clone());
+    let message = match acquirer {
+        Some(acquirer) if next.status == Status::Expired && amount > 0 => {
+            // As a full cancellation: the original amount, nothing left
+            // authorized (the merchant did not validate it in time).
+            Some(SafRecord::queued(
+                new_id()?,
+                t.id,
+                SafKind::Cancel,
+                acquirer,
+                ReversalReason::Cancellation.as_str(),
+                t.amount,
+                Some(0),
+                now_ms,
+                now_ms.saturating_add(saf_expiry_ms),
+            ))
+        }
+        _ => None,
+    };
     let op = OperationRecord {
-        id: op_id()?,
+        id: new_id()?,
         tx_id: t.id,
         kind: kind.into(),
         amount,
@@ -210,16 +234,19 @@ pub fn cut_off(
         new_status: next.status.as_str().into(),
         new_amount: next.current_amount(),
         created_ms: now_ms,
-        saf_id: None,
+        saf_id: message.as_ref().map(|m| m.id),
     };
-    let batch = vec![
+    let mut batch = vec![
         Change::Settle {
             tx_id: t.id,
             settlement: settlement(&next, now_ms),
         },
         Change::InsertOperation(Box::new(op)),
     ];
-    Some((next.status, batch))
+    if let Some(m) = &message {
+        batch.push(Change::QueueSaf(Box::new(m.clone())));
+    }
+    Some((next.status, batch, message))
 }
 
 /// getTransactionData's content for `t`, its operations `ops`, the answer
@@ -396,9 +423,15 @@ mod tests {
     #[test]
     fn the_cut_off_captures_or_expires_and_refunds_follow() {
         let t = tx(CaptureMode::AuthorCapture);
-        assert!(cut_off(&t, DAY + 1, 5, || Some(1)).is_none(), "not due yet");
-        let (status, batch) = cut_off(&t, DAY + 2, 5, || Some(1)).unwrap();
+        let mut ids = 0..;
+        assert!(
+            cut_off(&t, DAY + 1, 5, 60_000, || ids.next()).is_none(),
+            "not due yet"
+        );
+        let (status, batch, message) = cut_off(&t, DAY + 2, 5, 60_000, || ids.next()).unwrap();
         assert_eq!(status, Status::Captured);
+        assert!(message.is_none(), "a capture sends nothing now");
+        assert!(!batch.iter().any(|c| matches!(c, Change::QueueSaf(_))));
         let Change::Settle { settlement, .. } = &batch[0] else {
             panic!()
         };
@@ -432,11 +465,30 @@ mod tests {
             (Status::Credited, 2400, 0)
         );
 
+        // Never validated: expired, and reversed at the acquirer in the
+        // same write (the whole amount, nothing left authorized).
         let v = tx(CaptureMode::Validation);
-        let (_, batch) = cut_off(&v, DAY + 2, 5, || Some(1)).unwrap();
+        let (_, batch, message) = cut_off(&v, DAY + 2, 5, 60_000, || ids.next()).unwrap();
         assert!(
             matches!(&batch[0], Change::Settle { settlement, .. } if settlement.status == "EXPIRED")
         );
+        let m = message.expect("the expiry reverses the authorization");
+        assert_eq!(
+            (m.kind, m.amount, m.replacement, m.tx_id, m.expires_ms),
+            (SafKind::Cancel, 1000, Some(0), v.id, 60_005)
+        );
+        assert!(batch
+            .iter()
+            .any(|c| matches!(c, Change::QueueSaf(q) if q.id == m.id)));
+        assert!(batch.iter().any(
+            |c| matches!(c, Change::InsertOperation(o) if o.kind == "expire" && o.saf_id == Some(m.id))
+        ));
+        // Cancelled down to nothing before its limit: nothing left to
+        // reverse at the expiry (the cancellations did).
+        let mut ops = Vec::new();
+        let (cancelled, _) = run(&v, &mut ops, &req(OperationKind::Cancel, 1000, None));
+        assert!(cut_off(&cancelled, DAY + 2, 5, 60_000, || ids.next())
+            .is_none_or(|(_, _, m)| m.is_none()));
     }
 
     #[test]

@@ -1292,18 +1292,24 @@ async fn cut_off_run(
             .transactions_by_ids(due.iter().map(|t| t.id).collect())
             .await?;
         let mut batch = Vec::new();
+        let mut messages = Vec::new();
         let mut changed = 0;
+        let expiry_ms = shared.core.saf_config().expiry_ms;
         for t in &fresh {
-            let mut grow = None;
-            let op_id = || {
+            let mut grows = Vec::new();
+            let new_id = || {
                 let (id, g) = shared.core.next_id().ok()?;
-                grow = g;
+                grows.push(g);
                 Some(id)
             };
-            let Some((status, changes)) = cash::cut_off(t, day, now_ms, op_id) else {
+            let Some((status, changes, message)) = cash::cut_off(t, day, now_ms, expiry_ms, new_id)
+            else {
                 continue;
             };
-            shared.reserve(grow).await;
+            for g in grows {
+                shared.reserve(g).await;
+            }
+            messages.extend(message);
             if status == lifecycle::Status::Captured {
                 run.captured += 1;
             } else {
@@ -1314,6 +1320,15 @@ async fn cut_off_run(
         }
         if !batch.is_empty() {
             shared.journal.commit(batch).await?;
+        }
+        if !messages.is_empty() {
+            // Durable: the expired authorizations' reversals may go.
+            let mut saf = shared.saf();
+            for m in messages {
+                saf.push(m);
+            }
+            drop(saf);
+            shared.saf_wake.notify_waiters();
         }
         drop(locks);
         if changed == 0 {
