@@ -397,40 +397,48 @@ async fn gather(
     }
 }
 
+/// The group commit being gathered: its batches, and who waits for them.
+#[derive(Default)]
+struct Gathered {
+    batches: Vec<Batch>,
+    waiters: Vec<Waiter>,
+}
+
+impl Gathered {
+    /// Takes `req` in when it is a commit; gives any other request back.
+    fn take(&mut self, req: Request) -> Option<Request> {
+        match req {
+            Request::Commit { batch, done } => {
+                self.batches.push(batch);
+                self.waiters.push(Waiter::One(done));
+                None
+            }
+            Request::Group { batches, done } => {
+                self.waiters.push(Waiter::Group(batches.len(), done));
+                self.batches.extend(batches);
+                None
+            }
+            other => Some(other),
+        }
+    }
+}
+
 fn write_loop(mut backend: Box<dyn Backend>, rx: mpsc::Receiver<Request>, stats: &Stats) {
-    let mut batches: Vec<Batch> = Vec::new();
-    let mut waiters: Vec<Waiter> = Vec::new();
+    let mut group = Gathered::default();
     let mut stop = false;
     while !stop {
         let Ok(first) = rx.recv() else { break };
-        let mut next = Some(first);
         // Gather: every commit already queued joins this group; a lookup
         // or a stop ends it (served after the group is durable).
-        let mut after: Option<Request> = None;
-        while let Some(req) = next.take() {
-            match req {
-                Request::Commit { batch, done } => {
-                    batches.push(batch);
-                    waiters.push(Waiter::One(done));
-                    if batches.len() < MAX_GROUP {
-                        next = rx.try_recv().ok();
-                    }
-                }
-                Request::Group {
-                    batches: group,
-                    done,
-                } => {
-                    waiters.push(Waiter::Group(group.len(), done));
-                    batches.extend(group);
-                    if batches.len() < MAX_GROUP {
-                        next = rx.try_recv().ok();
-                    }
-                }
-                other => after = Some(other),
+        let mut after = group.take(first);
+        while after.is_none() && group.batches.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(req) => after = group.take(req),
+                Err(_) => break,
             }
         }
-        if !batches.is_empty() {
-            commit_group(backend.as_mut(), &mut batches, &mut waiters, stats);
+        if !group.batches.is_empty() {
+            commit_group(backend.as_mut(), &mut group, stats);
         }
         match after {
             None | Some(Request::Commit { .. } | Request::Group { .. }) => {}
@@ -464,32 +472,15 @@ fn write_loop(mut backend: Box<dyn Backend>, rx: mpsc::Receiver<Request>, stats:
     // Stopped: whatever is still queued is committed first, so a shutdown
     // loses nothing that was handed over.
     while let Ok(req) = rx.try_recv() {
-        match req {
-            Request::Commit { batch, done } => {
-                batches.push(batch);
-                waiters.push(Waiter::One(done));
-            }
-            Request::Group {
-                batches: group,
-                done,
-            } => {
-                waiters.push(Waiter::Group(group.len(), done));
-                batches.extend(group);
-            }
-            _ => {}
-        }
+        let _ = group.take(req);
     }
-    if !batches.is_empty() {
-        commit_group(backend.as_mut(), &mut batches, &mut waiters, stats);
+    if !group.batches.is_empty() {
+        commit_group(backend.as_mut(), &mut group, stats);
     }
 }
 
-fn commit_group(
-    backend: &mut dyn Backend,
-    batches: &mut Vec<Batch>,
-    waiters: &mut Vec<Waiter>,
-    stats: &Stats,
-) {
+fn commit_group(backend: &mut dyn Backend, group: &mut Gathered, stats: &Stats) {
+    let Gathered { batches, waiters } = group;
     let started = Instant::now();
     let result = backend.commit(batches);
     let took = started.elapsed();
