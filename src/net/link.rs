@@ -423,11 +423,6 @@ impl Link {
         self.shared.state()
     }
 
-    /// A receiver that sees every state change.
-    pub fn watch_state(&self) -> watch::Receiver<LinkState> {
-        self.shared.state_tx.subscribe()
-    }
-
     pub fn in_flight(&self) -> usize {
         self.shared.in_flight.load(Ordering::Acquire)
     }

@@ -157,17 +157,6 @@ pub struct EncodedRequest {
     frame: Bytes,
 }
 
-impl EncodedRequest {
-    pub fn key(&self) -> &MatchKey {
-        &self.key
-    }
-
-    /// The whole frame: length header, fixed header, message.
-    pub fn frame(&self) -> &Bytes {
-        &self.frame
-    }
-}
-
 impl fmt::Debug for EncodedRequest {
     // The frame holds card data: its size only.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -252,7 +241,6 @@ impl fmt::Debug for Stray {
 /// the read buffer.
 #[derive(Clone)]
 pub struct Response {
-    header: Bytes,
     message: Box<Message<'static>>,
 }
 
@@ -263,19 +251,10 @@ impl Response {
         &self.message
     }
 
-    pub fn into_message(self) -> Message<'static> {
-        *self.message
-    }
-
     /// The encoded message (no framing).
     pub fn body(&self) -> &Bytes {
         static EMPTY: Bytes = Bytes::new();
         self.message.shared_frame().unwrap_or(&EMPTY)
-    }
-
-    /// The fixed framing header received with it.
-    pub fn framing_header(&self) -> &Bytes {
-        &self.header
     }
 }
 
@@ -619,10 +598,7 @@ impl<T> Connection<T> {
         match outcome {
             Match::Matched(Pending::Caller { token, .. }) => {
                 self.callers -= 1;
-                let response = Response {
-                    header,
-                    message: msg,
-                };
+                let response = Response { message: msg };
                 self.events.push_back(Event::Answered { token, response });
                 self.check_drained(now);
             }
