@@ -272,9 +272,22 @@ impl Journal {
         rx.await.unwrap_or(Err(JournalError::Stopped))
     }
 
-    /// The operations of transaction `tx_id`, oldest first.
-    pub async fn operations(&self, tx_id: u64) -> Result<Vec<OperationRecord>, JournalError> {
-        self.read(move |b| b.operations(tx_id)).await
+    /// The newest transaction of `(merchant, reference)` and its
+    /// operations, oldest first: one trip to the writer.
+    pub async fn transaction_with_operations(
+        &self,
+        merchant_id: &str,
+        reference: &str,
+    ) -> Result<Option<(TxRecord, Vec<OperationRecord>)>, JournalError> {
+        let (merchant_id, reference) = (merchant_id.to_owned(), reference.to_owned());
+        self.read(move |b| match b.transaction(&merchant_id, &reference)? {
+            Some(t) => {
+                let ops = b.operations(t.id)?;
+                Ok(Some((t, ops)))
+            }
+            None => Ok(None),
+        })
+        .await
     }
 
     /// What a cut-off closing business day `day` must capture or expire

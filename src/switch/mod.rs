@@ -1008,12 +1008,11 @@ impl Switch {
             .shared
             .lock_tx(&merchant.id, &req.transaction_reference)
             .await;
-        let t = journal
-            .transaction(&merchant.id, &req.transaction_reference)
+        let (t, ops) = journal
+            .transaction_with_operations(&merchant.id, &req.transaction_reference)
             .await
             .map_err(technical)?
             .ok_or(refusal(ResponseCode::UnknownTransaction))?;
-        let ops = journal.operations(t.id).await.map_err(technical)?;
         let today = core.cut_off().business_day(now_ms);
         let (next, notice) = match cash::decide(&t, &ops, req, today)? {
             cash::Decision::Repeat(a) => return Ok(a),
@@ -1071,12 +1070,11 @@ impl Switch {
             tracing::error!(error = %e, "journal: transaction not read");
             refusal(ResponseCode::TechnicalProblem)
         };
-        let t = journal
-            .transaction(&merchant.id, reference)
+        let (t, ops) = journal
+            .transaction_with_operations(&merchant.id, reference)
             .await
             .map_err(technical)?
             .ok_or(refusal(ResponseCode::UnknownTransaction))?;
-        let ops = journal.operations(t.id).await.map_err(technical)?;
         let last_closed = core.cut_off().last_closed(unix_ms(now));
         Ok(cash::transaction_data(
             &t,
