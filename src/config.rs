@@ -293,6 +293,34 @@ pub struct AcquirerConfig {
     pub pool: PoolConfig,
 }
 
+/// Where a secret is given: in the configuration, in a file (resolved
+/// against the configuration's folder) or in an environment variable;
+/// or nowhere, or in more than one of them.
+#[derive(Debug, Clone, Copy)]
+pub enum SecretSource<'a> {
+    Inline(&'a Secret),
+    File(&'a Path),
+    Env(&'a str),
+    Nowhere,
+    Several,
+}
+
+impl<'a> SecretSource<'a> {
+    pub fn of(
+        inline: Option<&'a Secret>,
+        file: Option<&'a PathBuf>,
+        env: Option<&'a String>,
+    ) -> SecretSource<'a> {
+        match (inline, file, env) {
+            (Some(s), None, None) => SecretSource::Inline(s),
+            (None, Some(f), None) => SecretSource::File(f),
+            (None, None, Some(v)) => SecretSource::Env(v),
+            (None, None, None) => SecretSource::Nowhere,
+            _ => SecretSource::Several,
+        }
+    }
+}
+
 /// A merchant's seal key: its version and its secret, given inline
 /// (`secret`), in a file (`secret_file`, relative to the configuration's
 /// folder; one trailing newline ignored) or in an environment variable
@@ -310,11 +338,16 @@ impl SealKeyConfig {
     /// The secret, from wherever it is given. The error names the source,
     /// never the value.
     pub fn secret(&self, cfg: &Config) -> Result<Secret, String> {
-        match (&self.secret, &self.secret_file, &self.secret_env) {
-            (Some(s), None, None) => Ok(s.clone()),
-            (None, Some(f), None) => Secret::from_file(&cfg.resolve(f)),
-            (None, None, Some(var)) => Secret::from_env(var),
-            _ => Err(format!(
+        let source = SecretSource::of(
+            self.secret.as_ref(),
+            self.secret_file.as_ref(),
+            self.secret_env.as_ref(),
+        );
+        match source {
+            SecretSource::Inline(s) => Ok(s.clone()),
+            SecretSource::File(f) => Secret::from_file(&cfg.resolve(f)),
+            SecretSource::Env(var) => Secret::from_env(var),
+            SecretSource::Nowhere | SecretSource::Several => Err(format!(
                 "key version {}: give exactly one of secret, secret_file and secret_env",
                 self.version
             )),
@@ -464,6 +497,28 @@ mod tests {
         };
         let e = key.secret(&cfg).unwrap_err();
         assert!(e.contains("key version 3") && e.contains("mask"), "{e}");
+    }
+
+    #[test]
+    fn a_seal_key_is_given_in_exactly_one_place() {
+        let cfg = Config::embedded_default().unwrap();
+        let key = |secret: Option<&str>, env: Option<&str>| SealKeyConfig {
+            version: 2,
+            secret: secret.map(Secret::new),
+            secret_file: None,
+            secret_env: env.map(String::from),
+        };
+        assert_eq!(
+            key(Some("s3cret"), None).secret(&cfg).unwrap().reveal(),
+            "s3cret"
+        );
+        for k in [key(None, None), key(Some("s3cret"), Some("VAR"))] {
+            let e = k.secret(&cfg).unwrap_err();
+            assert!(e.contains("exactly one of") && !e.contains("s3cret"), "{e}");
+        }
+        let var = "ACQSWITCH_TEST_SEAL_SECRET_UNSET";
+        let e = key(None, Some(var)).secret(&cfg).unwrap_err();
+        assert!(e.contains(var), "{e}");
     }
 
     #[test]

@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::task::TaskTracker;
 
 use crate::civil::unix_ms;
-use crate::config::{Config, GooglePayConfig, MerchantConfig, SIMULATOR};
+use crate::config::{Config, GooglePayConfig, MerchantConfig, SecretSource, SIMULATOR};
 use crate::front::server::{accept_loop, shard_loop, ApiTls, ConnConfig, Handed};
 use crate::front::{self, Api};
 use crate::iso8583::Spec;
@@ -270,11 +270,12 @@ fn recipient(g: &GooglePayConfig, cfg: &Config) -> Result<GooglePayRecipient, St
 fn journal_key(cfg: &Config, journal_path: &Path) -> Result<CardKey, StartError> {
     let j = &cfg.journal;
     let err = |e: crate::journal::KeyError| StartError::Journal(e.to_string());
-    match (&j.key, &j.key_file, &j.key_env) {
-        (Some(k), None, None) => CardKey::from_text(k.reveal()).map_err(err),
-        (None, Some(f), None) => CardKey::from_file(&cfg.resolve(f)).map_err(err),
-        (None, None, Some(var)) => CardKey::from_env(var).map_err(err),
-        (None, None, None) => {
+    let source = SecretSource::of(j.key.as_ref(), j.key_file.as_ref(), j.key_env.as_ref());
+    match source {
+        SecretSource::Inline(k) => CardKey::from_text(k.reveal()).map_err(err),
+        SecretSource::File(f) => CardKey::from_file(&cfg.resolve(f)).map_err(err),
+        SecretSource::Env(var) => CardKey::from_env(var).map_err(err),
+        SecretSource::Nowhere => {
             let dir = journal_path
                 .parent()
                 .filter(|d| !d.as_os_str().is_empty())
@@ -293,7 +294,7 @@ fn journal_key(cfg: &Config, journal_path: &Path) -> Result<CardKey, StartError>
                 CardKey::generate_file(&file).map_err(err)
             }
         }
-        _ => Err(StartError::Journal(
+        SecretSource::Several => Err(StartError::Journal(
             "give at most one of journal.key, journal.key_file and journal.key_env".into(),
         )),
     }
