@@ -573,19 +573,21 @@ impl World<'_> {
             }
             Ok(cash::Decision::Apply { next, notice }) => {
                 let expiry = node.core.saf_config().expiry_ms;
-                let (Ok((op, g1)), Ok((msg, g2))) = (node.core.next_id(), node.core.next_id())
+                let mut grows = Vec::new();
+                let new_id = || {
+                    let (id, g) = node.core.next_id().ok()?;
+                    grows.push(g);
+                    Some(id)
+                };
+                let Some((batch, message, answer)) =
+                    cash::record(&tx, &req, &next, notice, now_ms, expiry, new_id)
                 else {
                     self.report.violations.push("ids exhausted".into());
                     return;
                 };
-                let ids = cash::NewIds {
-                    operation: op,
-                    message: msg,
-                };
-                let (batch, message, answer) =
-                    cash::record(&tx, &req, &next, notice, ids, now_ms, expiry);
-                self.grow(g1);
-                self.grow(g2);
+                for g in grows {
+                    self.grow(g);
+                }
                 self.orders[i].cancel_waiting = true;
                 self.commit(
                     batch,

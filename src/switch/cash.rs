@@ -116,120 +116,55 @@ fn settlement(l: &Lifecycle, now_ms: u64) -> Settlement {
     }
 }
 
-/// Ids for what an operation records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NewIds {
-    pub operation: u64,
-    /// For the acquirer's message, when there is one.
-    pub message: u64,
-}
-
-/// The journal batch of an applied operation (the transaction's new state,
-/// the operation, and the acquirer's message in the store-and-forward
-/// queue: all in one durable write), the message to push to the queue in
-/// memory once it is durable, and the merchant's answer.
-pub fn record(
+/// What an operation (a merchant's, or the cut-off's) does to `t`, as one
+/// durable write: `t`'s new state `next`, the operation, and the message
+/// that tells the acquirer `notice`, queued for store-and-forward. The
+/// ids come from `new_id` (the message's first, asked only when there is
+/// one); `None` when it has none to give.
+#[allow(clippy::too_many_arguments)]
+fn recorded(
     t: &TxRecord,
-    req: &CashRequest,
     next: &Lifecycle,
     notice: AcquirerNotice,
-    ids: NewIds,
-    now_ms: u64,
-    saf_expiry_ms: u64,
-) -> (Batch, Option<SafRecord>, OperationAnswer) {
-    let acquirer = t.sent_to.as_ref().map(|s| s.acquirer.clone());
-    let message = match (notice, acquirer) {
-        (AcquirerNotice::None, _) | (_, None) => None,
-        (notice, Some(acquirer)) => {
-            let (kind, amount, replacement) = match notice {
-                AcquirerNotice::Refund { amount } => (SafKind::Refund, amount, None),
-                // The reversal carries the original amount; what stays
-                // authorized goes as the replacement.
-                _ => (SafKind::Cancel, t.amount, Some(next.remaining)),
-            };
-            Some(SafRecord::queued(
-                ids.message,
-                t.id,
-                kind,
-                acquirer,
-                ReversalReason::Cancellation.as_str(),
-                amount,
-                replacement,
-                now_ms,
-                now_ms.saturating_add(saf_expiry_ms),
-            ))
-        }
-    };
-    let op = OperationRecord {
-        id: ids.operation,
-        tx_id: t.id,
-        kind: req.kind.as_str().into(),
-        amount: req.amount,
-        operation_reference: req.operation_reference.clone(),
-        response_code: ResponseCode::Approved.as_str().into(),
-        new_status: next.status.as_str().into(),
-        new_amount: next.current_amount(),
-        created_ms: now_ms,
-        saf_id: message.as_ref().map(|m| m.id),
-    };
-    let answer = answer_of(t, &op);
-    let mut batch = vec![
-        Change::Settle {
-            tx_id: t.id,
-            settlement: settlement(next, now_ms),
-        },
-        Change::InsertOperation(Box::new(op)),
-    ];
-    if let Some(m) = &message {
-        batch.push(Change::QueueSaf(Box::new(m.clone())));
-    }
-    (batch, message, answer)
-}
-
-/// What the cut-off closing business day `day` does to `t`, or `None`:
-/// its new status (captured or expired), the batch that records it as an
-/// operation, and, for an expiry, the reversal that gives the cardholder's
-/// funds back (an authorization never captured must not stay held at the
-/// issuer until it lapses: the card schemes charge for that). The
-/// reversal goes in the same batch, the operation's id and the
-/// message's come from `new_id` (asked only when needed).
-pub fn cut_off(
-    t: &TxRecord,
-    day: i32,
+    kind: &str,
+    amount: u64,
+    operation_reference: Option<String>,
     now_ms: u64,
     saf_expiry_ms: u64,
     mut new_id: impl FnMut() -> Option<u64>,
-) -> Option<(Status, Batch, Option<SafRecord>)> {
-    let next = lifecycle_of(t).cut_off(day)?;
-    let (kind, amount) = match next.status {
-        Status::Captured => ("capture", next.captured),
-        _ => ("expire", next.remaining),
-    };
+) -> Option<(Batch, Option<SafRecord>, OperationRecord)> {
     let acquirer = t.sent_to.as_ref().map(|s| s.acquirer.clone());
-    let message = match acquirer {
-        Some(acquirer) if next.status == Status::Expired && amount > 0 => {
-            // As a full cancellation: the original amount, nothing left
-            // authorized (the merchant did not validate it in time).
-            Some(SafRecord::queued(
-                new_id()?,
-                t.id,
-                SafKind::Cancel,
-                acquirer,
-                ReversalReason::Cancellation.as_str(),
-                t.amount,
-                Some(0),
-                now_ms,
-                now_ms.saturating_add(saf_expiry_ms),
-            ))
+    // A reversal carries the original amount, and what stays authorized
+    // as the replacement.
+    let message = match (notice, acquirer) {
+        (AcquirerNotice::Refund { amount }, Some(acquirer)) => {
+            Some((SafKind::Refund, amount, None, acquirer))
+        }
+        (AcquirerNotice::Reversal { replacement }, Some(acquirer)) => {
+            Some((SafKind::Cancel, t.amount, Some(replacement), acquirer))
         }
         _ => None,
+    };
+    let message = match message {
+        Some((kind, amount, replacement, acquirer)) => Some(SafRecord::queued(
+            new_id()?,
+            t.id,
+            kind,
+            acquirer,
+            ReversalReason::Cancellation.as_str(),
+            amount,
+            replacement,
+            now_ms,
+            now_ms.saturating_add(saf_expiry_ms),
+        )),
+        None => None,
     };
     let op = OperationRecord {
         id: new_id()?,
         tx_id: t.id,
         kind: kind.into(),
         amount,
-        operation_reference: None,
+        operation_reference,
         response_code: ResponseCode::Approved.as_str().into(),
         new_status: next.status.as_str().into(),
         new_amount: next.current_amount(),
@@ -239,13 +174,69 @@ pub fn cut_off(
     let mut batch = vec![
         Change::Settle {
             tx_id: t.id,
-            settlement: settlement(&next, now_ms),
+            settlement: settlement(next, now_ms),
         },
-        Change::InsertOperation(Box::new(op)),
+        Change::InsertOperation(Box::new(op.clone())),
     ];
     if let Some(m) = &message {
         batch.push(Change::QueueSaf(Box::new(m.clone())));
     }
+    Some((batch, message, op))
+}
+
+/// The journal batch of an applied operation (see [`recorded`]), the
+/// message to push to the queue in memory once it is durable, and the
+/// merchant's answer; `None` when `new_id` runs out.
+pub fn record(
+    t: &TxRecord,
+    req: &CashRequest,
+    next: &Lifecycle,
+    notice: AcquirerNotice,
+    now_ms: u64,
+    saf_expiry_ms: u64,
+    new_id: impl FnMut() -> Option<u64>,
+) -> Option<(Batch, Option<SafRecord>, OperationAnswer)> {
+    let (batch, message, op) = recorded(
+        t,
+        next,
+        notice,
+        req.kind.as_str(),
+        req.amount,
+        req.operation_reference.clone(),
+        now_ms,
+        saf_expiry_ms,
+        new_id,
+    )?;
+    Some((batch, message, answer_of(t, &op)))
+}
+
+/// What the cut-off closing business day `day` does to `t`, or `None`:
+/// its new status (captured or expired) and the batch that records it as
+/// an operation, with, for an expiry, the reversal that gives the
+/// cardholder's funds back (see [`Lifecycle::closed`]) in the same batch.
+pub fn cut_off(
+    t: &TxRecord,
+    day: i32,
+    now_ms: u64,
+    saf_expiry_ms: u64,
+    new_id: impl FnMut() -> Option<u64>,
+) -> Option<(Status, Batch, Option<SafRecord>)> {
+    let (next, notice) = lifecycle_of(t).closed(day)?;
+    let (kind, amount) = match next.status {
+        Status::Captured => ("capture", next.captured),
+        _ => ("expire", next.remaining),
+    };
+    let (batch, message, _) = recorded(
+        t,
+        &next,
+        notice,
+        kind,
+        amount,
+        None,
+        now_ms,
+        saf_expiry_ms,
+        new_id,
+    )?;
     Some((next.status, batch, message))
 }
 
@@ -259,8 +250,7 @@ pub fn transaction_data(
     capture: Capture,
     last_closed: i32,
 ) -> TransactionData {
-    let l = lifecycle_of(t);
-    let l = l.cut_off(last_closed).unwrap_or(l);
+    let l = lifecycle_of(t).as_of(last_closed);
     let pending = t.state == TxState::Sent;
     TransactionData {
         transaction_reference: t.reference.clone(),
@@ -353,11 +343,8 @@ mod tests {
         let Decision::Apply { next, notice } = decide(t, ops, r, DAY).unwrap() else {
             panic!("expected a new operation");
         };
-        let ids = NewIds {
-            operation: 100 + ops.len() as u64,
-            message: 200 + ops.len() as u64,
-        };
-        let (batch, _, _) = record(t, r, &next, notice, ids, 5, 1000);
+        let mut ids = (100 + 10 * ops.len() as u64)..;
+        let (batch, _, _) = record(t, r, &next, notice, 5, 1000, || ids.next()).unwrap();
         let mut t = t.clone();
         for c in &batch {
             match c {

@@ -77,8 +77,7 @@ fn wallet_of(t: &TxRecord) -> (Option<&'static str>, Option<&'static str>) {
 /// `t` as the transaction log shows it, with the cut-offs closed by
 /// `now_ms` counted as run.
 pub fn transaction_line(t: &TxRecord, cut_off: &CutOff, now_ms: u64) -> TransactionLine {
-    let l = lifecycle_of(t);
-    let l = l.cut_off(cut_off.last_closed(now_ms)).unwrap_or(l);
+    let l = lifecycle_of(t).as_of(cut_off.last_closed(now_ms));
     let pending = t.state == TxState::Sent;
     let (provider, wallet_type) = wallet_of(t);
     let sent = t.sent_to.as_ref();

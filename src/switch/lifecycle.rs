@@ -228,7 +228,7 @@ impl Lifecycle {
     ) -> Result<(Lifecycle, AcquirerNotice), OperationError> {
         // A cut-off that has not run yet (the switch was down) counts as
         // run: the status is the one the day makes it.
-        let current = self.cut_off(today.saturating_sub(1)).unwrap_or(*self);
+        let current = self.as_of(today.saturating_sub(1));
         if !current.status.allows(kind) {
             return Err(OperationError::NotAllowed(current.status));
         }
@@ -277,21 +277,45 @@ impl Lifecycle {
     /// The cut-off closing business day `day`: `TO_CAPTURE` due by then is
     /// captured, `TO_VALIDATE` due by then expires. `None`: no change.
     pub fn cut_off(&self, day: i32) -> Option<Lifecycle> {
+        self.closed(day).map(|(next, _)| next)
+    }
+
+    /// [`cut_off`](Self::cut_off), and what the acquirer must be told of
+    /// it: nothing of a capture (the clearing carries it); an expiry
+    /// reverses whatever was still authorized, which must not hold the
+    /// cardholder's funds until the issuer lets it lapse.
+    pub fn closed(&self, day: i32) -> Option<(Lifecycle, AcquirerNotice)> {
         if self.capture_day > day {
             return None;
         }
         match self.status {
-            Status::ToCapture => Some(Lifecycle {
-                status: Status::Captured,
-                captured: self.remaining,
-                ..*self
-            }),
-            Status::ToValidate => Some(Lifecycle {
-                status: Status::Expired,
-                ..*self
-            }),
+            Status::ToCapture => Some((
+                Lifecycle {
+                    status: Status::Captured,
+                    captured: self.remaining,
+                    ..*self
+                },
+                AcquirerNotice::None,
+            )),
+            Status::ToValidate => Some((
+                Lifecycle {
+                    status: Status::Expired,
+                    ..*self
+                },
+                if self.remaining > 0 {
+                    AcquirerNotice::Reversal { replacement: 0 }
+                } else {
+                    AcquirerNotice::None
+                },
+            )),
             _ => None,
         }
+    }
+
+    /// As it stands once the cut-offs up to `day` have run (whether or
+    /// not they have).
+    pub fn as_of(&self, day: i32) -> Lifecycle {
+        self.cut_off(day).unwrap_or(*self)
     }
 }
 
@@ -409,9 +433,18 @@ mod tests {
         assert_eq!(n, AcquirerNotice::Reversal { replacement: 800 });
         let c = v.cut_off(DAY + 1).unwrap();
         assert_eq!((c.status, c.captured), (Status::Captured, 800));
-        // Never validated: expired by the capture day's cut-off.
+        // Never validated: expired by the capture day's cut-off, and
+        // reversed at the acquirer.
         let e = l.cut_off(DAY + 3).unwrap();
         assert_eq!(e.status, Status::Expired);
+        assert_eq!(
+            l.closed(DAY + 3).map(|(_, n)| n),
+            Some(AcquirerNotice::Reversal { replacement: 0 })
+        );
+        assert_eq!(
+            v.closed(DAY + 1).map(|(_, n)| n),
+            Some(AcquirerNotice::None)
+        );
         assert_eq!(
             l.apply(OperationKind::Validate, 1000, DAY + 4),
             Err(OperationError::NotAllowed(Status::Expired))

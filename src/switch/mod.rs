@@ -245,14 +245,11 @@ impl Shared {
     /// Commits a reservation growth (`Change::Reserve`, if that is what
     /// `change` is) and tells the core how it went.
     async fn reserve(&self, change: Option<Change>) {
-        let Some(Change::Reserve { name, upto }) = change else {
+        let Some(Change::Reserve { name, upto }) = &change else {
             return;
         };
-        let c = Change::Reserve {
-            name: name.clone(),
-            upto,
-        };
-        match self.journal.commit(vec![c]).await {
+        let (name, upto) = (name.clone(), *upto);
+        match self.journal.commit(change.into_iter().collect()).await {
             Ok(_) => self.core.confirm(&name, upto),
             Err(e) => {
                 tracing::error!(counter = %name, error = %e, "cannot reserve numbers");
@@ -1027,27 +1024,21 @@ impl Switch {
                 return Err(refusal(ResponseCode::NotSupported));
             }
         }
-        let id = || {
-            core.next_id()
-                .map(|(id, grow)| {
-                    self.grow(grow);
-                    id
-                })
-                .map_err(|_| refusal(ResponseCode::TemporarilyUnavailable))
-        };
-        let ids = cash::NewIds {
-            operation: id()?,
-            message: id()?,
+        let new_id = || {
+            let (id, grow) = core.next_id().ok()?;
+            self.grow(grow);
+            Some(id)
         };
         let (batch, message, answer) = cash::record(
             &t,
             req,
             &next,
             notice,
-            ids,
             now_ms,
             core.saf_config().expiry_ms,
-        );
+            new_id,
+        )
+        .ok_or(refusal(ResponseCode::TemporarilyUnavailable))?;
         self.commits.commit(batch).await.map_err(technical)?;
         if let Some(m) = message {
             self.shared.saf().push(m);
