@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use clap::Args;
 use rand::SeedableRng;
@@ -195,7 +195,9 @@ async fn print_examples(
     secret_text: &str,
 ) -> Result<(), String> {
     let secret = &Secret::new(secret_text);
-    let now_ms = unix_ms(SystemTime::now());
+    // The switch's clock (moved in tests), for the tokens and the check.
+    let now = running.switch().now();
+    let now_ms = unix_ms(now);
     let pan = Pan::new("5413330089020011").ok_or("test PAN")?;
     let sender = testkeys::sender(ProtocolVersion::EcV2).map_err(|e| e.to_string())?;
     let mut rng = rand::rngs::StdRng::from_entropy();
@@ -226,7 +228,7 @@ async fn print_examples(
     let merchant = switch.merchant(merchant_id).ok_or("demo merchant")?;
     let reference = match switch
         .check_token(
-            SystemTime::now(),
+            now,
             merchant,
             &token(format!("serve-example-vault-{now_ms}"))?,
         )

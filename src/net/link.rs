@@ -436,13 +436,6 @@ impl Link {
         self.shared.endpoint.load(Ordering::Relaxed) == 1
     }
 
-    /// Why the last connection, or attempt at one, failed (the words of
-    /// the "link down" log line: endpoint, and for TLS the reason), if
-    /// one did. Kept after the link recovers.
-    pub fn last_error(&self) -> Option<String> {
-        self.shared.last_error().map(|(_, why)| why)
-    }
-
     /// Sends `msg` as it is (DE 11 already set) and waits for its response.
     /// `lease`, if any, is held until the request is finished.
     pub async fn send(

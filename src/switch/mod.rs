@@ -493,8 +493,7 @@ impl Switch {
                 let why = shards
                     .iter()
                     .filter_map(|sh| sh.get(name))
-                    .flat_map(|p| p.links().iter().filter_map(|l| l.last_error()))
-                    .next()?;
+                    .find_map(Pool::last_error)?;
                 Some((name.clone(), why))
             })
             .collect();
@@ -1378,7 +1377,7 @@ async fn prune(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             _ = tokio::time::sleep(PRUNE_EVERY) => {}
             _ = stop.changed() => return,
         }
-        let now_ms = unix_ms(SystemTime::now());
+        let now_ms = unix_ms(shared.now());
         let change = Change::Prune {
             token_ids_before_ms: now_ms.saturating_sub(shared.core.tokens.window_ms()),
             vault_before_ms: now_ms,
@@ -1410,7 +1409,7 @@ async fn drive_saf(shared: Arc<Shared>, acq: Acquirer, mut stop: watch::Receiver
         let mut wake: Option<u64> = None;
         if !stopping && acq.pool.ready_links() > 0 {
             loop {
-                let now_ms = unix_ms(SystemTime::now());
+                let now_ms = unix_ms(shared.now());
                 let mut fresh: Option<StanLease> = None;
                 let step = {
                     // A first attempt's STAN (its reservation is grown in
@@ -1426,20 +1425,31 @@ async fn drive_saf(shared: Arc<Shared>, acq: Acquirer, mut stop: watch::Receiver
                 match step {
                     Step::Send(a) => {
                         let id = a.record.id;
+                        // A recovered message leases its own STAN again; if a
+                        // request has that STAN in flight now, the message
+                        // waits: two messages never share a STAN.
+                        let mut busy = false;
                         match fresh.take() {
                             Some(l) => {
                                 leases.insert(id, l);
                             }
                             None if !leases.contains_key(&id) => {
                                 let own = a.record.stan.parse().ok().and_then(Stan::new);
-                                if let Some(l) = own
-                                    .zip(allocator.as_ref())
-                                    .and_then(|(s, alloc)| alloc.lease(s))
-                                {
-                                    leases.insert(id, l);
+                                if let Some((s, alloc)) = own.zip(allocator.as_ref()) {
+                                    match alloc.lease(s) {
+                                        Some(l) => {
+                                            leases.insert(id, l);
+                                        }
+                                        None => busy = true,
+                                    }
                                 }
                             }
                             None => {}
+                        }
+                        if busy {
+                            tracing::warn!(acquirer = %acq.name, tx = a.record.tx_id, stan = %a.record.stan, "store-and-forward: the message's STAN is in flight for a request, retried later");
+                            shared.saf().failed(&acq.name, id, now_ms);
+                            continue;
                         }
                         in_flight.push(send_one(Arc::clone(&shared), acq.clone(), a));
                     }
@@ -1448,9 +1458,10 @@ async fn drive_saf(shared: Arc<Shared>, acq: Acquirer, mut stop: watch::Receiver
                         tracing::error!(
                             acquirer = %acq.name,
                             tx = r.tx_id,
+                            kind = r.kind.as_str(),
                             reason = %r.reason,
                             attempts = r.attempts,
-                            "reversal given up after its expiry: an operator must reverse it by hand"
+                            "store-and-forward message given up after its expiry: an operator must send it to the acquirer by hand"
                         );
                         if let Err(e) = shared.journal.commit(vec![Change::UpdateSaf(u)]).await {
                             tracing::error!(error = %e, "journal: expiry not recorded");
@@ -1464,7 +1475,7 @@ async fn drive_saf(shared: Arc<Shared>, acq: Acquirer, mut stop: watch::Receiver
             }
         }
         // While no link is ready, look again now and then.
-        let now_ms = unix_ms(SystemTime::now());
+        let now_ms = unix_ms(shared.now());
         let until = wake.map_or(Duration::from_millis(250), |at| {
             Duration::from_millis(at.saturating_sub(now_ms).clamp(1, 250))
         });
@@ -1488,9 +1499,7 @@ async fn drive_saf(shared: Arc<Shared>, acq: Acquirer, mut stop: watch::Receiver
 async fn send_one(shared: Arc<Shared>, acq: Acquirer, a: Attempt) -> Option<u64> {
     let id = a.record.id;
     let failed = |shared: &Shared| -> Option<u64> {
-        shared
-            .saf()
-            .failed(&acq.name, id, unix_ms(SystemTime::now()));
+        shared.saf().failed(&acq.name, id, unix_ms(shared.now()));
         shared.saf_wake.notify_waiters();
         None
     };
@@ -1512,14 +1521,7 @@ async fn send_one(shared: Arc<Shared>, acq: Acquirer, a: Attempt) -> Option<u64>
             return failed(&shared);
         }
     };
-    let msg = match reversal_message(
-        &shared.core,
-        &acq.spec,
-        &acq.mapping,
-        &tx,
-        &a,
-        SystemTime::now(),
-    ) {
+    let msg = match reversal_message(&shared.core, &acq.spec, &acq.mapping, &tx, &a, shared.now()) {
         Ok(m) => m,
         Err(e) => {
             tracing::error!(tx = tx.id, error = %e, "reversal: cannot build the message");
@@ -1544,7 +1546,7 @@ async fn send_one(shared: Arc<Shared>, acq: Acquirer, a: Attempt) -> Option<u64>
             );
             let update = shared
                 .saf()
-                .acknowledged(&acq.name, id, code, unix_ms(SystemTime::now()));
+                .acknowledged(&acq.name, id, code, unix_ms(shared.now()));
             if let Some(u) = update {
                 if let Err(e) = shared.journal.commit(vec![Change::UpdateSaf(u)]).await {
                     // Sent again after a restart, as a repeat: harmless.
