@@ -386,11 +386,10 @@ async fn order_response(api: &Api, request: Request, validated: bool) -> Respons
 /// one.
 fn refuse_echoing(req: &Sealed<'_>, r: Refusal) -> Response {
     let mut body = RefusalResponse::of(r);
-    body.transaction_reference = req
-        .body
-        .get("transactionReference")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    // Only a well-formed one: a rejected value is never echoed.
+    body.transaction_reference =
+        wire::transaction_reference(req.body.get("transactionReference").and_then(Value::as_str))
+            .ok();
     sealed(StatusCode::OK, &body, req.with())
 }
 

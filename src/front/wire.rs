@@ -163,7 +163,7 @@ pub struct CheckRequest<'a> {
 
 /// The ECI and cryptogram of an authentication, in any of the
 /// sub-objects the gateways use.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 pub struct AuthValues<'a> {
     #[serde(borrow)]
     pub cavv: Option<&'a str>,
@@ -171,7 +171,7 @@ pub struct AuthValues<'a> {
     pub eci: Option<&'a str>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthenticationResult<'a> {
     #[serde(borrow)]
@@ -193,7 +193,7 @@ pub struct AuthenticationResult<'a> {
     pub authentication_status: Option<&'a str>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 pub struct SchemeTokenData<'a> {
     #[serde(borrow)]
     pub tavv: Option<&'a str>,
@@ -201,8 +201,9 @@ pub struct SchemeTokenData<'a> {
     pub eci: Option<&'a str>,
 }
 
-/// `cardOrder`.
-#[derive(Debug, Deserialize)]
+/// `cardOrder`. No `Debug` here nor on the authentication values: they
+/// hold the card number and cryptograms as received.
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CardOrderRequest<'a> {
     #[serde(borrow)]
