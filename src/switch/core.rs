@@ -619,7 +619,8 @@ impl Core {
     /// must match it to be answered from the journal.
     fn content_hash(&self, r: &AuthorizationRequest, capture: Capture) -> [u8; 32] {
         let auth = r.authentication.as_ref();
-        self.key.keyed_hash(&[
+        let expiry = r.expiry.yyyymm();
+        let parts: [&[u8]; 15] = [
             capture.mode.as_str().as_bytes(),
             &[capture.days],
             r.merchant_id.as_bytes(),
@@ -629,7 +630,7 @@ impl Core {
             r.order_channel.as_str().as_bytes(),
             r.pan_entry_mode.as_str().as_bytes(),
             r.card_number.reveal().as_bytes(),
-            r.expiry.yyyymm().as_bytes(),
+            expiry.as_bytes(),
             r.brand.as_str().as_bytes(),
             r.wallet.map_or("", |w| w.as_str()).as_bytes(),
             auth.map_or("", |a| a.program.as_str()).as_bytes(),
@@ -638,7 +639,21 @@ impl Core {
                 .as_bytes(),
             auth.and_then(|a| a.cryptogram.as_ref())
                 .map_or(&[][..], |c| c.reveal()),
-        ])
+        ];
+        // A 3-D Secure result counts when there is one (a retry with
+        // another status or directory-server id is another order); an
+        // order without one keeps the hash it always had.
+        match auth.and_then(|a| a.three_ds.as_ref()) {
+            None => self.key.keyed_hash(&parts),
+            Some(t) => {
+                let mut all: [&[u8]; 18] = [&[]; 18];
+                all[..15].copy_from_slice(&parts);
+                all[15] = t.version.as_bytes();
+                all[16] = t.ds_transaction_id.as_deref().unwrap_or("").as_bytes();
+                all[17] = t.status.as_str().as_bytes();
+                self.key.keyed_hash(&all)
+            }
+        }
     }
 
     /// Takes the order's reference for a new transaction id, in memory.
@@ -1043,6 +1058,29 @@ mod tests {
                 three_ds: None,
             }),
         }
+    }
+
+    #[test]
+    fn a_3ds_result_is_part_of_what_makes_an_order_the_same() {
+        use crate::switch::domain::{ThreeDsResult, ThreeDsStatus};
+        let m = merchant();
+        let mut db = MemoryBackend::new();
+        let (core, _) = started(&mut db, &m);
+        let with = |status: Option<ThreeDsStatus>| {
+            let mut o = order("R3DS", 1000);
+            if let Some(a) = o.authentication.as_mut() {
+                a.three_ds = status.map(|status| ThreeDsResult {
+                    version: "2.2.0".into(),
+                    ds_transaction_id: Some("f25084f0-5b16-4c0a-ae5d-b24808a95e4b".into()),
+                    status,
+                });
+            }
+            core.prepare(T0, &m, o, card()).unwrap().content_hash
+        };
+        assert_ne!(with(Some(ThreeDsStatus::Y)), with(Some(ThreeDsStatus::A)));
+        assert_ne!(with(Some(ThreeDsStatus::Y)), with(None));
+        assert_eq!(with(Some(ThreeDsStatus::Y)), with(Some(ThreeDsStatus::Y)));
+        assert_eq!(with(None), with(None));
     }
 
     fn card() -> (Pan, Option<Expiry>, bool) {
