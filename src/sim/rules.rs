@@ -222,7 +222,10 @@ impl Ledger {
                     e.reversals_applied += 1;
                     if e.approved() {
                         match replacement.filter(|&r| r > 0) {
-                            Some(r) => e.authorized_amount = r.min(e.authorized_amount),
+                            // DE 95 says what stays authorized, not how much
+                            // less: the last message read is what holds (a
+                            // switch that let two overtake each other shows).
+                            Some(r) => e.authorized_amount = r,
                             None => {
                                 e.authorized_amount = 0;
                                 e.reversed = true;
@@ -392,7 +395,10 @@ pub fn respond<'a>(spec: &Spec, req: &Message<'a>, state: &mut SimState) -> Vec<
         return vec![Action::Garbage { delay }];
     }
 
-    let is_refund = class == b'2' && spec.text(req, 3).is_some_and(|p| p.starts_with("20"));
+    // A refund advice: 0220 or its repeat 0221, processing code 20.
+    let is_refund = class == b'2'
+        && mti.digits()[2] == b'2'
+        && spec.text(req, 3).is_some_and(|p| p.starts_with("20"));
     let resp = if class == b'4' {
         reversal(spec, req, resp_mti, state)
     } else if is_refund {
