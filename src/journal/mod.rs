@@ -246,6 +246,7 @@ pub enum SafKind {
 }
 
 impl SafKind {
+    /// In discriminant order (the queue counts kinds by it).
     pub const ALL: [SafKind; 3] = [SafKind::Reversal, SafKind::Cancel, SafKind::Refund];
 
     pub fn as_str(self) -> &'static str {

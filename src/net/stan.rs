@@ -108,25 +108,26 @@ impl StanAllocator {
             if pos >= self.limit.load(Ordering::Acquire) {
                 return None;
             }
+            // 0-based; the STAN is n + 1.
             let n = (pos % u64::from(STAN_COUNT)) as u32;
-            // n is 0-based; the STAN is n + 1.
-            let (word, bit) = ((n / 64) as usize, 1u64 << (n % 64));
-            if self.in_flight[word].fetch_or(bit, Ordering::AcqRel) & bit == 0 {
-                return Some(StanLease {
-                    alloc: Arc::clone(self),
-                    stan: Stan(n + 1),
-                });
+            if let Some(lease) = self.lease(Stan(n + 1)) {
+                return Some(lease);
             }
         }
         None
+    }
+
+    /// STAN `stan`'s word in the in-flight bitmap and its bit there.
+    fn slot(stan: Stan) -> (usize, u64) {
+        let n = stan.0 - 1;
+        ((n / 64) as usize, 1u64 << (n % 64))
     }
 
     /// A lease on `stan` itself, if it is not in flight: a message that
     /// keeps its STAN across retransmissions and restarts (a queued
     /// reversal) holds it so that no new request takes it meanwhile.
     pub fn lease(self: &Arc<Self>, stan: Stan) -> Option<StanLease> {
-        let n = stan.0 - 1;
-        let (word, bit) = ((n / 64) as usize, 1u64 << (n % 64));
+        let (word, bit) = Self::slot(stan);
         (self.in_flight[word].fetch_or(bit, Ordering::AcqRel) & bit == 0).then(|| StanLease {
             alloc: Arc::clone(self),
             stan,
@@ -142,8 +143,7 @@ impl StanAllocator {
     }
 
     fn release(&self, stan: Stan) {
-        let n = stan.0 - 1;
-        let (word, bit) = ((n / 64) as usize, 1u64 << (n % 64));
+        let (word, bit) = Self::slot(stan);
         self.in_flight[word].fetch_and(!bit, Ordering::AcqRel);
     }
 }

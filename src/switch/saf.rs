@@ -97,8 +97,8 @@ pub struct SafCounts {
 pub struct Saf {
     cfg: SafConfig,
     lanes: HashMap<String, Lane>,
-    /// By kind ([`SafKind::ALL`]'s order).
-    counts: [SafCounts; 3],
+    /// By kind (its discriminant, [`SafKind::ALL`]'s order).
+    counts: [SafCounts; SafKind::ALL.len()],
 }
 
 impl Saf {
@@ -106,7 +106,7 @@ impl Saf {
         Saf {
             cfg,
             lanes: HashMap::new(),
-            counts: [SafCounts::default(); 3],
+            counts: [SafCounts::default(); SafKind::ALL.len()],
         }
     }
 
@@ -156,15 +156,11 @@ impl Saf {
 
     /// The messages of one kind.
     pub fn counts_of(&self, kind: SafKind) -> SafCounts {
-        self.counts[Self::slot(kind)]
-    }
-
-    fn slot(kind: SafKind) -> usize {
-        SafKind::ALL.iter().position(|k| *k == kind).unwrap_or(0)
+        self.counts[kind as usize]
     }
 
     fn count(&mut self, kind: SafKind) -> &mut SafCounts {
-        &mut self.counts[Self::slot(kind)]
+        &mut self.counts[kind as usize]
     }
 
     /// Whether `id` is queued (in flight or not).
@@ -192,7 +188,7 @@ impl Saf {
             .map(|r| r.id);
         if let Some(id) = expired {
             if let Some(r) = lane.queue.remove(&id) {
-                self.counts[Self::slot(r.kind)].expired += 1;
+                self.counts[r.kind as usize].expired += 1;
                 let update = SafUpdate {
                     id: r.id,
                     tx_id: r.tx_id,
@@ -242,7 +238,7 @@ impl Saf {
         r.attempts = r.attempts.saturating_add(1);
         r.updated_ms = now_ms;
         lane.in_flight.insert(r.id);
-        self.counts[Self::slot(r.kind)].sent += 1;
+        self.counts[r.kind as usize].sent += 1;
         let update = SafUpdate {
             id: r.id,
             tx_id: r.tx_id,
@@ -277,7 +273,7 @@ impl Saf {
             .window
             .saturating_add(1)
             .min(self.cfg.max_in_flight.max(1));
-        self.counts[Self::slot(r.kind)].acknowledged += 1;
+        self.counts[r.kind as usize].acknowledged += 1;
         Some(SafUpdate {
             id: r.id,
             tx_id: r.tx_id,
@@ -299,7 +295,7 @@ impl Saf {
             return;
         }
         let kind = lane.queue.get(&id).map_or(SafKind::Reversal, |r| r.kind);
-        self.counts[Self::slot(kind)].failed += 1;
+        self.counts[kind as usize].failed += 1;
         lane.failures = lane.failures.saturating_add(1);
         lane.window = 1;
         let shift = lane.failures.saturating_sub(1).min(20);
